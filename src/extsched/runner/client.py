@@ -1,0 +1,243 @@
+"""Outbound Runner contract (SPEC §6): POST an envelope to ``{runner}/v1/execute``.
+
+``RunnerClient.execute`` never raises for a Runner or network problem: every exchange ends in a
+``RunnerOutcome`` (SPEC §9), so callers record failures as data and decide on retries from
+``retryable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from extsched.domain.runs import RunStatus
+
+MAX_ERROR_CHARS = 1000
+MAX_PREVIEW_BYTES = 1024
+EXECUTE_PATH = "/v1/execute"
+
+
+@dataclass(frozen=True)
+class RunnerOutcome:
+    """Result of one attempt. ``status`` is SUCCEEDED, FAILED or TIMED_OUT.
+
+    ``http_status`` is the extension's status (from the Runner's JSON), ``None`` when the Runner
+    gave no valid answer; ``response_preview`` is at most the first 1,024 bytes of the
+    extension's body, decoded as UTF-8 with replacement characters.
+    """
+
+    status: RunStatus
+    retryable: bool
+    http_status: int | None
+    error: str | None
+    response_preview: str | None
+    duration_ms: int
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Collapse whitespace to single spaces and cut to ``limit`` characters (with an ellipsis)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class _ResponseTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _RunnerReply:
+    status_code: int
+    body: bytes
+
+
+class RunnerClient:
+    """Calls one Runner; reuses connections (keep-alive) across calls.
+
+    ``timeout_ms`` bounds the whole exchange (connect, send, read of the full body);
+    responses larger than ``max_response_bytes`` are abandoned while streaming, so they never
+    sit in memory. A ``client`` passed in is shared and left open by ``aclose``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_ms: int,
+        max_response_bytes: int,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if timeout_ms <= 0:
+            raise ValueError("timeout_ms must be positive")
+        if max_response_bytes <= 0:
+            raise ValueError("max_response_bytes must be positive")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_ms = timeout_ms
+        self.max_response_bytes = max_response_bytes
+        self._owns_client = client is None
+        # httpx's own timeouts are only a backstop: asyncio.timeout below bounds the exchange.
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_ms / 1000 + 5),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this client created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def execute(self, envelope: dict[str, Any], headers: dict[str, str]) -> RunnerOutcome:
+        """POST ``envelope`` with the transport ``headers``; always return an outcome."""
+        started = time.monotonic()
+
+        def done(
+            status: RunStatus,
+            *,
+            retryable: bool = False,
+            http_status: int | None = None,
+            error: str | None = None,
+            preview: str | None = None,
+        ) -> RunnerOutcome:
+            return RunnerOutcome(
+                status=status,
+                retryable=retryable,
+                http_status=http_status,
+                error=one_line(error) if error is not None else None,
+                response_preview=preview,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+
+        body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        request_headers = {**headers, "content-type": "application/json"}
+        try:
+            async with asyncio.timeout(self.timeout_ms / 1000):
+                reply = await self._post(body, request_headers)
+        except TimeoutError:
+            return done(
+                RunStatus.TIMED_OUT,
+                retryable=True,
+                error=f"runner timed out after {self.timeout_ms} ms",
+            )
+        except httpx.TimeoutException as exc:
+            return done(
+                RunStatus.TIMED_OUT, retryable=True, error=f"runner timed out: {_describe(exc)}"
+            )
+        except _ResponseTooLarge:
+            return done(
+                RunStatus.FAILED,
+                error=f"runner response exceeds {self.max_response_bytes} bytes",
+            )
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return done(
+                RunStatus.FAILED, retryable=True, error=f"runner connection error: {_describe(exc)}"
+            )
+        except httpx.HTTPError as exc:
+            return done(RunStatus.FAILED, error=f"runner request failed: {_describe(exc)}")
+
+        if not 200 <= reply.status_code < 300:
+            retryable = reply.status_code >= 500 or reply.status_code == 429
+            snippet = reply.body[:200].decode("utf-8", errors="replace")
+            error = f"runner answered HTTP {reply.status_code}"
+            return done(
+                RunStatus.FAILED,
+                retryable=retryable,
+                error=f"{error}: {snippet}" if snippet.strip() else error,
+            )
+
+        parsed = _parse_runner_body(reply.body)
+        if isinstance(parsed, str):
+            return done(RunStatus.FAILED, error=f"invalid runner response: {parsed}")
+        ext_status, ext_body, ext_error = parsed
+        preview = (
+            ext_body[:MAX_PREVIEW_BYTES].decode("utf-8", errors="replace")
+            if ext_body is not None
+            else None
+        )
+        if 200 <= ext_status < 400:
+            return done(RunStatus.SUCCEEDED, http_status=ext_status, preview=preview)
+        error = f"extension answered HTTP {ext_status}"
+        if ext_error:
+            error = f"{error}: {ext_error}"
+        return done(RunStatus.FAILED, http_status=ext_status, error=error, preview=preview)
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> _RunnerReply:
+        request = self._client.build_request(
+            "POST", self.base_url + EXECUTE_PATH, content=body, headers=headers
+        )
+        response = await self._client.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise _ResponseTooLarge
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _ResponseTooLarge
+                chunks.append(chunk)
+            return _RunnerReply(response.status_code, b"".join(chunks))
+        finally:
+            # Closing before the body is drained drops the connection instead of reading the rest.
+            await response.aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    """Name the exception; fall back to its cause's text (httpx often wraps an OSError)."""
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        text = str(cause) or type(cause).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _parse_runner_body(body: bytes) -> tuple[int, bytes | None, str | None] | str:
+    """Return (extension status, decoded body, error) or a message saying what is wrong."""
+    if not body.strip():
+        return "empty body"
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return "body is not JSON"
+    if not isinstance(data, dict):
+        return "body is not a JSON object"
+    status = data.get("status")
+    if type(status) is not int or not 100 <= status <= 599:
+        return "'status' must be an HTTP status code"
+    headers = data.get("headers")
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        return "'headers' must be an object of strings"
+    body_b64 = data.get("body_b64")
+    decoded: bytes | None = None
+    if body_b64 is not None:
+        if not isinstance(body_b64, str):
+            return "'body_b64' must be a string"
+        try:
+            decoded = base64.b64decode(body_b64, validate=True)
+        except (binascii.Error, ValueError):
+            return "'body_b64' is not valid base64"
+    error = data.get("error")
+    if error is not None and not isinstance(error, str):
+        return "'error' must be a string"
+    return status, decoded, error

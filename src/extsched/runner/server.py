@@ -1,0 +1,291 @@
+"""Reference Runner: a real ``POST /v1/execute`` server (SPEC §6) that forwards to an upstream.
+
+Transport status is 200 for every well-formed envelope; what happened to the extension call is
+in the JSON body's ``status`` (the extension's status, or the Runner's own verdict for it):
+
+- 404 unknown ``content_hash`` or an endpoint the manifest does not declare;
+- 400 a provider (capability) the manifest does not declare;
+- 501 the manifest has no ``runtime.upstream_url``; 500 the stored manifest is invalid;
+- 504 the upstream did not answer within ``limits.timeout_ms``;
+- 502 the upstream is unreachable, broke the connection, or sent more than
+  ``max_response_bytes``.
+
+A malformed envelope is transport 400 with ``{"error": {"code": "BAD_REQUEST", ...}}``.
+
+The upstream client is created on first use. Sub-app lifespans do not run when this app is
+mounted inside another one, so a host that mounts it should pass ``upstream_client`` and close
+it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from extsched.domain.manifest import (
+    ManifestInvalid,
+    find_endpoint,
+    normalize_path,
+    parse_manifest,
+)
+from extsched.runner.signing import SIGNATURE_HEADER, sign
+
+DEFAULT_MAX_RESPONSE_BYTES = 262_144
+MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+MAX_TIMEOUT_MS = 3_600_000
+FORWARDED_PREFIX = "x-extsched-"
+# Upstream response headers worth handing back; everything else (cookies, hop-by-hop,
+# server details) stays behind the Runner.
+RETURNED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-language",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "location",
+        "retry-after",
+    }
+)
+
+ManifestResolver = Callable[[str], Awaitable[dict[str, Any] | None]]
+SecretLookup = Callable[[str], bytes]
+
+
+def _no_line_breaks(value: str) -> bool:
+    return not any(ch in value for ch in "\r\n\x00")
+
+
+class EnvelopeContext(BaseModel):
+    """The part of ``context`` the reference Runner needs; other keys are accepted and ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    content_hash: str = Field(min_length=1)
+    install_id: str = Field(min_length=1)
+
+
+class EnvelopeHttp(BaseModel):
+    """The HTTP request to perform against the extension."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    method: str = Field(min_length=1, max_length=16)
+    path: str = Field(min_length=1, max_length=4096)
+    query: dict[str, str | list[str]] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_b64: str | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _header_safe(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not name or not _no_line_breaks(name) or ":" in name or not _no_line_breaks(value):
+                raise ValueError(f"invalid header {name!r}")
+        return headers
+
+    def body(self) -> bytes:
+        """The decoded body (empty when absent); raises ValueError on invalid base64."""
+        if self.body_b64 is None:
+            return b""
+        try:
+            return base64.b64decode(self.body_b64, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("http.body_b64 is not valid base64") from exc
+
+
+class EnvelopeLimits(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    timeout_ms: int = Field(gt=0, le=MAX_TIMEOUT_MS)
+
+
+class Envelope(BaseModel):
+    """``POST /v1/execute`` request body (SPEC §6)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    context: EnvelopeContext
+    http: EnvelopeHttp
+    limits: EnvelopeLimits
+    providers: list[str] = Field(default_factory=list)
+    secret_envelope: dict[str, Any] | None = None
+
+
+class _UpstreamTooLarge(Exception):
+    pass
+
+
+def _result(
+    status: int,
+    *,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> JSONResponse:
+    content: dict[str, Any] = {"status": status, "headers": headers or {}}
+    if body:
+        content["body_b64"] = base64.b64encode(body).decode("ascii")
+    if error is not None:
+        content["error"] = error
+    return JSONResponse(content)
+
+
+def _bad_request(message: str, status_code: int = 400) -> JSONResponse:
+    code = "BAD_REQUEST" if status_code == 400 else "REQUEST_TOO_LARGE"
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if not text and cause is not None:
+        text = str(cause) or type(cause).__name__
+    return (text or type(exc).__name__).replace("\n", " ")[:300]
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_runner_app(
+    resolve_manifest: ManifestResolver,
+    signing_secret_for: SecretLookup,
+    *,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    upstream_client: httpx.AsyncClient | None = None,
+) -> FastAPI:
+    """Build the reference Runner.
+
+    ``resolve_manifest(content_hash)`` returns the raw manifest of that version (None if
+    unknown); ``signing_secret_for(install_id)`` returns the key for ``x-extsched-signature``.
+    """
+    state: dict[str, httpx.AsyncClient] = {}
+    if upstream_client is not None:
+        state["client"] = upstream_client
+
+    def client() -> httpx.AsyncClient:
+        if "client" not in state:
+            # asyncio.timeout per call bounds every exchange; httpx's own timeouts stay off.
+            state["client"] = httpx.AsyncClient(timeout=None, follow_redirects=False)
+        return state["client"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        owned = state.get("client")
+        if owned is not None and owned is not upstream_client:
+            await owned.aclose()
+            del state["client"]
+
+    app = FastAPI(title="extsched reference Runner", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/execute")
+    async def execute(request: Request) -> JSONResponse:
+        raw = await _read_capped(request, MAX_ENVELOPE_BYTES)
+        if raw is None:
+            return _bad_request(f"envelope exceeds {MAX_ENVELOPE_BYTES} bytes", 413)
+        try:
+            envelope = Envelope.model_validate_json(raw)
+            body = envelope.http.body()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            return _bad_request(f"invalid envelope: {where}: {first['msg']}")
+        except ValueError as exc:
+            return _bad_request(f"invalid envelope: {exc}")
+
+        manifest_raw = await resolve_manifest(envelope.context.content_hash)
+        if manifest_raw is None:
+            return _result(404, error="unknown extension version")
+        try:
+            manifest = parse_manifest(manifest_raw)
+        except ManifestInvalid:
+            return _result(500, error="extension manifest is invalid")
+
+        for provider in envelope.providers:
+            if provider not in manifest.capabilities:
+                return _result(400, error=f"capability not declared: {provider}")
+
+        method = envelope.http.method.strip().upper()
+        path = normalize_path(envelope.http.path)
+        if path is None or find_endpoint(manifest.endpoints, method, path) is None:
+            return _result(404, error=f"endpoint not declared: {method} {envelope.http.path}")
+        if manifest.upstream_url is None:
+            return _result(501, error="extension declares no runtime.upstream_url")
+
+        headers = {
+            name.lower(): value
+            for name, value in envelope.http.headers.items()
+            if name.lower().startswith(FORWARDED_PREFIX) or name.lower() == "content-type"
+        }
+        secret = signing_secret_for(envelope.context.install_id)
+        headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
+        url = manifest.upstream_url.rstrip("/") + path
+        timeout_ms = envelope.limits.timeout_ms
+        try:
+            async with asyncio.timeout(timeout_ms / 1000):
+                return await _forward(
+                    client(), method, url, envelope.http.query, headers, body, max_response_bytes
+                )
+        except TimeoutError:
+            return _result(504, error=f"upstream timed out after {timeout_ms} ms")
+        except _UpstreamTooLarge:
+            return _result(502, error="upstream response too large")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return _result(502, error=f"upstream unreachable: {_describe(exc)}")
+        except httpx.HTTPError as exc:
+            return _result(502, error=f"upstream error: {type(exc).__name__}: {_describe(exc)}")
+
+    return app
+
+
+async def _forward(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    query: dict[str, str | list[str]],
+    headers: dict[str, str],
+    body: bytes,
+    cap: int,
+) -> JSONResponse:
+    request = client.build_request(
+        method, url, params=query, headers=headers, content=body if body else None
+    )
+    response = await client.send(request, stream=True)
+    try:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise _UpstreamTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise _UpstreamTooLarge
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    returned = {
+        name.lower(): value
+        for name, value in response.headers.items()
+        if name.lower() in RETURNED_HEADERS
+    }
+    return _result(response.status_code, headers=returned, body=b"".join(chunks))
