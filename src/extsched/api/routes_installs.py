@@ -1,0 +1,98 @@
+"""Install and endpoint routes (tenant)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Response
+
+from extsched.api.deps import Ctx, Reader, Writer
+from extsched.api.schemas import (
+    EndpointPageOut,
+    InstallCreateIn,
+    InstallListOut,
+    InstallOut,
+    InstallPatchIn,
+)
+from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from extsched.services import endpoints, installs
+from extsched.services.installs import InstallSettings
+
+router = APIRouter(prefix="/api/v1/extensions", tags=["installs"])
+
+
+def _tenant(p: Reader | Writer) -> str:
+    assert p.tenant_id is not None
+    return p.tenant_id
+
+
+@router.get("", response_model=InstallListOut)
+async def list_installs(ctx: Ctx, p: Reader) -> InstallListOut:
+    items = await installs.list_installs(ctx, _tenant(p))
+    return InstallListOut(items=[InstallOut.of(i) for i in items])
+
+
+@router.get("/{extension_id}", response_model=InstallOut)
+async def get_install(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> InstallOut:
+    return InstallOut.of(await installs.get_install(ctx, _tenant(p), extension_id))
+
+
+@router.post("/{extension_id}/install", status_code=201, response_model=InstallOut)
+async def install(
+    ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: InstallCreateIn
+) -> InstallOut:
+    settings = InstallSettings(
+        config=body.config, secrets=dict(body.secrets or {}), providers=body.providers
+    )
+    created = await installs.install(
+        ctx, p.actor, _tenant(p), extension_id, body.version_id, settings
+    )
+    return InstallOut.of(created)
+
+
+@router.patch("/{extension_id}", response_model=InstallOut)
+async def patch_install(
+    ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: InstallPatchIn
+) -> InstallOut:
+    settings = InstallSettings(config=body.config, secrets=body.secrets, providers=body.providers)
+    return InstallOut.of(
+        await installs.update_settings(ctx, p.actor, _tenant(p), extension_id, settings)
+    )
+
+
+@router.post("/{extension_id}/disable", response_model=InstallOut)
+async def disable(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> InstallOut:
+    return InstallOut.of(await installs.set_enabled(ctx, p.actor, _tenant(p), extension_id, False))
+
+
+@router.post("/{extension_id}/enable", response_model=InstallOut)
+async def enable(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> InstallOut:
+    return InstallOut.of(await installs.set_enabled(ctx, p.actor, _tenant(p), extension_id, True))
+
+
+@router.delete("/{extension_id}", status_code=204)
+async def uninstall(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> Response:
+    await installs.uninstall(ctx, p.actor, _tenant(p), extension_id)
+    return Response(status_code=204)
+
+
+@router.get("/{extension_id}/endpoints", response_model=EndpointPageOut)
+async def list_endpoints(
+    ctx: Ctx,
+    p: Reader,
+    extension_id: uuid.UUID,
+    schedulable: bool = False,
+    q: str | None = Query(default=None, max_length=200),
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(default=None, max_length=1000),
+) -> EndpointPageOut:
+    page = await endpoints.list_page(
+        ctx,
+        _tenant(p),
+        extension_id,
+        schedulable_only=schedulable,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return EndpointPageOut.of(page)

@@ -1,0 +1,36 @@
+"""Registry routes (platform admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Body, Response
+
+from extsched.api.deps import Admin, Ctx
+from extsched.api.schemas import PublishedOut, RegistryListOut
+from extsched.services import registry
+
+router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
+
+
+@router.post("/versions", status_code=201, response_model=PublishedOut)
+async def publish(
+    ctx: Ctx, _: Admin, response: Response, manifest: dict[str, Any] = Body(...)
+) -> PublishedOut:
+    """Publish a manifest; an identical re-publish answers 200 with the same ids."""
+    published = await registry.publish(ctx.db, manifest)
+    if not published.created:
+        response.status_code = 200
+    return PublishedOut.of(published)
+
+
+@router.get("/extensions", response_model=RegistryListOut)
+async def list_extensions(ctx: Ctx, _: Admin) -> RegistryListOut:
+    return RegistryListOut.of(await registry.list_extensions(ctx.db))
+
+
+@router.delete("/versions/{version_id}", status_code=204)
+async def delete_version(ctx: Ctx, _: Admin, version_id: uuid.UUID) -> Response:
+    await registry.delete_version(ctx.db, version_id)
+    return Response(status_code=204)

@@ -1,0 +1,222 @@
+"""Schedule, cron preview and audit routes (tenant)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Header, Query, Response
+
+from extsched.api.deps import Ctx, CurrentPrincipal, Reader, Writer
+from extsched.api.schemas import (
+    AuditEntryOut,
+    AuditPageOut,
+    CronPreviewIn,
+    CronPreviewOut,
+    DisableAllOut,
+    FireOut,
+    RunNowOut,
+    RunOut,
+    RunPageOut,
+    ScheduleCreateIn,
+    ScheduleListOut,
+    ScheduleOut,
+    SchedulePatchIn,
+)
+from extsched.domain import cron
+from extsched.domain.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadCursor,
+    decode_cursor,
+    encode_cursor,
+)
+from extsched.errors import ValidationFailed, field_error
+from extsched.services import audit, runs, schedules
+from extsched.services.schedules import UNSET, ScheduleInput
+
+router = APIRouter(prefix="/api/v1", tags=["schedules"])
+
+
+@router.get("/extensions/{extension_id}/schedules", response_model=ScheduleListOut)
+async def list_schedules(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> ScheduleListOut:
+    items = await schedules.list_for_extension(ctx, p, extension_id)
+    return ScheduleListOut(items=[ScheduleOut.of(s) for s in items])
+
+
+@router.post("/extensions/{extension_id}/schedules", status_code=201, response_model=ScheduleOut)
+async def create_schedule(
+    ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: ScheduleCreateIn
+) -> ScheduleOut:
+    data = ScheduleInput(
+        name=body.name,
+        endpoint_id=body.endpoint_id,
+        cron=body.cron,
+        timezone=body.timezone,
+        enabled=body.enabled,
+        payload=body.payload,
+    )
+    return ScheduleOut.of(await schedules.create(ctx, p, extension_id, data))
+
+
+@router.post("/extensions/{extension_id}/schedules/disable-all", response_model=DisableAllOut)
+async def disable_all(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> DisableAllOut:
+    return DisableAllOut(disabled=await schedules.disable_all(ctx, p, extension_id))
+
+
+# Single-schedule routes answer both at /api/v1/schedules/{id} (the SPEC's form) and nested
+# under their extension (which must then match).
+@router.get("/schedules/{schedule_id}", response_model=ScheduleOut)
+@router.get(
+    "/extensions/{extension_id}/schedules/{schedule_id}",
+    response_model=ScheduleOut,
+    include_in_schema=False,
+)
+async def get_schedule(
+    ctx: Ctx, p: Reader, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+) -> ScheduleOut:
+    return ScheduleOut.of(await schedules.get(ctx, p, schedule_id, extension_id))
+
+
+def _revision(if_match: str | None, body_revision: int | None) -> int | None:
+    header_rev = None
+    if if_match is not None:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit():
+            raise field_error("If-Match", 'must be the schedule revision, e.g. "3"')
+        header_rev = int(text)
+    if header_rev is not None and body_revision is not None and header_rev != body_revision:
+        raise field_error("revision", "differs from the If-Match header")
+    return body_revision if body_revision is not None else header_rev
+
+
+@router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
+@router.patch(
+    "/extensions/{extension_id}/schedules/{schedule_id}",
+    response_model=ScheduleOut,
+    include_in_schema=False,
+)
+async def patch_schedule(
+    ctx: Ctx,
+    p: Writer,
+    schedule_id: uuid.UUID,
+    body: SchedulePatchIn,
+    response: Response,
+    extension_id: uuid.UUID | None = None,
+    if_match: str | None = Header(default=None),
+) -> ScheduleOut:
+    given = body.model_fields_set
+    data = ScheduleInput(
+        **{
+            f: getattr(body, f) if f in given else UNSET
+            for f in ("name", "endpoint_id", "cron", "timezone", "enabled", "payload")
+        }
+    )
+    updated = await schedules.update(
+        ctx,
+        p,
+        schedule_id,
+        data,
+        revision=_revision(if_match, body.revision),
+        extension_id=extension_id,
+    )
+    response.headers["ETag"] = f'"{updated.revision}"'
+    return ScheduleOut.of(updated)
+
+
+@router.delete("/schedules/{schedule_id}", status_code=204)
+@router.delete(
+    "/extensions/{extension_id}/schedules/{schedule_id}", status_code=204, include_in_schema=False
+)
+async def delete_schedule(
+    ctx: Ctx, p: Writer, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+) -> Response:
+    assert p.tenant_id is not None
+    await schedules.delete(ctx, p.actor, p.tenant_id, schedule_id, extension_id)
+    return Response(status_code=204)
+
+
+@router.post("/schedules/{schedule_id}/run-now", status_code=202, response_model=RunNowOut)
+@router.post(
+    "/extensions/{extension_id}/schedules/{schedule_id}/run-now",
+    status_code=202,
+    response_model=RunNowOut,
+    include_in_schema=False,
+)
+async def run_now(
+    ctx: Ctx,
+    p: Writer,
+    schedule_id: uuid.UUID,
+    response: Response,
+    extension_id: uuid.UUID | None = None,
+    idempotency_key: str | None = Header(default=None),
+) -> RunNowOut:
+    """Queue a run now; the same Idempotency-Key within 24 h answers 200 with the first run."""
+    result = await runs.run_now(ctx, p, schedule_id, idempotency_key, extension_id)
+    if not result.created:
+        response.status_code = 200
+    return RunNowOut(run_id=result.run.id, status=result.run.status)
+
+
+@router.get("/schedules/{schedule_id}/runs", response_model=RunPageOut)
+@router.get(
+    "/extensions/{extension_id}/schedules/{schedule_id}/runs",
+    response_model=RunPageOut,
+    include_in_schema=False,
+)
+async def list_runs(
+    ctx: Ctx,
+    p: Reader,
+    schedule_id: uuid.UUID,
+    extension_id: uuid.UUID | None = None,
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(default=None, max_length=200),
+) -> RunPageOut:
+    items, next_cursor = await runs.history(
+        ctx, p, schedule_id, limit=limit, cursor=cursor, extension_id=extension_id
+    )
+    return RunPageOut(items=[RunOut.of(r) for r in items], next_cursor=next_cursor)
+
+
+@router.post("/cron/preview", response_model=CronPreviewOut)
+async def cron_preview(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> CronPreviewOut:
+    """Validate a cron expression and show its next fires (usable as the user types)."""
+    tz = body.timezone or p.user_timezone or "UTC"
+    errors = cron.validate_schedule(
+        body.cron, tz, min_interval_seconds=ctx.settings.min_interval_seconds, now=ctx.clock()
+    )
+    if errors:
+        first = next(iter(errors.items()))
+        raise ValidationFailed(f"{first[0]}: {first[1]}", field_errors=errors)
+    description, fires = cron.preview(body.cron, tz, body.count, ctx.clock())
+    return CronPreviewOut(description=description, next_runs=[FireOut.of(f) for f in fires])
+
+
+@router.get("/extensions/{extension_id}/audit", response_model=AuditPageOut)
+async def audit_log(
+    ctx: Ctx,
+    p: Reader,
+    extension_id: uuid.UUID,
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(default=None, max_length=200),
+) -> AuditPageOut:
+    assert p.tenant_id is not None
+    before = None
+    if cursor:
+        try:
+            before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
+        except (BadCursor, ValueError):
+            raise field_error("cursor", "invalid cursor") from None
+    async with ctx.db.connection() as conn:
+        # The audit log outlives an uninstall, so only the extension id is checked, not the install.
+        entries = await audit.page(
+            ctx.db,
+            conn,
+            tenant_id=p.tenant_id,
+            extension_id=extension_id,
+            limit=limit + 1,
+            before_id=before,
+        )
+    next_cursor = encode_cursor([str(entries[limit - 1].id)]) if len(entries) > limit else None
+    return AuditPageOut(
+        items=[AuditEntryOut.of(e) for e in entries[:limit]], next_cursor=next_cursor
+    )

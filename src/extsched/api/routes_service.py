@@ -1,0 +1,34 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from extsched.api.deps import Ctx
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: Ctx) -> JSONResponse:
+    database = await ctx.db.ping()
+    backend = await ctx.backend.ping() if database or ctx.backend.name != "postgres" else False
+    ok = database and backend
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "database": "ok" if database else "unavailable",
+        "job_backend": {"name": ctx.backend.name, "status": "ok" if backend else "unavailable"},
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

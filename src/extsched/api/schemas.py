@@ -1,0 +1,395 @@
+"""Request and response schemas (kept apart from rows and services' objects)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, StrictInt, StrictStr
+
+from extsched.domain import cron
+from extsched.services import registry
+from extsched.services.audit import AuditEntry
+from extsched.services.endpoints import EndpointPage
+from extsched.services.installs import Install
+from extsched.services.schedules import Schedule
+from extsched.services.tenants import Tenant
+
+
+def _utc_z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+UtcTime = Annotated[datetime, PlainSerializer(_utc_z, return_type=str, when_used="json")]
+"""RFC 3339 UTC with ``Z`` (SPEC §5)."""
+
+ConfigMap = dict[StrictStr, StrictStr]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------- requests
+class InstallCreateIn(Strict):
+    version_id: uuid.UUID
+    config: ConfigMap | None = None
+    secrets: ConfigMap | None = None
+    providers: list[StrictStr] | None = None
+
+
+class InstallPatchIn(Strict):
+    config: ConfigMap | None = None
+    secrets: dict[StrictStr, StrictStr | None] | None = None
+    providers: list[StrictStr] | None = None
+
+
+class ScheduleCreateIn(Strict):
+    name: StrictStr | None = None
+    endpoint_id: uuid.UUID
+    cron: StrictStr
+    timezone: StrictStr | None = None
+    enabled: StrictBool = True
+    payload: Any = None  # object or array; checked by the service with a clear message
+
+
+class SchedulePatchIn(Strict):
+    name: StrictStr | None = None
+    endpoint_id: uuid.UUID | None = None
+    cron: StrictStr | None = None
+    timezone: StrictStr | None = None
+    enabled: StrictBool | None = None
+    payload: Any = None  # object or array; checked by the service with a clear message
+    revision: StrictInt | None = None
+
+
+class CronPreviewIn(Strict):
+    cron: StrictStr
+    timezone: StrictStr | None = None
+    count: StrictInt = Field(default=5, ge=1, le=50)
+
+
+class TenantPutIn(Strict):
+    timezone: StrictStr | None = None
+    scheduled_tasks_enabled: StrictBool | None = None
+
+
+# ----------------------------------------------------------------- responses
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field_errors: dict[str, str] | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class EndpointOut(BaseModel):
+    id: uuid.UUID
+    method: str
+    path: str
+    handler: str
+
+
+class SkippedEndpointOut(BaseModel):
+    method: str
+    path: str
+    reason: str
+
+
+class PublishedOut(BaseModel):
+    extension_id: uuid.UUID
+    version_id: uuid.UUID
+    name: str
+    version: str
+    content_hash: str
+    endpoints: list[EndpointOut]
+    skipped_endpoints: list[SkippedEndpointOut]
+
+    @classmethod
+    def of(cls, p: registry.Published) -> PublishedOut:
+        return cls(
+            extension_id=p.extension_id,
+            version_id=p.version_id,
+            name=p.name,
+            version=p.version,
+            content_hash=p.content_hash,
+            endpoints=[
+                EndpointOut(id=e.id, method=e.method, path=e.path, handler=e.handler)
+                for e in p.endpoints
+            ],
+            skipped_endpoints=[
+                SkippedEndpointOut(method=s.method, path=s.path, reason=s.reason) for s in p.skipped
+            ],
+        )
+
+
+class RegistryVersionOut(BaseModel):
+    version_id: uuid.UUID
+    version: str
+
+
+class RegistryExtensionOut(BaseModel):
+    extension_id: uuid.UUID
+    name: str
+    publisher: str
+    versions: list[RegistryVersionOut]
+
+
+class RegistryListOut(BaseModel):
+    items: list[RegistryExtensionOut]
+
+    @classmethod
+    def of(cls, items: list[registry.RegistryExtension]) -> RegistryListOut:
+        return cls(
+            items=[
+                RegistryExtensionOut(
+                    extension_id=e.extension_id,
+                    name=e.name,
+                    publisher=e.publisher,
+                    versions=[
+                        RegistryVersionOut(version_id=v.version_id, version=v.version)
+                        for v in e.versions
+                    ],
+                )
+                for e in items
+            ]
+        )
+
+
+class InstallOut(BaseModel):
+    install_id: uuid.UUID
+    extension_id: uuid.UUID
+    name: str
+    version_id: uuid.UUID
+    version: str
+    enabled: bool
+    config: dict[str, str]
+    secret_names: list[str]
+    providers: list[str]
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, i: Install) -> InstallOut:
+        return cls(
+            install_id=i.id,
+            extension_id=i.extension_id,
+            name=i.name,
+            version_id=i.version_id,
+            version=i.version,
+            enabled=i.enabled,
+            config=i.config,
+            secret_names=i.secret_names,
+            providers=i.providers,
+            created_at=i.created_at,
+            updated_at=i.updated_at,
+        )
+
+
+class InstallListOut(BaseModel):
+    items: list[InstallOut]
+
+
+class EndpointItemOut(BaseModel):
+    id: uuid.UUID
+    method: str
+    path: str
+    handler: str
+    schedulable: bool
+    reason: str | None = None
+
+
+class EndpointPageOut(BaseModel):
+    version_id: uuid.UUID
+    version: str
+    items: list[EndpointItemOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: EndpointPage) -> EndpointPageOut:
+        return cls(
+            version_id=page.version_id,
+            version=page.version,
+            next_cursor=page.next_cursor,
+            items=[
+                EndpointItemOut(
+                    id=e.id,
+                    method=e.method,
+                    path=e.path,
+                    handler=e.handler,
+                    schedulable=e.schedulable,
+                    reason=e.unschedulable_reason,
+                )
+                for e in page.items
+            ],
+        )
+
+
+class FireOut(BaseModel):
+    at: UtcTime
+    local: str
+    note: str | None = None
+
+    @classmethod
+    def of(cls, f: cron.Fire) -> FireOut:
+        return cls(at=f.at, local=f.local.isoformat(), note=f.note)
+
+
+class ScheduleEndpointOut(BaseModel):
+    id: uuid.UUID
+    method: str
+    path: str
+
+
+class ScheduleOut(BaseModel):
+    id: uuid.UUID
+    install_id: uuid.UUID
+    extension_id: uuid.UUID
+    name: str | None
+    endpoint: ScheduleEndpointOut
+    cron: str
+    timezone: str
+    enabled: bool
+    disabled_reason: str | None
+    payload: Any
+    revision: int
+    next_run_at: UtcTime | None
+    next_runs: list[FireOut] | None = None
+    last_run_at: UtcTime | None
+    last_run_status: Literal["succeeded", "failed", "timed_out", "skipped"] | None
+    last_error: str | None
+    last_success_at: UtcTime | None
+    consecutive_failures: int
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, s: Schedule) -> ScheduleOut:
+        return cls(
+            id=s.id,
+            install_id=s.install_id,
+            extension_id=s.extension_id,
+            name=s.name,
+            endpoint=ScheduleEndpointOut(
+                id=s.endpoint_id, method=s.endpoint_method, path=s.endpoint_path
+            ),
+            cron=s.cron,
+            timezone=s.timezone,
+            enabled=s.enabled,
+            disabled_reason=s.disabled_reason,
+            payload=s.payload,
+            revision=s.revision,
+            next_run_at=s.next_run_at,
+            next_runs=None if s.next_runs is None else [FireOut.of(f) for f in s.next_runs],
+            last_run_at=s.last_run_at,
+            last_run_status=s.last_run_status,
+            last_error=s.last_error,
+            last_success_at=s.last_success_at,
+            consecutive_failures=s.consecutive_failures,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+class ScheduleListOut(BaseModel):
+    items: list[ScheduleOut]
+
+
+class DisableAllOut(BaseModel):
+    disabled: int
+
+
+class CronPreviewOut(BaseModel):
+    valid: Literal[True] = True
+    description: str
+    next_runs: list[FireOut]
+
+
+class ActorOut(BaseModel):
+    type: Literal["user", "system", "admin"]
+    id: str | None
+
+
+class TargetOut(BaseModel):
+    type: str
+    id: str | None
+
+
+class AuditEntryOut(BaseModel):
+    id: uuid.UUID
+    at: UtcTime
+    actor: ActorOut
+    action: str
+    target: TargetOut
+    changes: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditEntryOut:
+        return cls(
+            id=e.id,
+            at=e.at,
+            actor=ActorOut(type=e.actor_type, id=e.actor_id),
+            action=e.action,
+            target=TargetOut(type=e.target_type, id=e.target_id),
+            changes=e.changes,
+        )
+
+
+class AuditPageOut(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class TenantOut(BaseModel):
+    tenant_id: str
+    timezone: str | None
+    scheduled_tasks_enabled: bool
+    kill_switch: bool
+    created_at: UtcTime
+    updated_at: UtcTime
+
+    @classmethod
+    def of(cls, t: Tenant) -> TenantOut:
+        return cls(
+            tenant_id=t.tenant_id,
+            timezone=t.timezone,
+            scheduled_tasks_enabled=t.scheduled_tasks_enabled,
+            kill_switch=t.kill_switch,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
+        )
+
+
+class RunOut(BaseModel):
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    trigger: Literal["schedule", "run_now"]
+    scheduled_for: UtcTime
+    status: Literal["queued", "running", "succeeded", "failed", "timed_out", "skipped"]
+    skip_reason: str | None = None
+    skipped_count: int | None = None
+    attempts: int
+    started_at: UtcTime | None
+    finished_at: UtcTime | None
+    duration_ms: int | None
+    http_status: int | None
+    error: str | None
+    response_preview: str | None
+
+    @classmethod
+    def of(cls, r: Any) -> RunOut:
+        return cls.model_validate(r, from_attributes=True)
+
+
+class RunPageOut(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+class RunNowOut(BaseModel):
+    run_id: uuid.UUID
+    status: str

@@ -1,0 +1,400 @@
+"""Operator commands. Every option can also come from an ``EXTSCHED_*`` variable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from extsched import logs
+from extsched.config import ConfigError, Settings, load_settings
+from extsched.errors import ExtschedError
+from extsched.runtime import (
+    bootstrap_token_file,
+    open_context,
+    prepare_database,
+    write_private,
+)
+from extsched.server import Roles
+from extsched.services import registry, tokens
+
+app = typer.Typer(
+    help="extsched: cron schedules for installed extensions' API endpoints.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="Publish manifests and maintain the registry.", no_args_is_help=True
+)
+app.add_typer(token_app, name="token")
+app.add_typer(registry_app, name="registry")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Host = Annotated[str, typer.Option(envvar="EXTSCHED_HOST", help="Address to listen on.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async operation, rendering expected errors as one clear message."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except ExtschedError as exc:
+        detail = "".join(f"\n  {k}: {v}" for k, v in (exc.field_errors or {}).items())
+        fail(f"{exc.message} [{exc.code}]{detail}")
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+# ----------------------------------------------------------------------------- processes
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    s = settings()
+    url = prepare_database(s)
+    from extsched.db.migrate import current_revision
+
+    out.print(f"database migrated to revision {current_revision(url)}")
+
+
+async def _bootstrap_admin(s: Settings, url: str) -> str:
+    """The bootstrap admin token kept in EXTSCHED_HOME (made anew if missing or revoked)."""
+    path = bootstrap_token_file(s)
+    async with open_context(s, url) as ctx:
+        if path.exists():
+            token = path.read_text().strip()
+            if await tokens.authenticate(ctx.db, token) is not None:
+                return token
+        _, token = await tokens.create(ctx.db, admin=True)
+    write_private(path, token)
+    return token
+
+
+def _serve(host: str, port: int, roles: Roles, *, demo: bool = False) -> None:
+    import uvicorn
+
+    from extsched.server import create_service_app
+
+    s = settings()
+    logs.setup(s.log_level)
+    base = f"http://{host}:{port}"
+    if roles.runner and s.runner_url is None:
+        s = s.model_copy(update={"runner_url": f"{base}/runner"})
+    if roles.worker and s.runner_url is None:
+        fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
+    url = prepare_database(s)
+    admin_token = run(lambda: _bootstrap_admin(s, url))
+    app_ = create_service_app(s, url, roles)
+    out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
+    out.print(f"database: {_redact(url)}")
+    out.print(f"job backend: {s.job_backend.value}; runner: {s.runner_url or '-'}")
+    out.print(f"bootstrap admin token: [bold]{admin_token}[/bold]", highlight=False)
+    if demo:
+        from extsched.services import demo as demo_setup
+
+        async def go() -> demo_setup.DemoInfo:
+            async with open_context(s, url) as ctx:
+                return await demo_setup.setup(ctx, base)
+
+        info = run(go)
+        out.print()
+        out.print(
+            "[bold]demo[/bold]: tenant 'demo', extension com.example.demo, a schedule "
+            "calling POST /sync every 5 minutes (Europe/Paris)"
+        )
+        out.print(f"  UI:    {base}/ui/login?token={info.token}", highlight=False)
+        out.print(f"  token: {info.token}", highlight=False)
+        out.print(
+            f"  runs:  curl -H 'Authorization: Bearer {info.token}' "
+            f"{base}/api/v1/schedules/{info.schedule_id}/runs",
+            highlight=False,
+        )
+        out.print(
+            f"  now:   curl -X POST -H 'Authorization: Bearer {info.token}' "
+            f"{base}/api/v1/schedules/{info.schedule_id}/run-now",
+            highlight=False,
+        )
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, hostpart = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{hostpart}" if ":" in creds else url
+    return url
+
+
+Port = Annotated[int, typer.Option(envvar="EXTSCHED_PORT", help="Port to listen on.")]
+ALL_ROLES = Roles(api=True, runner=True, demo_upstream=True, worker=True)
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run everything in one process: API, UI, scheduler, worker and reference Runner."""
+    _serve(host, port, ALL_ROLES)
+
+
+@app.command()
+def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """`serve` plus a demo extension, tenant, user token and a schedule every 5 minutes."""
+    _serve(host, port, ALL_ROLES, demo=True)
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run the API and UI only (production role)."""
+    _serve(host, port, Roles(api=True))
+
+
+@app.command()
+def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Run the reference Runner (and the demo upstream) only."""
+    import uvicorn
+
+    from extsched.server import create_runner_process_app
+
+    s = settings()
+    logs.setup(s.log_level)
+    url = prepare_database(s)
+    out.print(f"reference Runner listening on http://{host}:{port}/v1/execute")
+    uvicorn.run(
+        create_runner_process_app(s, url),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the job backend's worker (postgres: scheduler + executor) until SIGTERM."""
+    import signal
+
+    from extsched.server import running_worker
+
+    s = settings()
+    logs.setup(s.log_level)
+    if s.runner_url is None and s.job_backend.value == "postgres":
+        fail("EXTSCHED_RUNNER_URL: required for `extsched worker` (no Runner runs in it)")
+    url = prepare_database(s)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with open_context(s, url) as ctx, running_worker(ctx):
+            logging.getLogger("extsched").info(
+                "worker started", extra={"backend": s.job_backend.value}
+            )
+            await stop.wait()
+            logging.getLogger("extsched").info("worker stopping")
+
+    run(go)
+
+
+# ----------------------------------------------------------------------------- tokens
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant id.")] = None,
+    user: Annotated[str | None, typer.Option(help="User id.")] = None,
+    perm: Annotated[
+        list[str] | None,
+        typer.Option(help="Permission (repeatable); default extension:read + extension:write."),
+    ] = None,
+    timezone: Annotated[str | None, typer.Option(help="The user's IANA time zone.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="A platform admin token.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a token and print it (it is shown only this once)."""
+    if not admin and (tenant is None or user is None):
+        fail("give --tenant and --user, or --admin")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> tuple[uuid.UUID, str]:
+        async with open_context(s, url) as ctx:
+            return await tokens.create(
+                ctx.db,
+                tenant_id=tenant,
+                user_id=user,
+                permissions=perm,
+                timezone=timezone,
+                admin=admin,
+            )
+
+    token_id, token = run(go)
+    if as_json:
+        out.print_json(json.dumps({"id": str(token_id), "token": token}))
+    else:
+        out.print(token, highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's tokens.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tokens (never their secret value)."""
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> list[tokens.TokenRecord]:
+        async with open_context(s, url) as ctx:
+            return await tokens.list_tokens(ctx.db, tenant)
+
+    records = run(go)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "id": str(r.id),
+                        "tenant_id": r.tenant_id,
+                        "user_id": r.user_id,
+                        "admin": r.is_admin,
+                        "permissions": r.permissions,
+                        "timezone": r.user_timezone,
+                        "created_at": r.created_at.isoformat(),
+                        "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                    }
+                    for r in records
+                ]
+            )
+        )
+        return
+    table = Table("id", "tenant", "user", "permissions", "created", "revoked")
+    for r in records:
+        table.add_row(
+            str(r.id),
+            r.tenant_id or "-",
+            r.user_id or ("(admin)" if r.is_admin else "-"),
+            ", ".join(r.permissions),
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
+    """Revoke a token by id."""
+    try:
+        tid = uuid.UUID(token_id)
+    except ValueError:
+        fail(f"not a token id: {token_id!r}")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> bool:
+        async with open_context(s, url) as ctx:
+            return await tokens.revoke(ctx.db, tid)
+
+    if not run(go):
+        fail("no active token with that id")
+    out.print(f"revoked {tid}")
+
+
+# ----------------------------------------------------------------------------- registry
+@registry_app.command("publish")
+def registry_publish(
+    manifest: Annotated[
+        Path, typer.Argument(help="Manifest JSON file.", exists=True, dir_okay=False, readable=True)
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish an extension version from its manifest."""
+    try:
+        data: Any = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {manifest}: {exc}")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> registry.Published:
+        async with open_context(s, url) as ctx:
+            return await registry.publish(ctx.db, data)
+
+    p = run(go)
+    if as_json:
+        from extsched.api.schemas import PublishedOut
+
+        out.print_json(PublishedOut.of(p).model_dump_json())
+        return
+    verb = "published" if p.created else "already published (identical)"
+    out.print(f"{p.name} {p.version} {verb}: version_id {p.version_id}, {p.content_hash}")
+    table = Table("method", "path", "handler", "schedulable")
+    for e in p.endpoints:
+        table.add_row(
+            e.method,
+            e.path,
+            e.handler,
+            "yes" if e.schedulable else f"no ({e.unschedulable_reason})",
+        )
+    out.print(table)
+    for sk in p.skipped:
+        out.print(f"[yellow]skipped[/yellow] {sk.method} {sk.path}: {sk.reason}")
+
+
+@registry_app.command("backfill-endpoints")
+def registry_backfill(
+    version_id: Annotated[str | None, typer.Option("--version-id")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write missing endpoint rows from stored manifests (idempotent)."""
+    vid = None
+    if version_id:
+        try:
+            vid = uuid.UUID(version_id)
+        except ValueError:
+            fail(f"not a version id: {version_id!r}")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> tuple[int, int]:
+        async with open_context(s, url) as ctx:
+            with Progress(console=err, transient=True, disable=as_json) as progress:
+                task = progress.add_task("backfilling endpoints", total=None)
+
+                def tick(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                return await registry.backfill_endpoints(ctx.db, vid, tick)
+
+    versions, written = run(go)
+    if as_json:
+        out.print_json(json.dumps({"versions": versions, "endpoints_written": written}))
+    else:
+        out.print(f"{versions} versions checked, {written} endpoint rows written")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,146 @@
+"""One typed settings object, read from ``EXTSCHED_*`` variables and validated at start.
+
+Every secret-bearing variable also accepts a ``*_FILE`` variant holding a path to a file
+with the value (for container secrets).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class JobBackendKind(enum.StrEnum):
+    POSTGRES = "postgres"
+    TEMPORAL = "temporal"
+
+
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "xxx", "changethis"}
+
+
+class Settings(BaseSettings):
+    """Service configuration. Invalid values stop the process with one line naming the variable."""
+
+    model_config = SettingsConfigDict(env_prefix="EXTSCHED_", extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    home: Path = Field(default_factory=lambda: Path.home() / ".extsched")
+    job_backend: JobBackendKind = JobBackendKind.POSTGRES
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "extsched"
+    runner_url: str | None = None
+    runner_timeout_ms: int = Field(default=30_000, ge=100, le=15 * 60 * 1000)
+    runner_max_response_bytes: int = Field(default=262_144, ge=1024, le=64 * 1024 * 1024)
+    min_interval_seconds: int = Field(default=300, ge=60, le=366 * 86400)
+    max_schedules_per_install: int = Field(default=50, ge=1)
+    max_schedules_per_tenant: int = Field(default=500, ge=1)
+    max_payload_bytes: int = Field(default=100_000, ge=2, le=1_000_000)
+    run_now_per_schedule: int = Field(default=5, ge=1)
+    run_now_per_tenant: int = Field(default=60, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    pause_after_failures: int = Field(default=10, ge=0)
+    catchup_window_seconds: int = Field(default=600, ge=0)
+    secret_key: str | None = None
+    # Operational knobs beyond the SPEC's list (documented in docs/operations.md).
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=20, ge=1)
+    worker_concurrency: int = Field(default=32, ge=1, le=1024)
+    tenant_concurrency: int = Field(default=8, ge=1, le=1024)
+    scheduler_batch_size: int = Field(default=500, ge=1, le=10_000)
+    reconcile_interval_seconds: int = Field(default=300, ge=0)
+    retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    lease_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    session_secret: str | None = None
+    log_level: str = "INFO"
+
+    @field_validator("secret_key", "session_secret", mode="before")
+    @classmethod
+    def _refuse_placeholders(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError("is a placeholder; set a real random value")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("runner_url")
+    @classmethod
+    def _check_runner_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("must be an http:// or https:// URL")
+            return value.rstrip("/")
+        return value
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> Settings:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("EXTSCHED_DB_POOL_MIN must not exceed EXTSCHED_DB_POOL_MAX")
+        return self
+
+    @cached_property
+    def secret_key_bytes(self) -> bytes:
+        """The 32-byte key for secrets at rest; generated into ``home`` on first use."""
+        if self.secret_key:
+            return _decode_key(self.secret_key, "EXTSCHED_SECRET_KEY")
+        path = self.home / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        return _decode_key(path.read_text().strip(), str(path))
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid base64") from exc
+    if len(raw) != 32:
+        raise ConfigError(f"{source}: must be 32 bytes, base64-encoded (got {len(raw)} bytes)")
+    return raw
+
+
+class ConfigError(Exception):
+    """Raised at start for an invalid configuration; the message is one line."""
+
+
+def _apply_file_variants() -> None:
+    for name in ("EXTSCHED_SECRET_KEY", "EXTSCHED_DATABASE_URL", "EXTSCHED_SESSION_SECRET"):
+        file_var = f"{name}_FILE"
+        if file_var in os.environ and name not in os.environ:
+            try:
+                os.environ[name] = Path(os.environ[file_var]).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{file_var}: cannot read {exc.filename}: {exc.strerror}"
+                ) from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; raise ConfigError with one line naming the variable."""
+    _apply_file_variants()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        name = f"EXTSCHED_{loc.upper()}" if loc else "configuration"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {msg} (got {err.get('input')!r})") from None

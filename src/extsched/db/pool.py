@@ -1,0 +1,118 @@
+"""Connection pool and the only place SQL is executed.
+
+Every statement is named (see ``queries.sql``) and runs through :class:`Database`, which
+counts queries (for the constant-query tests and benchmarks) and translates driver errors
+once, here at the edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from extsched.db.queries import QUERIES
+from extsched.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+Conn = psycopg.AsyncConnection[Row]
+
+
+class Database:
+    """An async psycopg pool plus named-query helpers."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+        self.url = url
+        self.query_count = 0
+        self.pool: psycopg_pool.AsyncConnectionPool[Conn] = psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            check=psycopg_pool.AsyncConnectionPool.check_connection,
+            timeout=10.0,
+            name="extsched",
+        )
+
+    async def open(self, *, wait: bool = True) -> None:
+        await self.pool.open(wait=wait, timeout=30.0)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection in autocommit mode; database outages become 503s."""
+        with translate_errors():
+            async with self.pool.connection() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A pooled connection inside one transaction, committed on clean exit."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch_one(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> Row | None:
+        cur = await self._execute(conn, name, params)
+        return await cur.fetchone()
+
+    async def fetch_all(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> list[Row]:
+        cur = await self._execute(conn, name, params)
+        return await cur.fetchall()
+
+    async def fetch_val(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        row = await self.fetch_one(conn, name, params)
+        return None if row is None else next(iter(row.values()))
+
+    async def execute(self, conn: Conn, name: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        cur = await self._execute(conn, name, params)
+        return cur.rowcount
+
+    async def _execute(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None
+    ) -> psycopg.AsyncCursor[Row]:
+        self.query_count += 1
+        with translate_errors():
+            return await conn.execute(QUERIES[name], params or {}, prepare=True)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.connection() as conn:
+                await conn.execute("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+
+@contextlib.contextmanager
+def translate_errors() -> Any:
+    """Turn a lost database into BACKEND_UNAVAILABLE; integrity errors pass through for mapping."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
+            raise
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        raise BackendUnavailable("the database is unavailable; nothing was changed") from exc
+
+
+def constraint_name(exc: psycopg.errors.IntegrityError) -> str | None:
+    """The name of the violated constraint or unique index, if the server reported it."""
+    diag = exc.diag
+    return diag.constraint_name if diag is not None else None

@@ -1,0 +1,512 @@
+-- Every statement the service runs, by name. Parameters use psycopg's %(name)s style.
+-- Every statement on a tenant table filters by tenant_id, except those marked [cross-tenant]
+-- (admin listings, the scheduler's due-claim and the executor's queue, which are global by design).
+
+-- ================================================================ tokens
+-- name: token_insert
+INSERT INTO api_token (id, token_hash, tenant_id, user_id, user_timezone, is_admin, permissions)
+VALUES (%(id)s, %(token_hash)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(is_admin)s, %(permissions)s);
+
+-- name: token_by_hash
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions
+FROM api_token WHERE token_hash = %(token_hash)s AND revoked_at IS NULL;
+
+-- name: token_list
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions, created_at, revoked_at
+FROM api_token
+WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+ORDER BY created_at, id;
+
+-- name: token_revoke
+UPDATE api_token SET revoked_at = now() WHERE id = %(id)s AND revoked_at IS NULL;
+
+-- ================================================================ tenants
+-- name: tenant_ensure
+INSERT INTO tenant (tenant_id) VALUES (%(tenant_id)s) ON CONFLICT (tenant_id) DO NOTHING;
+
+-- name: tenant_get
+SELECT tenant_id, timezone, scheduled_tasks_enabled, kill_switch, created_at, updated_at
+FROM tenant WHERE tenant_id = %(tenant_id)s;
+
+-- name: tenant_lock
+-- Serializes schedule creation per tenant so quotas hold under concurrency.
+SELECT tenant_id, timezone, scheduled_tasks_enabled, kill_switch
+FROM tenant WHERE tenant_id = %(tenant_id)s FOR UPDATE;
+
+-- name: tenant_upsert
+INSERT INTO tenant (tenant_id, timezone, scheduled_tasks_enabled)
+VALUES (%(tenant_id)s, %(timezone)s, coalesce(%(scheduled_tasks_enabled)s, true))
+ON CONFLICT (tenant_id) DO UPDATE SET
+    timezone = CASE WHEN %(set_timezone)s THEN excluded.timezone ELSE tenant.timezone END,
+    scheduled_tasks_enabled = coalesce(%(scheduled_tasks_enabled)s, tenant.scheduled_tasks_enabled),
+    updated_at = now()
+RETURNING tenant_id, timezone, scheduled_tasks_enabled, kill_switch, created_at, updated_at;
+
+-- name: tenant_set_kill_switch
+UPDATE tenant SET kill_switch = %(enabled)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND kill_switch IS DISTINCT FROM %(enabled)s;
+
+-- ================================================================ registry
+-- name: extension_by_name
+SELECT id, name, publisher FROM extension WHERE name = %(name)s;
+
+-- name: extension_get
+SELECT id, name, publisher FROM extension WHERE id = %(id)s;
+
+-- name: extension_insert
+INSERT INTO extension (id, name, publisher) VALUES (%(id)s, %(name)s, %(publisher)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: version_by_name
+SELECT id, extension_id, version, content_hash, manifest
+FROM extension_version WHERE extension_id = %(extension_id)s AND version = %(version)s;
+
+-- name: version_get
+SELECT v.id, v.extension_id, v.version, v.content_hash, v.manifest, e.name, e.publisher
+FROM extension_version v JOIN extension e ON e.id = v.extension_id
+WHERE v.id = %(id)s;
+
+-- name: version_by_content_hash
+SELECT v.id, v.extension_id, v.version, v.content_hash, v.manifest
+FROM extension_version v WHERE v.content_hash = %(content_hash)s
+ORDER BY v.created_at LIMIT 1;
+
+-- name: version_insert
+INSERT INTO extension_version (id, extension_id, version, manifest, content_hash)
+VALUES (%(id)s, %(extension_id)s, %(version)s, %(manifest)s, %(content_hash)s)
+ON CONFLICT (extension_id, version) DO NOTHING;
+
+-- name: version_delete
+DELETE FROM extension_version WHERE id = %(id)s;
+
+-- name: version_ids
+SELECT id FROM extension_version
+WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
+
+-- name: registry_list
+SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at
+FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
+ORDER BY e.name, v.created_at, v.id;
+
+-- name: version_in_use
+-- [cross-tenant] a version may not be deleted while any tenant's install uses it.
+SELECT EXISTS (SELECT 1 FROM tenant_extension_install WHERE version_id = %(version_id)s) AS in_use;
+
+-- name: endpoints_insert
+INSERT INTO extension_api_endpoint (id, version_id, method, path, handler, unschedulable_reason)
+SELECT * FROM unnest(%(ids)s::uuid[], %(version_ids)s::uuid[], %(methods)s::text[],
+                     %(paths)s::text[], %(handlers)s::text[], %(reasons)s::text[])
+ON CONFLICT (version_id, method, path) DO NOTHING;
+
+-- name: endpoints_for_version
+SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint
+WHERE version_id = %(version_id)s ORDER BY path, method;
+
+-- name: endpoints_page
+SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint
+WHERE version_id = %(version_id)s
+  AND (%(q)s::text IS NULL OR method ILIKE %(q)s OR path ILIKE %(q)s OR handler ILIKE %(q)s)
+  AND (%(after_path)s::text IS NULL OR (path, method) > (%(after_path)s, %(after_method)s))
+  AND (NOT %(schedulable_only)s OR unschedulable_reason IS NULL)
+ORDER BY path, method
+LIMIT %(limit)s;
+
+-- name: endpoint_get
+SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint WHERE id = %(id)s;
+
+-- name: endpoints_delete_for_version
+DELETE FROM extension_api_endpoint WHERE version_id = %(version_id)s;
+
+-- ================================================================ installs
+-- name: install_insert
+INSERT INTO tenant_extension_install
+    (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted, providers)
+VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(version_id)s, true, %(config)s,
+        %(secret_names)s, %(secrets_encrypted)s, %(providers)s);
+
+-- name: install_get
+SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
+       i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
+       e.name, v.version, v.content_hash, v.manifest
+FROM tenant_extension_install i
+JOIN extension e ON e.id = i.extension_id
+JOIN extension_version v ON v.id = i.version_id
+WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s;
+
+-- name: install_get_for_update
+SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
+       i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
+       e.name, v.version, v.content_hash, v.manifest
+FROM tenant_extension_install i
+JOIN extension e ON e.id = i.extension_id
+JOIN extension_version v ON v.id = i.version_id
+WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s
+FOR UPDATE OF i;
+
+-- name: install_list
+SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
+       i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
+       e.name, v.version, v.content_hash, v.manifest
+FROM tenant_extension_install i
+JOIN extension e ON e.id = i.extension_id
+JOIN extension_version v ON v.id = i.version_id
+WHERE i.tenant_id = %(tenant_id)s
+ORDER BY e.name;
+
+-- name: install_update_settings
+UPDATE tenant_extension_install
+SET config = %(config)s, secret_names = %(secret_names)s, secrets_encrypted = %(secrets_encrypted)s,
+    providers = %(providers)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: install_set_enabled
+UPDATE tenant_extension_install SET enabled = %(enabled)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND enabled IS DISTINCT FROM %(enabled)s;
+
+-- name: install_set_version
+UPDATE tenant_extension_install SET version_id = %(version_id)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: install_delete
+DELETE FROM tenant_extension_install WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: runs_delete_for_install
+DELETE FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
+
+-- name: schedules_delete_for_install
+DELETE FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
+
+-- ================================================================ audit
+-- name: audit_insert
+INSERT INTO extension_audit_log
+    (tenant_id, id, extension_id, actor_type, actor_id, action, target_type, target_id, changes)
+VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(actor_type)s, %(actor_id)s, %(action)s,
+        %(target_type)s, %(target_id)s, %(changes)s);
+
+-- name: audit_page
+SELECT id, at, actor_type, actor_id, action, target_type, target_id, changes
+FROM extension_audit_log
+WHERE tenant_id = %(tenant_id)s AND extension_id = %(extension_id)s
+  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- ================================================================ postgres job backend
+-- name: handles_put
+-- next_fire_at is recomputed only when the timing changed or the handle was resumed, so an
+-- unchanged handle keeps its pending fire.
+INSERT INTO job_handle AS h
+    (tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at)
+SELECT %(tenant_id)s, * FROM unnest(%(schedule_ids)s::uuid[], %(handle_ids)s::text[],
+    %(install_ids)s::uuid[], %(crons)s::text[], %(timezones)s::text[], %(paused)s::bool[],
+    %(notes)s::text[], %(next_fire_ats)s::timestamptz[])
+ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
+    handle_id = excluded.handle_id,
+    install_id = excluded.install_id,
+    cron = excluded.cron,
+    timezone = excluded.timezone,
+    paused = excluded.paused,
+    note = excluded.note,
+    next_fire_at = CASE
+        WHEN excluded.paused THEN NULL
+        WHEN h.paused OR h.next_fire_at IS NULL OR h.cron <> excluded.cron
+             OR h.timezone <> excluded.timezone THEN excluded.next_fire_at
+        ELSE h.next_fire_at END,
+    updated_at = now();
+
+-- name: handles_delete
+DELETE FROM job_handle WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
+
+-- name: handles_list
+-- [cross-tenant] when tenant_id is NULL (reconciliation, admin listing).
+SELECT tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at
+FROM job_handle
+WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+ORDER BY tenant_id, schedule_id;
+
+-- name: handles_for_schedules
+SELECT schedule_id, handle_id, paused, next_fire_at FROM job_handle
+WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
+
+-- name: version_lock_shared
+-- Held while installing or updating onto a version, so a concurrent delete waits.
+SELECT id FROM extension_version WHERE id = %(id)s FOR SHARE;
+
+-- name: version_lock
+SELECT id FROM extension_version WHERE id = %(id)s FOR UPDATE;
+
+-- ================================================================ schedules
+-- name: schedule_insert
+INSERT INTO tenant_extension_schedule
+    (tenant_id, id, install_id, extension_id, name, endpoint_id, endpoint_method, endpoint_path,
+     cron, timezone, enabled, disabled_reason, payload)
+VALUES (%(tenant_id)s, %(id)s, %(install_id)s, %(extension_id)s, %(name)s, %(endpoint_id)s,
+        %(endpoint_method)s, %(endpoint_path)s, %(cron)s, %(timezone)s, %(enabled)s,
+        %(disabled_reason)s, %(payload)s)
+RETURNING *;
+
+-- name: schedule_get
+SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: schedule_get_for_update
+SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: schedules_for_install
+SELECT * FROM tenant_extension_schedule
+WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
+ORDER BY created_at, id;
+
+-- name: schedules_for_install_for_update
+SELECT * FROM tenant_extension_schedule
+WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
+ORDER BY created_at, id FOR UPDATE;
+
+-- name: schedule_counts
+SELECT count(*) FILTER (WHERE install_id = %(install_id)s) AS per_install, count(*) AS per_tenant
+FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s;
+
+-- name: schedule_update
+UPDATE tenant_extension_schedule SET
+    name = %(name)s, endpoint_id = %(endpoint_id)s, endpoint_method = %(endpoint_method)s,
+    endpoint_path = %(endpoint_path)s, cron = %(cron)s, timezone = %(timezone)s,
+    enabled = %(enabled)s, disabled_reason = %(disabled_reason)s, payload = %(payload)s,
+    consecutive_failures = %(consecutive_failures)s,
+    revision = revision + 1, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revision = %(revision)s
+RETURNING *;
+
+-- name: schedule_delete
+DELETE FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: runs_delete_for_schedule
+DELETE FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s;
+
+-- name: schedules_disable_all
+UPDATE tenant_extension_schedule
+SET enabled = false, disabled_reason = NULL, revision = revision + 1, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s AND enabled
+RETURNING *;
+
+-- name: schedules_endpoint_names
+SELECT id, name FROM tenant_extension_schedule
+WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
+
+-- name: install_state
+SELECT i.enabled AS install_enabled, t.kill_switch
+FROM tenant_extension_install i JOIN tenant t ON t.tenant_id = i.tenant_id
+WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s;
+
+-- ================================================================ runs
+-- name: runs_insert_fires
+-- A fire is recorded once per (schedule, scheduled_for): a repeated delivery inserts nothing.
+INSERT INTO extension_schedule_run
+    (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
+     skipped_count, available_at, finished_at)
+SELECT * FROM unnest(%(tenant_ids)s::text[], %(ids)s::uuid[], %(schedule_ids)s::uuid[],
+    %(install_ids)s::uuid[], %(triggers)s::text[], %(scheduled_fors)s::timestamptz[],
+    %(statuses)s::text[], %(skip_reasons)s::text[], %(skipped_counts)s::int[],
+    %(available_ats)s::timestamptz[], %(finished_ats)s::timestamptz[])
+ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
+RETURNING tenant_id, id, schedule_id, status;
+
+-- name: run_fire_get
+SELECT * FROM extension_schedule_run
+WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
+  AND scheduled_for = %(scheduled_for)s AND trigger = 'schedule';
+
+-- name: run_insert_now
+INSERT INTO extension_schedule_run
+    (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, idempotency_key,
+     available_at, created_at)
+VALUES (%(tenant_id)s, %(id)s, %(schedule_id)s, %(install_id)s, 'run_now', %(scheduled_for)s,
+        'queued', %(idempotency_key)s, %(scheduled_for)s, %(scheduled_for)s)
+RETURNING *;
+
+-- name: run_by_idempotency_key
+SELECT * FROM extension_schedule_run
+WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
+  AND idempotency_key = %(idempotency_key)s;
+
+-- name: run_forget_idempotency_key
+-- Keys are honoured for 24 h; an older run gives its key up so it can be used again.
+UPDATE extension_schedule_run SET idempotency_key = NULL
+WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
+  AND idempotency_key = %(idempotency_key)s AND created_at < %(cutoff)s;
+
+-- name: run_get
+SELECT * FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: runs_page
+SELECT * FROM extension_schedule_run
+WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
+  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: runs_active_for_schedule
+SELECT count(*) AS n FROM extension_schedule_run
+WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN ('queued', 'running');
+
+-- name: runs_claim
+-- [cross-tenant] The executor's queue. SKIP LOCKED lets many workers claim disjoint runs; the
+-- UPDATE matches status = 'queued' so a run is claimed by exactly one of them.
+UPDATE extension_schedule_run r
+SET status = 'running', lease_owner = %(owner)s,
+    lease_expires_at = %(now)s + make_interval(secs => %(lease_seconds)s),
+    started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
+FROM (
+    SELECT tenant_id, id FROM extension_schedule_run
+    WHERE status = 'queued' AND available_at <= %(now)s
+    ORDER BY available_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE r.tenant_id = c.tenant_id AND r.id = c.id AND r.status = 'queued'
+RETURNING r.*;
+
+-- name: run_finish
+-- Only the lease holder may finish a run: a worker whose lease lapsed (and whose run was
+-- handed to another) changes nothing.
+UPDATE extension_schedule_run
+SET status = %(status)s, skip_reason = %(skip_reason)s, finished_at = %(now)s,
+    duration_ms = %(duration_ms)s, http_status = %(http_status)s, error = %(error)s,
+    response_preview = %(response_preview)s, lease_owner = NULL, lease_expires_at = NULL
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+RETURNING *;
+
+-- name: run_requeue
+UPDATE extension_schedule_run
+SET status = 'queued', available_at = %(available_at)s, error = %(error)s,
+    http_status = %(http_status)s, lease_owner = NULL, lease_expires_at = NULL
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s;
+
+-- name: runs_expired_leases
+-- [cross-tenant] runs whose worker died: their lease lapsed while running.
+SELECT tenant_id, id, attempts FROM extension_schedule_run
+WHERE status = 'running' AND lease_expires_at < %(now)s
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: run_release_lease
+UPDATE extension_schedule_run
+SET status = 'queued', available_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
+    error = %(error)s
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running';
+
+-- name: run_fail_lost
+UPDATE extension_schedule_run
+SET status = 'failed', finished_at = %(now)s, error = %(error)s, lease_owner = NULL,
+    lease_expires_at = NULL,
+    duration_ms = (extract(epoch FROM (%(now)s - started_at)) * 1000)::int
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
+RETURNING *;
+
+-- name: runs_handback
+-- On graceful stop, a worker hands its claimed runs back to the queue.
+UPDATE extension_schedule_run
+SET status = 'queued', available_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
+    attempts = greatest(attempts - 1, 0)
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s;
+
+-- ================================================================ schedule run bookkeeping
+-- name: schedule_lock_acquire
+-- No overlap: take the schedule's run lock unless another live run holds it. The lock lapses
+-- by itself at running_until, so a dead worker cannot block a schedule forever.
+UPDATE tenant_extension_schedule
+SET running_run_id = %(run_id)s, running_until = %(until)s
+WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s
+  AND (running_run_id IS NULL OR running_run_id = %(run_id)s OR running_until < %(now)s)
+RETURNING id;
+
+-- name: schedule_lock_release
+UPDATE tenant_extension_schedule SET running_run_id = NULL, running_until = NULL
+WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s AND running_run_id = %(run_id)s;
+
+-- name: schedule_record_outcome
+UPDATE tenant_extension_schedule SET
+    last_run_at = %(at)s,
+    last_run_status = %(status)s,
+    last_error = %(error)s,
+    last_success_at = CASE WHEN %(status)s = 'succeeded' THEN %(at)s ELSE last_success_at END,
+    consecutive_failures = CASE
+        WHEN %(status)s = 'succeeded' THEN 0
+        WHEN %(status)s IN ('failed', 'timed_out') THEN consecutive_failures + 1
+        ELSE consecutive_failures END
+WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s
+RETURNING *;
+
+-- name: schedule_auto_disable
+UPDATE tenant_extension_schedule
+SET enabled = false, disabled_reason = %(reason)s, revision = revision + 1, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s AND enabled
+RETURNING *;
+
+-- ================================================================ scheduler (postgres backend)
+-- name: handles_claim_due
+-- [cross-tenant] Due handles, oldest first; SKIP LOCKED so several schedulers split the work
+-- and none fires a handle another is firing. Uses job_handle_due_idx: O(due), not O(handles).
+SELECT tenant_id, schedule_id, install_id, cron, timezone, next_fire_at, last_fire_at
+FROM job_handle
+WHERE NOT paused AND next_fire_at <= %(now)s
+ORDER BY next_fire_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: handles_advance
+UPDATE job_handle h SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at
+FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(next_fire_ats)s::timestamptz[],
+            %(last_fire_ats)s::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
+WHERE h.tenant_id = v.tenant_id AND h.schedule_id = v.schedule_id;
+
+-- name: handles_next_due
+-- [cross-tenant] when the scheduler should wake next.
+SELECT min(next_fire_at) AS at FROM job_handle WHERE NOT paused;
+
+-- ================================================================ rate limits
+-- name: rate_limit_hit
+INSERT INTO rate_limit_counter (tenant_id, bucket, window_start, hits)
+VALUES (%(tenant_id)s, %(bucket)s, %(window_start)s, 1)
+ON CONFLICT (tenant_id, bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1
+RETURNING hits;
+
+-- name: rate_limit_gc
+-- [cross-tenant] housekeeping: windows older than the cutoff can no longer matter.
+DELETE FROM rate_limit_counter WHERE window_start < %(cutoff)s;
+
+-- ================================================================ lifecycle
+-- name: schedule_remap
+UPDATE tenant_extension_schedule SET
+    endpoint_id = %(endpoint_id)s, endpoint_method = %(endpoint_method)s,
+    endpoint_path = %(endpoint_path)s, enabled = %(enabled)s,
+    disabled_reason = %(disabled_reason)s, revision = revision + 1, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+RETURNING *;
+
+-- name: installs_of_tenant
+SELECT id, extension_id FROM tenant_extension_install WHERE tenant_id = %(tenant_id)s;
+
+-- name: admin_schedules
+-- [cross-tenant] the platform admin's listing.
+SELECT s.*, i.enabled AS install_enabled, t.kill_switch
+FROM tenant_extension_schedule s
+LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
+WHERE (%(tenant_id)s::text IS NULL OR s.tenant_id = %(tenant_id)s)
+  AND (%(extension_id)s::uuid IS NULL OR s.extension_id = %(extension_id)s)
+  AND (%(install_id)s::uuid IS NULL OR s.install_id = %(install_id)s)
+ORDER BY s.tenant_id, s.created_at, s.id
+LIMIT %(limit)s;
+
+-- name: reconcile_schedules
+-- [cross-tenant] every schedule with whether its install and endpoint still exist.
+SELECT s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled, s.cron, s.timezone,
+       s.endpoint_id, i.id IS NOT NULL AS install_exists,
+       coalesce(i.enabled, false) AS install_enabled,
+       coalesce(t.kill_switch, false) AS kill_switch,
+       (e.id IS NOT NULL AND e.version_id = i.version_id) AS endpoint_current
+FROM tenant_extension_schedule s
+LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
+LEFT JOIN extension_api_endpoint e ON e.id = s.endpoint_id
+ORDER BY s.tenant_id, s.id;

@@ -1,0 +1,72 @@
+"""Pure timing rules for firing and retrying (SPEC §8 catch-up, §9 backoff)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from extsched.domain import cron
+
+MAX_ENUMERATED_FIRES = 100_000
+
+
+@dataclass(frozen=True)
+class FirePlan:
+    """What to record for a handle that is due: at most one run, at most one "missed" skip."""
+
+    run_at: datetime | None  # the fire to run now, if recent enough
+    missed_first: datetime | None  # the earliest fire that is skipped as missed
+    missed_last: datetime | None
+    missed_count: int
+    next_fire_at: datetime | None  # the handle's next fire after ``now``
+    last_due: datetime  # the latest fire that was due
+
+
+def plan_due_fires(
+    expr: cron.CronExpr,
+    zone: ZoneInfo,
+    first_due: datetime,
+    now: datetime,
+    catchup_window_seconds: int,
+) -> FirePlan:
+    """Fires ``first_due`` .. ``now``: the most recent runs if within the catch-up window,
+    older ones collapse into one missed record (fires are never replayed in bulk)."""
+    due = [first_due]
+    upcoming: datetime | None = None
+    for fire in cron.iter_fires(expr, zone, first_due):
+        if fire.at > now:
+            upcoming = fire.at
+            break
+        if len(due) >= MAX_ENUMERATED_FIRES:
+            # A very long outage: stop counting and continue from now.
+            nxt = cron.next_fire(expr, zone, now)
+            upcoming = nxt.at if nxt else None
+            break
+        due.append(fire.at)
+    last = due[-1]
+    window = timedelta(seconds=catchup_window_seconds)
+    if now - last <= window:
+        run_at: datetime | None = last
+        missed = due[:-1]
+    else:
+        run_at = None
+        missed = due
+    return FirePlan(
+        run_at=run_at,
+        missed_first=missed[0] if missed else None,
+        missed_last=missed[-1] if missed else None,
+        missed_count=len(missed),
+        next_fire_at=upcoming,
+        last_due=last,
+    )
+
+
+def backoff_seconds(
+    attempt: int, base: float = 10.0, cap: float = 300.0, rng: random.Random | None = None
+) -> float:
+    """Delay before retry number ``attempt`` (1 = first retry): base·2^(n-1), capped, ±20 %."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    r = rng or random
+    return float(delay * r.uniform(0.8, 1.2))

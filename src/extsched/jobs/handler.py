@@ -1,0 +1,389 @@
+"""The invocation handler, shared by both job backends.
+
+One call handles one *attempt* of a run that the caller has claimed (status ``running``,
+leased to ``owner``): the checks of SPEC §9, the no-overlap lock, the Runner call, and the
+bookkeeping. A retryable failure with attempts left is handed back with a time to retry at;
+everything else finishes the run, exactly once (the finishing UPDATE matches the lease).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from extsched import metrics
+from extsched.crypto import SecretsUnreadable
+from extsched.db.pool import Conn
+from extsched.domain.auth import Actor
+from extsched.domain.ids import uuid7
+from extsched.domain.runs import RunStatus
+from extsched.domain.timing import backoff_seconds
+from extsched.errors import NotInstalled
+from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
+from extsched.services import audit, handles, installs, tenants
+from extsched.services.context import AppContext
+from extsched.services.schedules import DisabledReason
+
+log = logging.getLogger("extsched.jobs")
+
+PREVIEW_BYTES = 1024
+
+
+class SkipReason:
+    OVERLAP = "overlap"
+    MISSED = "missed"
+    SCHEDULE_DISABLED = "schedule_disabled"
+    INSTALL_DISABLED = "install_disabled"
+    KILL_SWITCH = "kill_switch"
+    DST_REPEAT = "dst_repeat"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """``final`` runs are finished; otherwise ``retry_at`` says when to try again."""
+
+    final: bool
+    status: RunStatus | None = None
+    retry_at: datetime | None = None
+
+
+def _z(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    schedule: dict[str, Any]
+    install: installs.Install
+    endpoint: dict[str, Any]
+
+
+class InvocationHandler:
+    def __init__(self, ctx: AppContext, runner: RunnerClient) -> None:
+        self.ctx = ctx
+        self.runner = runner
+        s = ctx.settings
+        self.grace = timedelta(seconds=s.lease_grace_seconds)
+        self.timeout = timedelta(milliseconds=s.runner_timeout_ms)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed attempt may take before its lease lapses."""
+        return (self.timeout + self.grace).total_seconds()
+
+    async def attempt(self, run: dict[str, Any], owner: str) -> AttemptResult:
+        """Handle one claimed attempt of ``run`` (a row with status running, leased to owner)."""
+        started = time.monotonic()
+        if run["attempts"] == 1 and run["started_at"] is not None:
+            lag = (run["started_at"] - run["scheduled_for"]).total_seconds()
+            if run["trigger"] == "schedule":
+                metrics.FIRE_LAG.observe(max(0.0, lag))
+        outcome_or_skip = await self._prepare(run, owner)
+        if isinstance(outcome_or_skip, AttemptResult):
+            return outcome_or_skip
+        prepared = outcome_or_skip
+        try:
+            secrets_blob = prepared.install.secrets_encrypted
+            if secrets_blob is not None:
+                installs.decrypt_secrets(self.ctx, prepared.install)  # proves it is readable
+        except SecretsUnreadable:
+            return await self._finish(
+                run,
+                owner,
+                RunStatus.FAILED,
+                error="install configuration cannot be loaded: secrets cannot be decrypted",
+                started=started,
+            )
+        envelope, headers = self.envelope(run, prepared)
+        outcome = await self.runner.execute(envelope, headers)
+        log.info(
+            "runner answered",
+            extra={
+                "tenant_id": run["tenant_id"],
+                "schedule_id": run["schedule_id"],
+                "run_id": run["id"],
+                "attempt": run["attempts"],
+                "status": outcome.status.value,
+                "http_status": outcome.http_status,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+        if outcome.retryable and run["attempts"] < self.ctx.settings.max_attempts:
+            return await self._retry(run, owner, outcome)
+        return await self._finish(
+            run,
+            owner,
+            outcome.status,
+            error=outcome.error,
+            http_status=outcome.http_status,
+            response_preview=outcome.response_preview,
+            started=started,
+        )
+
+    # ------------------------------------------------------------------ steps
+    async def _prepare(self, run: dict[str, Any], owner: str) -> _Prepared | AttemptResult:
+        """The checks of SPEC §9 and the overlap lock, in one transaction."""
+        ctx, db = self.ctx, self.ctx.db
+        tenant_id = run["tenant_id"]
+        now = ctx.clock()
+        async with db.transaction() as conn:
+            schedule = await db.fetch_one(
+                conn, "schedule_get", {"tenant_id": tenant_id, "id": run["schedule_id"]}
+            )
+            if schedule is None:
+                # Deleted with its runs meanwhile: nothing left to record.
+                return AttemptResult(final=True)
+            tenant = await tenants.get(db, conn, tenant_id)
+            try:
+                install = await installs.get(ctx, conn, tenant_id, schedule["extension_id"])
+            except NotInstalled:
+                return AttemptResult(final=True)
+        skip = None
+        if tenant is not None and tenant.kill_switch:
+            skip = SkipReason.KILL_SWITCH
+        elif not install.enabled:
+            skip = SkipReason.INSTALL_DISABLED
+        elif run["trigger"] == "schedule" and not schedule["enabled"]:
+            skip = SkipReason.SCHEDULE_DISABLED
+        if skip:
+            return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=skip)
+        async with db.transaction() as conn:
+            endpoint = await db.fetch_one(conn, "endpoint_get", {"id": schedule["endpoint_id"]})
+            if endpoint is None or endpoint["version_id"] != install.version_id:
+                await self._disable(conn, schedule, DisabledReason.ENDPOINT_MISSING)
+                error = (
+                    f"endpoint {schedule['endpoint_method']} {schedule['endpoint_path']} "
+                    f"no longer exists in {install.name} {install.version}; "
+                    "the schedule was disabled"
+                )
+                finished = await self._finish_in(conn, run, owner, RunStatus.FAILED, error=error)
+                return finished
+            locked = await db.fetch_one(
+                conn,
+                "schedule_lock_acquire",
+                {
+                    "tenant_id": tenant_id,
+                    "schedule_id": schedule["id"],
+                    "run_id": run["id"],
+                    "now": now,
+                    "until": now + self.timeout + self.grace,
+                },
+            )
+        if locked is None:
+            return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.OVERLAP)
+        return _Prepared(schedule, install, endpoint)
+
+    def envelope(self, run: dict[str, Any], p: _Prepared) -> tuple[dict[str, Any], dict[str, str]]:
+        """The Runner request of SPEC §6 and its transport headers (values current now)."""
+        request_id = str(uuid.uuid4())
+        run_id, schedule_id = str(run["id"]), str(p.schedule["id"])
+        scheduled_for = _z(run["scheduled_for"])
+        method = p.endpoint["method"]
+        http_headers = {
+            "x-extsched-trigger": run["trigger"],
+            "x-extsched-schedule-id": schedule_id,
+            "x-extsched-run-id": run_id,
+            "x-extsched-scheduled-for": scheduled_for,
+        }
+        http: dict[str, Any] = {
+            "method": method,
+            "path": p.endpoint["path"],
+            "query": {},
+            "headers": http_headers,
+        }
+        payload = p.schedule["payload"]
+        if method == "POST" and payload is not None:
+            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            http_headers["content-type"] = "application/json"
+            http["body_b64"] = base64.b64encode(body).decode()
+        envelope: dict[str, Any] = {
+            "context": {
+                "request_id": request_id,
+                "tenant_id": run["tenant_id"],
+                "extension_id": str(p.install.extension_id),
+                "install_id": str(p.install.id),
+                "version_id": str(p.install.version_id),
+                "content_hash": p.install.content_hash,
+                "config": p.install.config,
+                "trigger": run["trigger"],
+                "schedule_id": schedule_id,
+                "run_id": run_id,
+                "scheduled_for": scheduled_for,
+                "attempt": run["attempts"],
+            },
+            "http": http,
+            "limits": {"timeout_ms": self.ctx.settings.runner_timeout_ms},
+            "providers": p.install.providers,
+        }
+        if p.install.secrets_encrypted is not None:
+            envelope["secret_envelope"] = self.ctx.secrets.envelope(p.install.secrets_encrypted)
+        headers = {
+            "content-type": "application/json",
+            "x-request-id": request_id,
+            "x-idempotency-key": f"{run_id}:{run['attempts']}",
+            "x-tenant-id": run["tenant_id"],
+            "x-extension-id": str(p.install.extension_id),
+        }
+        return envelope, headers
+
+    async def _retry(
+        self, run: dict[str, Any], owner: str, outcome: RunnerOutcome
+    ) -> AttemptResult:
+        ctx = self.ctx
+        delay = backoff_seconds(
+            run["attempts"], ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds
+        )
+        retry_at = ctx.clock() + timedelta(seconds=delay)
+        async with ctx.db.transaction() as conn:
+            await ctx.db.execute(
+                conn,
+                "run_requeue",
+                {
+                    "tenant_id": run["tenant_id"],
+                    "id": run["id"],
+                    "owner": owner,
+                    "available_at": retry_at,
+                    "error": outcome.error,
+                    "http_status": outcome.http_status,
+                },
+            )
+            # Keep the overlap lock through the backoff: the run is still in progress.
+            await ctx.db.fetch_one(
+                conn,
+                "schedule_lock_acquire",
+                {
+                    "tenant_id": run["tenant_id"],
+                    "schedule_id": run["schedule_id"],
+                    "run_id": run["id"],
+                    "now": ctx.clock(),
+                    "until": retry_at + self.timeout + self.grace,
+                },
+            )
+        log.info("run will be retried", extra={"run_id": run["id"], "retry_in_s": round(delay, 1)})
+        return AttemptResult(final=False, retry_at=retry_at)
+
+    async def _finish(
+        self, run: dict[str, Any], owner: str, status: RunStatus, **kw: Any
+    ) -> AttemptResult:
+        async with self.ctx.db.transaction() as conn:
+            return await self._finish_in(conn, run, owner, status, **kw)
+
+    async def _finish_in(
+        self,
+        conn: Conn,
+        run: dict[str, Any],
+        owner: str,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        skip_reason: str | None = None,
+        http_status: int | None = None,
+        response_preview: str | None = None,
+        started: float | None = None,
+    ) -> AttemptResult:
+        """Finish the run and do the schedule's bookkeeping, on ``conn`` (one transaction)."""
+        ctx, db = self.ctx, self.ctx.db
+        now = ctx.clock()
+        started_at = run["started_at"] or now
+        duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
+        finished = await db.fetch_one(
+            conn,
+            "run_finish",
+            {
+                "tenant_id": run["tenant_id"],
+                "id": run["id"],
+                "owner": owner,
+                "status": status.value,
+                "skip_reason": skip_reason,
+                "now": now,
+                "duration_ms": duration_ms,
+                "http_status": http_status,
+                "error": None if error is None else one_line(error),
+                "response_preview": response_preview,
+            },
+        )
+        if finished is None:
+            # Our lease lapsed and the run was handed on: the new holder records it.
+            log.warning("lost the lease before finishing", extra={"run_id": run["id"]})
+            return AttemptResult(final=True)
+        key = {"tenant_id": run["tenant_id"], "schedule_id": run["schedule_id"]}
+        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run["id"]})
+        schedule = await db.fetch_one(
+            conn,
+            "schedule_record_outcome",
+            {
+                **key,
+                "at": now,
+                "status": status.value,
+                "error": None
+                if status is RunStatus.SUCCEEDED
+                else (
+                    one_line(error)
+                    if error
+                    else (f"skipped: {skip_reason}" if skip_reason else None)
+                ),
+            },
+        )
+        limit = ctx.settings.pause_after_failures
+        if (
+            schedule is not None
+            and limit
+            and schedule["enabled"]
+            and schedule["consecutive_failures"] >= limit
+        ):
+            await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
+        metrics.RUNS_TOTAL.labels(status=status.value, trigger=run["trigger"]).inc()
+        if status is RunStatus.SKIPPED:
+            metrics.RUNS_SKIPPED.labels(reason=skip_reason or "unknown").inc()
+        else:
+            metrics.RUN_DURATION.observe(duration_ms / 1000)
+        log.info(
+            "run finished",
+            extra={
+                "tenant_id": run["tenant_id"],
+                "schedule_id": run["schedule_id"],
+                "run_id": run["id"],
+                "status": status.value,
+                "skip_reason": skip_reason,
+                "attempts": run["attempts"],
+            },
+        )
+        return AttemptResult(final=True, status=status)
+
+    async def _disable(self, conn: Conn, schedule: dict[str, Any], reason: str) -> None:
+        """Disable a schedule on the system's behalf (audited, handle paused)."""
+        db = self.ctx.db
+        row = await db.fetch_one(
+            conn,
+            "schedule_auto_disable",
+            {"tenant_id": schedule["tenant_id"], "schedule_id": schedule["id"], "reason": reason},
+        )
+        if row is None:
+            return
+        await handles.sync_schedules(self.ctx, conn, row["tenant_id"], row["install_id"], [row])
+        await audit.record(
+            db,
+            conn,
+            tenant_id=row["tenant_id"],
+            extension_id=row["extension_id"],
+            actor=Actor.system(),
+            action="schedule.auto_disable",
+            target_type="schedule",
+            target_id=row["id"],
+            changes={
+                "enabled": {"from": True, "to": False},
+                "disabled_reason": reason,
+                "consecutive_failures": row["consecutive_failures"],
+            },
+        )
+
+
+def new_owner(kind: str) -> str:
+    """A lease owner id for this worker process."""
+    return f"{kind}:{uuid7()}"

@@ -1,0 +1,87 @@
+"""The postgres job backend: handle rows in the service database.
+
+Handles live in ``job_handle`` and are written on the caller's connection, so they commit or
+roll back with the schedule change. The scheduler loop (``scheduler.py``) fires due handles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from extsched.db.pool import Conn, Database
+from extsched.domain import cron
+from extsched.jobs.backend import HandleInfo, HandleSpec, RunRequest
+
+
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def put_handles(self, conn: Conn, specs: Sequence[HandleSpec]) -> None:
+        by_tenant: dict[str, list[HandleSpec]] = {}
+        for spec in specs:
+            by_tenant.setdefault(spec.tenant_id, []).append(spec)
+        now = self.clock()
+        for tenant_id, group in by_tenant.items():
+            await self.db.execute(
+                conn,
+                "handles_put",
+                {
+                    "tenant_id": tenant_id,
+                    "schedule_ids": [s.schedule_id for s in group],
+                    "handle_ids": [s.handle_id for s in group],
+                    "install_ids": [s.install_id for s in group],
+                    "crons": [s.cron for s in group],
+                    "timezones": [s.timezone for s in group],
+                    "paused": [s.paused for s in group],
+                    "notes": [s.note for s in group],
+                    "next_fire_ats": [None if s.paused else _next_fire(s, now) for s in group],
+                },
+            )
+
+    async def delete_handles(
+        self, conn: Conn, tenant_id: str, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> None:
+        if keys:
+            await self.db.execute(
+                conn,
+                "handles_delete",
+                {"tenant_id": tenant_id, "schedule_ids": [schedule_id for _, schedule_id in keys]},
+            )
+
+    async def start_run(self, conn: Conn, request: RunRequest) -> None:
+        # The queued run row is the job: executors pick it up from extension_schedule_run.
+        await conn.execute("SELECT pg_notify('extsched_runs', '')")
+
+    async def list_handles(self, conn: Conn, tenant_id: str | None = None) -> list[HandleInfo]:
+        rows = await self.db.fetch_all(conn, "handles_list", {"tenant_id": tenant_id})
+        return [
+            HandleInfo(
+                handle_id=r["handle_id"],
+                tenant_id=r["tenant_id"],
+                install_id=r["install_id"],
+                schedule_id=r["schedule_id"],
+                cron=r["cron"],
+                timezone=r["timezone"],
+                paused=r["paused"],
+                note=r["note"],
+                next_fire_at=r["next_fire_at"],
+            )
+            for r in rows
+        ]
+
+    async def ping(self) -> bool:
+        return await self.db.ping()
+
+    async def close(self) -> None:
+        return None
+
+
+def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
+    fire = cron.next_fire(cron.parse_cron(spec.cron), cron.load_zone(spec.timezone), now)
+    return None if fire is None else fire.at

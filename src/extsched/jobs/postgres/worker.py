@@ -1,0 +1,388 @@
+"""The postgres backend's loops: the scheduler (fires due handles), the executor (runs queued
+runs through the invocation handler) and the reaper (recovers runs of dead workers).
+
+Any number of processes may run these loops against one database: claims use
+``FOR UPDATE SKIP LOCKED`` and state-matching UPDATEs, and a unique index records each fire
+once, so there are no duplicates and no lost fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from extsched.domain import cron
+from extsched.domain.ids import uuid7
+from extsched.domain.runs import RunStatus
+from extsched.domain.timing import plan_due_fires
+from extsched.errors import BackendUnavailable
+from extsched.jobs.handler import InvocationHandler, SkipReason, new_owner
+from extsched.services.context import AppContext
+
+log = logging.getLogger("extsched.jobs")
+
+RUNS_CHANNEL = "extsched_runs"
+HANDLES_CHANNEL = "extsched_handles"
+
+
+@dataclass(frozen=True)
+class TickResult:
+    handles: int
+    runs_queued: int
+    skipped: int
+
+
+class Scheduler:
+    """Turns due handles into run rows and advances them, in one transaction per batch."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    async def tick(self, now: datetime | None = None) -> TickResult:
+        ctx, db = self.ctx, self.ctx.db
+        now = now or ctx.clock()
+        window = ctx.settings.catchup_window_seconds
+        async with db.transaction() as conn:
+            due = await db.fetch_all(
+                conn,
+                "handles_claim_due",
+                {"now": now, "limit": ctx.settings.scheduler_batch_size},
+            )
+            if not due:
+                return TickResult(0, 0, 0)
+            runs: dict[str, list[Any]] = {
+                k: []
+                for k in (
+                    "tenant_ids",
+                    "ids",
+                    "schedule_ids",
+                    "install_ids",
+                    "triggers",
+                    "scheduled_fors",
+                    "statuses",
+                    "skip_reasons",
+                    "skipped_counts",
+                    "available_ats",
+                    "finished_ats",
+                )
+            }
+            adv: dict[str, list[Any]] = {
+                k: [] for k in ("tenant_ids", "schedule_ids", "next_fire_ats", "last_fire_ats")
+            }
+
+            def add_run(
+                h: dict[str, Any], at: datetime, status: str, reason: str | None, count: int | None
+            ) -> None:
+                runs["tenant_ids"].append(h["tenant_id"])
+                runs["ids"].append(uuid7())
+                runs["schedule_ids"].append(h["schedule_id"])
+                runs["install_ids"].append(h["install_id"])
+                runs["triggers"].append("schedule")
+                runs["scheduled_fors"].append(at)
+                runs["statuses"].append(status)
+                runs["skip_reasons"].append(reason)
+                runs["skipped_counts"].append(count)
+                runs["available_ats"].append(at if status == "queued" else None)
+                runs["finished_ats"].append(None if status == "queued" else now)
+
+            queued = skipped = 0
+            for h in due:
+                plan = plan_due_fires(
+                    cron.parse_cron(h["cron"]),
+                    cron.load_zone(h["timezone"]),
+                    h["next_fire_at"],
+                    now,
+                    window,
+                )
+                if plan.missed_count and plan.missed_first is not None:
+                    add_run(
+                        h,
+                        plan.missed_first,
+                        RunStatus.SKIPPED.value,
+                        SkipReason.MISSED,
+                        plan.missed_count,
+                    )
+                    skipped += 1
+                if plan.run_at is not None:
+                    add_run(h, plan.run_at, RunStatus.QUEUED.value, None, None)
+                    queued += 1
+                adv["tenant_ids"].append(h["tenant_id"])
+                adv["schedule_ids"].append(h["schedule_id"])
+                adv["next_fire_ats"].append(plan.next_fire_at)
+                adv["last_fire_ats"].append(plan.last_due)
+            inserted = await db.fetch_all(conn, "runs_insert_fires", runs)
+            await db.execute(conn, "handles_advance", adv)
+            if skipped:
+                await _record_missed(
+                    self.ctx, conn, [r for r in inserted if r["status"] == "skipped"]
+                )
+            if queued:
+                await conn.execute(f"NOTIFY {RUNS_CHANNEL}")
+        return TickResult(len(due), queued, skipped)
+
+    async def seconds_until_next(self, cap: float) -> float:
+        async with self.ctx.db.connection() as conn:
+            at = await self.ctx.db.fetch_val(conn, "handles_next_due")
+        if at is None:
+            return cap
+        wait: float = (at - self.ctx.clock()).total_seconds()
+        return max(0.0, min(cap, wait))
+
+
+async def _record_missed(ctx: AppContext, conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Missed fires count as a skipped outcome in the schedule's bookkeeping."""
+    from extsched import metrics
+
+    for r in rows:
+        await ctx.db.execute(
+            conn,
+            "schedule_record_outcome",
+            {
+                "tenant_id": r["tenant_id"],
+                "schedule_id": r["schedule_id"],
+                "at": ctx.clock(),
+                "status": "skipped",
+                "error": "skipped: missed",
+            },
+        )
+        metrics.RUNS_SKIPPED.labels(reason=SkipReason.MISSED).inc()
+
+
+class Executor:
+    """Claims queued runs and runs attempts with a concurrency cap."""
+
+    def __init__(self, ctx: AppContext, handler: InvocationHandler, owner: str | None = None):
+        self.ctx = ctx
+        self.handler = handler
+        self.owner = owner or new_owner("worker")
+        self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
+        self.in_flight: dict[Any, asyncio.Task[None]] = {}
+
+    async def claim_and_start(self) -> int:
+        """Claim as many runs as there are free slots; returns how many started."""
+        free = self.ctx.settings.worker_concurrency - len(self.in_flight)
+        if free <= 0:
+            return 0
+        ctx, db = self.ctx, self.ctx.db
+        async with db.transaction() as conn:
+            claimed = await db.fetch_all(
+                conn,
+                "runs_claim",
+                {
+                    "owner": self.owner,
+                    "now": ctx.clock(),
+                    "limit": free,
+                    "lease_seconds": self.handler.lease_seconds,
+                },
+            )
+        for run in claimed:
+            key = (run["tenant_id"], run["id"])
+            task = asyncio.create_task(self._run(run), name=f"run {run['id']}")
+            self.in_flight[key] = task
+        return len(claimed)
+
+    async def _run(self, run: dict[str, Any]) -> None:
+        try:
+            await self.handler.attempt(run, self.owner)
+        except BackendUnavailable:
+            log.warning(
+                "database lost during a run; its lease will lapse and it will be retried",
+                extra={"run_id": run["id"]},
+            )
+        except Exception:
+            log.exception("run attempt crashed", extra={"run_id": run["id"]})
+        finally:
+            self.in_flight.pop((run["tenant_id"], run["id"]), None)
+
+    async def hand_back(self) -> int:
+        """On shutdown: cancel in-flight attempts and return their runs to the queue."""
+        runs = list(self.in_flight)
+        for task in self.in_flight.values():
+            task.cancel()
+        await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+        async with self.ctx.db.transaction() as conn:
+            for tenant_id, run_id in runs:
+                await self.ctx.db.execute(
+                    conn,
+                    "runs_handback",
+                    {
+                        "tenant_id": tenant_id,
+                        "id": run_id,
+                        "owner": self.owner,
+                        "now": self.ctx.clock(),
+                    },
+                )
+        return len(runs)
+
+
+class Reaper:
+    """Recovers runs whose worker died: retried while attempts remain, else failed once."""
+
+    def __init__(self, ctx: AppContext, handler: InvocationHandler) -> None:
+        self.ctx = ctx
+        self.handler = handler
+
+    async def sweep(self) -> int:
+        ctx, db = self.ctx, self.ctx.db
+        now = ctx.clock()
+        handled = 0
+        async with db.transaction() as conn:
+            expired = await db.fetch_all(conn, "runs_expired_leases", {"now": now, "limit": 500})
+            for r in expired:
+                key = {"tenant_id": r["tenant_id"], "id": r["id"], "now": now}
+                if r["attempts"] < ctx.settings.max_attempts:
+                    await db.execute(
+                        conn, "run_release_lease", {**key, "error": "worker lost; retrying"}
+                    )
+                else:
+                    row = await db.fetch_one(
+                        conn,
+                        "run_fail_lost",
+                        {**key, "error": "worker lost during the last attempt"},
+                    )
+                    if row is not None:
+                        await db.execute(
+                            conn,
+                            "schedule_lock_release",
+                            {
+                                "tenant_id": row["tenant_id"],
+                                "schedule_id": row["schedule_id"],
+                                "run_id": row["id"],
+                            },
+                        )
+                        await db.fetch_one(
+                            conn,
+                            "schedule_record_outcome",
+                            {
+                                "tenant_id": row["tenant_id"],
+                                "schedule_id": row["schedule_id"],
+                                "at": now,
+                                "status": "failed",
+                                "error": row["error"],
+                            },
+                        )
+                handled += 1
+            if handled:
+                await conn.execute(f"NOTIFY {RUNS_CHANNEL}")
+        return handled
+
+
+class PostgresWorker:
+    """Runs scheduler, executor and reaper loops until ``stop()``."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        handler: InvocationHandler,
+        *,
+        scheduler: bool = True,
+        executor: bool = True,
+        stop_grace_seconds: float = 10.0,
+    ) -> None:
+        self.ctx = ctx
+        self.scheduler = Scheduler(ctx) if scheduler else None
+        self.executor = Executor(ctx, handler) if executor else None
+        self.reaper = Reaper(ctx, handler)
+        self.stop_grace = stop_grace_seconds
+        self._stop = asyncio.Event()
+        self._wake_runs = asyncio.Event()
+        self._wake_handles = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loops = [self._listen()]
+        if self.scheduler:
+            loops.append(self._scheduler_loop())
+        if self.executor:
+            loops.append(self._executor_loop())
+        loops.append(self._reaper_loop())
+        tasks = [asyncio.create_task(c) for c in loops]
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.executor:
+                await self._drain()
+
+    async def _drain(self) -> None:
+        assert self.executor is not None
+        pending = list(self.executor.in_flight.values())
+        if pending:
+            log.info("waiting for in-flight runs", extra={"count": len(pending)})
+            await asyncio.wait(pending, timeout=self.stop_grace)
+        with contextlib.suppress(Exception):
+            handed = await self.executor.hand_back()
+            if handed:
+                log.info("handed runs back to the queue", extra={"count": handed})
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
+
+    async def _listen(self) -> None:
+        """LISTEN for new runs and changed handles, to wake the loops without polling."""
+        while not self._stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.ctx.db.url, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {RUNS_CHANNEL}")
+                    await conn.execute(f"LISTEN {HANDLES_CHANNEL}")
+                    async for note in conn.notifies():
+                        (
+                            self._wake_runs if note.channel == RUNS_CHANNEL else self._wake_handles
+                        ).set()
+            except (psycopg.OperationalError, OSError):
+                await asyncio.sleep(1.0)
+
+    async def _guarded(self, step: Callable[[], Any], what: str) -> Any:
+        try:
+            return await step()
+        except BackendUnavailable:
+            log.warning("%s: database unavailable, retrying", what)
+            await asyncio.sleep(1.0)
+        except Exception:
+            log.exception("%s failed", what)
+            await asyncio.sleep(1.0)
+        return None
+
+    async def _scheduler_loop(self) -> None:
+        assert self.scheduler is not None
+        sched = self.scheduler
+        poll = self.ctx.settings.scheduler_poll_seconds
+        while not self._stop.is_set():
+            result = await self._guarded(sched.tick, "scheduler tick")
+            if result is not None and result.handles >= self.ctx.settings.scheduler_batch_size:
+                continue  # more due right now
+            delay = await self._guarded(lambda: sched.seconds_until_next(poll), "scheduler wait")
+            await self._wait(self._wake_handles, poll if delay is None else delay)
+
+    async def _executor_loop(self) -> None:
+        assert self.executor is not None
+        ex = self.executor
+        while not self._stop.is_set():
+            started = await self._guarded(ex.claim_and_start, "executor claim")
+            if started:
+                continue
+            await self._wait(self._wake_runs, 0.5)
+
+    async def _reaper_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._guarded(self.reaper.sweep, "reaper sweep")
+            await self._wait(asyncio.Event(), 5.0)
+
+
+def lease_deadline(now: datetime, seconds: float) -> datetime:
+    return now + timedelta(seconds=seconds)

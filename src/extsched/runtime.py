@@ -1,0 +1,81 @@
+"""Process wiring: database URL (embedded or given), migrations, pool, backend, context."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from extsched.config import ConfigError, JobBackendKind, Settings
+from extsched.crypto import SecretBox
+from extsched.db import migrate
+from extsched.db.pool import Database
+from extsched.jobs.backend import JobBackend
+from extsched.jobs.postgres.backend import PostgresBackend
+from extsched.services.context import AppContext, utc_now
+
+log = logging.getLogger(__name__)
+
+_embedded: Any = None
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or an embedded PostgreSQL under ``EXTSCHED_HOME`` (started once)."""
+    if settings.database_url:
+        return settings.database_url
+    global _embedded
+    if _embedded is None:
+        import pgserver
+
+        pgdata = settings.home / "pgdata"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        # The embedded server keeps running while any process of this home uses it.
+        _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    uri: str = _embedded.get_uri()
+    return uri
+
+
+def prepare_database(settings: Settings) -> str:
+    """Resolve the URL and migrate it to the newest schema; returns the URL."""
+    url = database_url(settings)
+    migrate.upgrade(url)
+    return url
+
+
+def make_backend(settings: Settings, db: Database) -> JobBackend:
+    if settings.job_backend is JobBackendKind.TEMPORAL:
+        raise ConfigError("EXTSCHED_JOB_BACKEND: the temporal backend is not available yet")
+    return PostgresBackend(db, utc_now)
+
+
+@contextlib.asynccontextmanager
+async def open_context(settings: Settings, url: str | None = None) -> AsyncIterator[AppContext]:
+    """An AppContext with an open pool; closes everything on exit."""
+    db = Database(
+        url or database_url(settings),
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+    )
+    await db.open()
+    backend = make_backend(settings, db)
+    try:
+        yield AppContext(
+            settings=settings, db=db, backend=backend, secrets=SecretBox(settings.secret_key_bytes)
+        )
+    finally:
+        await backend.close()
+        await db.close()
+
+
+def bootstrap_token_file(settings: Settings) -> Path:
+    return settings.home / "bootstrap-admin.token"
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

@@ -1,0 +1,142 @@
+"""The service process: API (+UI), and for ``serve`` the reference Runner and demo upstream.
+
+``serve`` listens on one port: the API at ``/api/v1``, the reference Runner at ``/runner``
+and the demo upstream at ``/demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from extsched.api.app import create_api
+from extsched.config import Settings
+from extsched.jobs.handler import InvocationHandler
+from extsched.jobs.postgres.worker import PostgresWorker
+from extsched.runner.client import RunnerClient
+from extsched.runtime import open_context
+from extsched.services import registry
+from extsched.services.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which parts run in this process."""
+
+    api: bool = True
+    runner: bool = False
+    demo_upstream: bool = False
+    worker: bool = False
+
+
+def runner_body_cap(client_cap: int) -> int:
+    """The largest upstream body whose Runner response still fits the client's cap."""
+    return max(1024, client_cap * 3 // 4 - 4096)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None]:
+    """Run the job backend's worker loops beside the caller until it exits."""
+    s = ctx.settings
+    assert s.runner_url is not None, "the runner URL is resolved before the worker starts"
+    client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    worker = PostgresWorker(ctx, InvocationHandler(ctx, client))
+    task = asyncio.create_task(worker.run(), name="extsched worker")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+        await client.aclose()
+
+
+def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
+    """The ASGI app for ``serve`` / ``api``; the lifespan opens the pool (and the worker)."""
+    holder: dict[str, AppContext] = {}
+    upstream = httpx.AsyncClient(timeout=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_context(settings, url) as ctx:
+            holder["ctx"] = ctx
+            app.state.ctx = ctx
+            try:
+                if roles.worker:
+                    async with running_worker(ctx):
+                        yield
+                else:
+                    yield
+            finally:
+                await upstream.aclose()
+
+    app = create_api(None)
+    app.router.lifespan_context = lifespan
+
+    if roles.runner:
+        from extsched.runner.server import create_runner_app
+
+        async def resolve(content_hash: str) -> dict[str, object] | None:
+            return await registry.manifest_by_content_hash(holder["ctx"].db, content_hash)
+
+        def signing_secret_for(install_id: str) -> bytes:
+            return holder["ctx"].secrets.signing_secret(install_id)
+
+        app.mount(
+            "/runner",
+            create_runner_app(
+                resolve,
+                signing_secret_for,
+                # The Runner base64-encodes the upstream body (about 4/3 larger), so its cap
+                # leaves room for the client's cap on the whole response.
+                max_response_bytes=runner_body_cap(settings.runner_max_response_bytes),
+                upstream_client=upstream,
+            ),
+        )
+    if roles.demo_upstream:
+        from extsched.runner.demo import create_demo_app
+
+        app.mount("/demo", create_demo_app())
+    return app
+
+
+def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
+    """``extsched runner``: the reference Runner at ``/v1/execute`` plus the demo upstream."""
+    from extsched.runner.demo import create_demo_app
+    from extsched.runner.server import create_runner_app
+
+    holder: dict[str, AppContext] = {}
+    upstream = httpx.AsyncClient(timeout=None)
+
+    async def resolve(content_hash: str) -> dict[str, object] | None:
+        return await registry.manifest_by_content_hash(holder["ctx"].db, content_hash)
+
+    def signing_secret_for(install_id: str) -> bytes:
+        return holder["ctx"].secrets.signing_secret(install_id)
+
+    app = create_runner_app(
+        resolve,
+        signing_secret_for,
+        max_response_bytes=runner_body_cap(settings.runner_max_response_bytes),
+        upstream_client=upstream,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with open_context(settings, url) as ctx:
+            holder["ctx"] = ctx
+            try:
+                yield
+            finally:
+                await upstream.aclose()
+
+    app.router.lifespan_context = lifespan
+    app.mount("/demo", create_demo_app())
+    return app

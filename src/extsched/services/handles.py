@@ -1,0 +1,77 @@
+"""Keeps backend handles in line with what should fire.
+
+A schedule's handle is active exactly when the schedule is enabled, its install is enabled
+and the tenant's kill switch is off; otherwise it is paused with a note saying why. Every
+service that changes one of those three facts calls into here, inside its transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from extsched.db.pool import Conn
+from extsched.jobs.backend import HandleSpec
+from extsched.services.context import AppContext
+
+
+def pause_note(schedule_enabled: bool, install_enabled: bool, kill_switch: bool) -> str | None:
+    """Why a handle is paused, or None when it should fire."""
+    if kill_switch:
+        return "tenant kill switch is on"
+    if not install_enabled:
+        return "extension install is disabled"
+    if not schedule_enabled:
+        return "schedule is disabled"
+    return None
+
+
+def spec_for(row: dict[str, Any], *, install_enabled: bool, kill_switch: bool) -> HandleSpec:
+    note = pause_note(row["enabled"], install_enabled, kill_switch)
+    return HandleSpec(
+        tenant_id=row["tenant_id"],
+        install_id=row["install_id"],
+        schedule_id=row["id"],
+        cron=row["cron"],
+        timezone=row["timezone"],
+        paused=note is not None,
+        note=note,
+    )
+
+
+async def install_state(
+    ctx: AppContext, conn: Conn, tenant_id: str, install_id: uuid.UUID
+) -> tuple[bool, bool]:
+    """(install enabled, tenant kill switch on)."""
+    row = await ctx.db.fetch_one(
+        conn, "install_state", {"tenant_id": tenant_id, "install_id": install_id}
+    )
+    if row is None:
+        return False, False
+    return bool(row["install_enabled"]), bool(row["kill_switch"])
+
+
+async def sync_schedules(
+    ctx: AppContext,
+    conn: Conn,
+    tenant_id: str,
+    install_id: uuid.UUID,
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """Put the handles of these schedule rows (all of one install) into their desired state."""
+    if not rows:
+        return
+    install_enabled, kill_switch = await install_state(ctx, conn, tenant_id, install_id)
+    await ctx.backend.put_handles(
+        conn,
+        [spec_for(r, install_enabled=install_enabled, kill_switch=kill_switch) for r in rows],
+    )
+
+
+async def sync_install(ctx: AppContext, conn: Conn, tenant_id: str, install_id: uuid.UUID) -> None:
+    """Re-derive every handle of an install (after enable/disable, update, kill switch)."""
+    rows = await ctx.db.fetch_all(
+        conn, "schedules_for_install", {"tenant_id": tenant_id, "install_id": install_id}
+    )
+    await sync_schedules(ctx, conn, tenant_id, install_id, rows)

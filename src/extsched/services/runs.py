@@ -1,0 +1,208 @@
+"""Run-now (idempotent, rate-limited) and run history."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from extsched.db.pool import Conn, constraint_name
+from extsched.domain.auth import Principal
+from extsched.domain.ids import uuid7
+from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
+from extsched.errors import InstallDisabled, NotFound, RateLimited, SchedulesPaused, field_error
+from extsched.jobs.backend import RunRequest
+from extsched.services import audit, installs, tenants
+from extsched.services.context import AppContext
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    trigger: str
+    scheduled_for: datetime
+    status: str
+    skip_reason: str | None
+    skipped_count: int | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    http_status: int | None
+    error: str | None
+    response_preview: str | None
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Run:
+        return cls(**{k: r[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunNowResult:
+    run: Run
+    created: bool
+
+
+async def _take_rate(ctx: AppContext, conn: Conn, tenant_id: str, bucket: str, limit: int) -> None:
+    """Count one hit in a fixed one-minute window shared by every API process."""
+    now = ctx.clock()
+    window = now.replace(second=0, microsecond=0)
+    hits = await ctx.db.fetch_val(
+        conn, "rate_limit_hit", {"tenant_id": tenant_id, "bucket": bucket, "window_start": window}
+    )
+    if hits > limit:
+        retry_after = max(1, math.ceil(60 - (now - window).total_seconds()))
+        raise RateLimited(
+            f"run-now limit reached ({limit} per minute); retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+            details={"limit": limit, "scope": bucket.split(":", 1)[0]},
+        )
+
+
+async def run_now(
+    ctx: AppContext,
+    principal: Principal,
+    schedule_id: uuid.UUID,
+    idempotency_key: str | None,
+    extension_id: uuid.UUID | None = None,
+) -> RunNowResult:
+    """Queue a run of a schedule now; the same key within 24 h returns the first run."""
+    assert principal.tenant_id is not None
+    tenant_id = principal.tenant_id
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+        raise field_error("Idempotency-Key", "must be 1-200 characters")
+    db = ctx.db
+    now = ctx.clock()
+    async with db.transaction() as conn:
+        tenant = await tenants.require_feature(db, conn, tenant_id)
+        schedule = await db.fetch_one(
+            conn, "schedule_get_for_update", {"tenant_id": tenant_id, "id": schedule_id}
+        )
+        if schedule is None or (
+            extension_id is not None and schedule["extension_id"] != extension_id
+        ):
+            raise NotFound("unknown schedule")
+        if idempotency_key is not None:
+            await db.execute(
+                conn,
+                "run_forget_idempotency_key",
+                {
+                    "tenant_id": tenant_id,
+                    "schedule_id": schedule_id,
+                    "idempotency_key": idempotency_key,
+                    "cutoff": now - IDEMPOTENCY_TTL,
+                },
+            )
+            existing = await db.fetch_one(
+                conn,
+                "run_by_idempotency_key",
+                {
+                    "tenant_id": tenant_id,
+                    "schedule_id": schedule_id,
+                    "idempotency_key": idempotency_key,
+                },
+            )
+            if existing is not None:
+                return RunNowResult(Run.from_row(existing), created=False)
+        install = await installs.get(ctx, conn, tenant_id, schedule["extension_id"])
+        if not install.enabled:
+            raise InstallDisabled()
+        if tenant.kill_switch:
+            raise SchedulesPaused()
+        await _take_rate(
+            ctx, conn, tenant_id, f"schedule:{schedule_id}", ctx.settings.run_now_per_schedule
+        )
+        await _take_rate(ctx, conn, tenant_id, "tenant", ctx.settings.run_now_per_tenant)
+        run_id = uuid7()
+        try:
+            async with conn.transaction():
+                row = await db.fetch_one(
+                    conn,
+                    "run_insert_now",
+                    {
+                        "tenant_id": tenant_id,
+                        "id": run_id,
+                        "schedule_id": schedule_id,
+                        "install_id": schedule["install_id"],
+                        "scheduled_for": now,
+                        "idempotency_key": idempotency_key,
+                    },
+                )
+        except psycopg.errors.UniqueViolation as exc:  # pragma: no cover - guarded by row lock
+            if constraint_name(exc) == "extension_schedule_run_idempotency_key":
+                raise field_error("Idempotency-Key", "is being used concurrently") from None
+            raise
+        assert row is not None
+        await ctx.backend.start_run(
+            conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
+        )
+        await audit.record(
+            db,
+            conn,
+            tenant_id=tenant_id,
+            extension_id=schedule["extension_id"],
+            actor=principal.actor,
+            action="schedule.run_now",
+            target_type="schedule",
+            target_id=schedule_id,
+            changes={"run_id": str(run_id)},
+        )
+        return RunNowResult(Run.from_row(row), created=True)
+
+
+async def history(
+    ctx: AppContext,
+    principal: Principal,
+    schedule_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    extension_id: uuid.UUID | None = None,
+) -> tuple[list[Run], str | None]:
+    """Runs of a schedule, newest first, with an opaque cursor."""
+    assert principal.tenant_id is not None
+    tenant_id = principal.tenant_id
+    before = None
+    if cursor:
+        try:
+            before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
+        except (BadCursor, ValueError):
+            raise field_error("cursor", "invalid cursor") from None
+    db = ctx.db
+    async with db.connection() as conn:
+        await tenants.require_feature(db, conn, tenant_id)
+        schedule = await db.fetch_one(
+            conn, "schedule_get", {"tenant_id": tenant_id, "id": schedule_id}
+        )
+        if schedule is None or (
+            extension_id is not None and schedule["extension_id"] != extension_id
+        ):
+            raise NotFound("unknown schedule")
+        rows = await db.fetch_all(
+            conn,
+            "runs_page",
+            {
+                "tenant_id": tenant_id,
+                "schedule_id": schedule_id,
+                "before_id": before,
+                "limit": limit + 1,
+            },
+        )
+    items = [Run.from_row(r) for r in rows[:limit]]
+    next_cursor = encode_cursor([str(items[-1].id)]) if len(rows) > limit else None
+    return items, next_cursor
+
+
+async def get_run(ctx: AppContext, tenant_id: str, run_id: uuid.UUID) -> Run:
+    async with ctx.db.connection() as conn:
+        row = await ctx.db.fetch_one(conn, "run_get", {"tenant_id": tenant_id, "id": run_id})
+    if row is None:
+        raise NotFound("unknown run")
+    return Run.from_row(row)
