@@ -40,8 +40,8 @@ registry_app = typer.Typer(
 app.add_typer(token_app, name="token")
 app.add_typer(registry_app, name="registry")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

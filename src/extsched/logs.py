@@ -32,4 +32,5 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "pgserver", "alembic", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -28,12 +28,19 @@ def database_url(settings: Settings) -> str:
         return settings.database_url
     global _embedded
     if _embedded is None:
-        import pgserver
+        import warnings
+
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, containers).
+            warnings.simplefilter("ignore")
+            import pgserver
 
         pgdata = settings.home / "pgdata"
         pgdata.mkdir(parents=True, exist_ok=True)
         # The embedded server keeps running while any process of this home uses it.
-        _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _embedded = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     uri: str = _embedded.get_uri()
     return uri
 
