@@ -396,5 +396,136 @@ def registry_backfill(
         out.print(f"{versions} versions checked, {written} endpoint rows written")
 
 
+# ----------------------------------------------------------------------------- operations
+schedules_app = typer.Typer(help="Inspect schedules across tenants.", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
+
+
+@app.command()
+def reconcile(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare schedules with the job backend's handles (and fix them with --repair)."""
+    from extsched.services import reconcile as reconcile_service
+
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> reconcile_service.ReconcileReport:
+        async with open_context(s, url) as ctx:
+            with err.status("reconciling…"):
+                return await reconcile_service.reconcile(ctx, repair=repair)
+
+    r = run(go)
+    data = {
+        "orphan_schedules": r.orphan_schedules,
+        "orphan_handles": r.orphan_handles,
+        "missing_handles": r.missing_handles,
+        "stale_handles": r.stale_handles,
+        "repaired": r.repaired,
+    }
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table("finding", "count", "examples")
+    for key in ("orphan_schedules", "orphan_handles", "missing_handles", "stale_handles"):
+        items: list[Any] = data[key]  # type: ignore[assignment]
+        examples = ", ".join(
+            (i["schedule_id"] + f" ({i['reason']})") if isinstance(i, dict) else str(i)
+            for i in items[:3]
+        )
+        table.add_row(key.replace("_", " "), str(len(items)), examples)
+    out.print(table)
+    out.print(f"repaired: {r.repaired}" if repair else "run with --repair to fix")
+
+
+@app.command("kill-switch")
+def kill_switch(
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    state: Annotated[str, typer.Argument(help="on or off.")],
+) -> None:
+    """Pause (on) or restore (off) every schedule of a tenant."""
+    from extsched.domain.auth import Actor
+    from extsched.services import lifecycle
+
+    if state not in ("on", "off"):
+        fail("state must be on or off")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> bool:
+        async with open_context(s, url) as ctx:
+            return await lifecycle.set_kill_switch(ctx, Actor.system("cli"), tenant, state == "on")
+
+    changed = run(go)
+    out.print(f"kill switch for {tenant} is {state}" + ("" if changed else " (unchanged)"))
+
+
+@schedules_app.command("list")
+def schedules_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    extension: Annotated[str | None, typer.Option(help="Only this extension id.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List schedules across tenants with their state and backend handle."""
+    from extsched.services import admin
+
+    ext_id = None
+    if extension:
+        try:
+            ext_id = uuid.UUID(extension)
+        except ValueError:
+            fail(f"not an extension id: {extension!r}")
+    s = settings()
+    url = prepare_database(s)
+
+    async def go() -> list[admin.AdminSchedule]:
+        async with open_context(s, url) as ctx:
+            return await admin.list_schedules(
+                ctx, tenant_id=tenant, extension_id=ext_id, install_id=None, limit=10_000
+            )
+
+    items = run(go)
+    if as_json:
+        from extsched.api.schemas import ScheduleOut
+
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        **ScheduleOut.of(i.schedule).model_dump(mode="json"),
+                        "tenant_id": i.schedule.tenant_id,
+                        "handle_id": i.handle_id,
+                        "handle_present": i.handle_present,
+                        "handle_paused": i.handle_paused,
+                    }
+                    for i in items
+                ]
+            )
+        )
+        return
+    table = Table(
+        "tenant", "schedule", "name", "endpoint", "cron", "zone", "state", "next run", "last"
+    )
+    for i in items:
+        sc = i.schedule
+        state = "enabled" if sc.enabled else f"disabled ({sc.disabled_reason or 'user'})"
+        if not i.handle_present:
+            state += " [no handle]"
+        table.add_row(
+            sc.tenant_id,
+            str(sc.id),
+            sc.name or "",
+            f"{sc.endpoint_method} {sc.endpoint_path}",
+            sc.cron,
+            sc.timezone,
+            state,
+            f"{sc.next_run_at:%Y-%m-%d %H:%M}Z" if sc.next_run_at else "-",
+            sc.last_run_status or "-",
+        )
+    out.print(table)
+
+
 def main() -> None:
     app()

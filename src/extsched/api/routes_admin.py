@@ -1,12 +1,24 @@
-"""Platform-admin routes."""
+"""Platform-admin routes: tenants, kill switch, cross-tenant schedules, reconcile, backfill."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+
+from fastapi import APIRouter, Query, Response
 
 from extsched.api.deps import Admin, Ctx
-from extsched.api.schemas import TenantOut, TenantPutIn
-from extsched.services import tenants
+from extsched.api.schemas import (
+    AdminScheduleListOut,
+    AdminScheduleOut,
+    BackfillOut,
+    KillSwitchIn,
+    KillSwitchOut,
+    ReconcileOut,
+    ScheduleOut,
+    TenantOut,
+    TenantPutIn,
+)
+from extsched.services import admin, lifecycle, reconcile, registry, schedules, tenants
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -22,3 +34,63 @@ async def put_tenant(ctx: Ctx, _: Admin, tenant_id: str, body: TenantPutIn) -> T
         scheduled_tasks_enabled=body.scheduled_tasks_enabled,
     )
     return TenantOut.of(tenant)
+
+
+@router.post("/tenants/{tenant_id}/kill-switch", response_model=KillSwitchOut)
+async def kill_switch(ctx: Ctx, a: Admin, tenant_id: str, body: KillSwitchIn) -> KillSwitchOut:
+    """On: nothing of the tenant fires or runs now (handles paused); off: restores."""
+    tenants.check_tenant_id(tenant_id)
+    changed = await lifecycle.set_kill_switch(ctx, a.actor, tenant_id, body.enabled)
+    return KillSwitchOut(tenant_id=tenant_id, kill_switch=body.enabled, changed=changed)
+
+
+@router.get("/schedules", response_model=AdminScheduleListOut)
+async def list_schedules(
+    ctx: Ctx,
+    _: Admin,
+    tenant: str | None = Query(default=None, max_length=64),
+    extension_id: uuid.UUID | None = None,
+    install_id: uuid.UUID | None = None,
+    limit: int = Query(default=1000, ge=1, le=10_000),
+) -> AdminScheduleListOut:
+    """Schedules across tenants with their backend handle ids."""
+    items = await admin.list_schedules(
+        ctx, tenant_id=tenant, extension_id=extension_id, install_id=install_id, limit=limit
+    )
+    return AdminScheduleListOut(
+        items=[
+            AdminScheduleOut(
+                **ScheduleOut.of(i.schedule).model_dump(),
+                tenant_id=i.schedule.tenant_id,
+                handle_id=i.handle_id,
+                handle_present=i.handle_present,
+                handle_paused=i.handle_paused,
+            )
+            for i in items
+        ]
+    )
+
+
+@router.delete("/tenants/{tenant_id}/schedules/{schedule_id}", status_code=204)
+async def delete_schedule(ctx: Ctx, a: Admin, tenant_id: str, schedule_id: uuid.UUID) -> Response:
+    tenants.check_tenant_id(tenant_id)
+    await schedules.delete(ctx, a.actor, tenant_id, schedule_id, check_feature=False)
+    return Response(status_code=204)
+
+
+@router.post("/reconcile", response_model=ReconcileOut)
+async def run_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOut:
+    r = await reconcile.reconcile(ctx, repair=repair, actor=a.actor)
+    return ReconcileOut(
+        orphan_schedules=r.orphan_schedules,
+        orphan_handles=r.orphan_handles,
+        missing_handles=r.missing_handles,
+        stale_handles=r.stale_handles,
+        repaired=r.repaired,
+    )
+
+
+@router.post("/registry/backfill-endpoints", response_model=BackfillOut)
+async def backfill(ctx: Ctx, _: Admin, version_id: uuid.UUID | None = None) -> BackfillOut:
+    versions, written = await registry.backfill_endpoints(ctx.db, version_id)
+    return BackfillOut(versions=versions, endpoints_written=written)

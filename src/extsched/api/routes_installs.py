@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -13,9 +14,13 @@ from extsched.api.schemas import (
     InstallListOut,
     InstallOut,
     InstallPatchIn,
+    RemappedOut,
+    UpdateIn,
+    UpdateOut,
+    UpdatePreviewOut,
 )
 from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from extsched.services import endpoints, installs
+from extsched.services import endpoints, installs, lifecycle
 from extsched.services.installs import InstallSettings
 
 router = APIRouter(prefix="/api/v1/extensions", tags=["installs"])
@@ -74,6 +79,59 @@ async def enable(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> InstallOut:
 async def uninstall(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> Response:
     await installs.uninstall(ctx, p.actor, _tenant(p), extension_id)
     return Response(status_code=204)
+
+
+def _update_out(report: lifecycle.UpdateReport) -> dict[str, Any]:
+    return {
+        "install": InstallOut.of(report.install),
+        "remapped": [
+            RemappedOut(
+                schedule_id=r.schedule_id,
+                from_endpoint_id=r.from_endpoint_id,
+                to_endpoint_id=r.to_endpoint_id,
+            )
+            for r in report.remapped
+        ],
+        "disabled": report.disabled,
+    }
+
+
+@router.post("/{extension_id}/update", response_model=UpdateOut)
+async def update(ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: UpdateIn) -> UpdateOut:
+    """Move the install to another version, remapping schedules by (method, path)."""
+    report = await lifecycle.update_version(
+        ctx,
+        p.actor,
+        _tenant(p),
+        extension_id,
+        body.version_id,
+        disable_missing=body.disable_missing_schedules,
+    )
+    return UpdateOut(**_update_out(report))
+
+
+@router.post("/{extension_id}/update/preview", response_model=UpdatePreviewOut)
+async def update_preview(
+    ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: UpdateIn
+) -> UpdatePreviewOut:
+    """The report an update would give, changing nothing."""
+    report = await lifecycle.update_version(
+        ctx,
+        p.actor,
+        _tenant(p),
+        extension_id,
+        body.version_id,
+        disable_missing=body.disable_missing_schedules,
+        preview=True,
+    )
+    return UpdatePreviewOut(
+        **_update_out(report),
+        would_block=report.would_block and not body.disable_missing_schedules,
+        schedules=[
+            {"schedule_id": str(u.schedule_id), "name": u.name, "method": u.method, "path": u.path}
+            for u in report.unmatched
+        ],
+    )
 
 
 @router.get("/{extension_id}/endpoints", response_model=EndpointPageOut)

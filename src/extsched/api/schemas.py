@@ -393,3 +393,61 @@ class RunPageOut(BaseModel):
 class RunNowOut(BaseModel):
     run_id: uuid.UUID
     status: str
+
+
+class UpdateIn(Strict):
+    version_id: uuid.UUID
+    disable_missing_schedules: StrictBool = False
+
+
+class RemappedOut(BaseModel):
+    schedule_id: uuid.UUID
+    from_endpoint_id: uuid.UUID
+    to_endpoint_id: uuid.UUID
+
+
+class UpdateOut(BaseModel):
+    install: InstallOut
+    remapped: list[RemappedOut]
+    disabled: list[uuid.UUID]
+
+
+class UpdatePreviewOut(UpdateOut):
+    would_block: bool
+    schedules: list[dict[str, Any]] = Field(
+        default_factory=list, description="Schedules with no matching endpoint (method, path)."
+    )
+
+
+class KillSwitchIn(Strict):
+    enabled: StrictBool
+
+
+class KillSwitchOut(BaseModel):
+    tenant_id: str
+    kill_switch: bool
+    changed: bool
+
+
+class AdminScheduleOut(ScheduleOut):
+    tenant_id: str
+    handle_id: str
+    handle_present: bool
+    handle_paused: bool | None
+
+
+class AdminScheduleListOut(BaseModel):
+    items: list[AdminScheduleOut]
+
+
+class ReconcileOut(BaseModel):
+    orphan_schedules: list[dict[str, Any]]
+    orphan_handles: list[str]
+    missing_handles: list[str]
+    stale_handles: list[str]
+    repaired: int
+
+
+class BackfillOut(BaseModel):
+    versions: int
+    endpoints_written: int

@@ -305,6 +305,8 @@ class PostgresWorker:
         if self.executor:
             loops.append(self._executor_loop())
         loops.append(self._reaper_loop())
+        if self.ctx.settings.reconcile_interval_seconds > 0:
+            loops.append(self._reconcile_loop())
         tasks = [asyncio.create_task(c) for c in loops]
         try:
             await self._stop.wait()
@@ -377,6 +379,26 @@ class PostgresWorker:
             if started:
                 continue
             await self._wait(self._wake_runs, 0.5)
+
+    async def _reconcile_loop(self) -> None:
+        """Periodic self-healing: the reconciler with repair (SPEC §5 Admin, reconcile)."""
+        from extsched.services.reconcile import reconcile
+
+        interval = self.ctx.settings.reconcile_interval_seconds
+        while not self._stop.is_set():
+            await self._wait(asyncio.Event(), interval)
+            report = await self._guarded(lambda: reconcile(self.ctx, repair=True), "reconcile")
+            if report is not None and not report.clean:
+                log.warning(
+                    "reconcile found and repaired drift",
+                    extra={
+                        "orphan_schedules": len(report.orphan_schedules),
+                        "orphan_handles": len(report.orphan_handles),
+                        "missing_handles": len(report.missing_handles),
+                        "stale_handles": len(report.stale_handles),
+                        "repaired": report.repaired,
+                    },
+                )
 
     async def _reaper_loop(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,155 @@
+"""Reconciliation: compares schedules in the database with the job backend's handles.
+
+Finds schedules whose install or endpoint no longer exists, handles with no schedule,
+enabled schedules with no handle and handles in the wrong paused state; ``repair`` fixes
+them. It never changes a disabled schedule's configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from extsched.domain.auth import Actor
+from extsched.jobs.backend import HandleSpec
+from extsched.services import audit, handles
+from extsched.services.context import AppContext
+from extsched.services.schedules import DisabledReason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    orphan_schedules: list[dict[str, Any]] = field(default_factory=list)
+    orphan_handles: list[str] = field(default_factory=list)
+    missing_handles: list[str] = field(default_factory=list)
+    stale_handles: list[str] = field(default_factory=list)
+    repaired: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.orphan_schedules
+            or self.orphan_handles
+            or self.missing_handles
+            or self.stale_handles
+        )
+
+
+async def reconcile(
+    ctx: AppContext, *, repair: bool, actor: Actor | None = None
+) -> ReconcileReport:
+    actor = actor or Actor.system("reconcile")
+    db = ctx.db
+    report = ReconcileReport()
+    async with db.connection() as conn:
+        rows = await db.fetch_all(conn, "reconcile_schedules")
+        existing = {h.handle_id: h for h in await ctx.backend.list_handles(conn, None)}
+    wanted: dict[str, HandleSpec] = {}
+    to_delete: list[dict[str, Any]] = []
+    to_disable: list[dict[str, Any]] = []
+    for r in rows:
+        if not r["install_exists"]:
+            report.orphan_schedules.append(
+                {
+                    "tenant_id": r["tenant_id"],
+                    "schedule_id": str(r["id"]),
+                    "reason": "install_missing",
+                }
+            )
+            to_delete.append(r)
+            continue
+        if not r["endpoint_current"] and r["enabled"]:
+            report.orphan_schedules.append(
+                {
+                    "tenant_id": r["tenant_id"],
+                    "schedule_id": str(r["id"]),
+                    "reason": "endpoint_missing",
+                }
+            )
+            to_disable.append(r)
+        spec = handles.spec_for(
+            r, install_enabled=r["install_enabled"], kill_switch=r["kill_switch"]
+        )
+        wanted[spec.handle_id] = spec
+    for hid, spec in wanted.items():
+        have = existing.get(hid)
+        if have is None:
+            if not spec.paused:
+                report.missing_handles.append(hid)
+        elif have.paused != spec.paused or have.cron != spec.cron or have.timezone != spec.timezone:
+            report.stale_handles.append(hid)
+    # Handles of orphan schedules go with their schedule; the rest have no schedule at all.
+    known = set(wanted) | {
+        handles.spec_for(r, install_enabled=False, kill_switch=False).handle_id for r in to_delete
+    }
+    orphan_handle_infos = [h for hid, h in existing.items() if hid not in known]
+    report.orphan_handles = [h.handle_id for h in orphan_handle_infos]
+    if not repair or report.clean:
+        return report
+
+    async with db.transaction() as conn:
+        for r in to_delete:
+            key = {"tenant_id": r["tenant_id"], "schedule_id": r["id"]}
+            await ctx.backend.delete_handles(conn, r["tenant_id"], [(r["install_id"], r["id"])])
+            await db.execute(conn, "runs_delete_for_schedule", key)
+            await db.execute(conn, "schedule_delete", {"tenant_id": r["tenant_id"], "id": r["id"]})
+            await audit.record(
+                db,
+                conn,
+                tenant_id=r["tenant_id"],
+                extension_id=r["extension_id"],
+                actor=actor,
+                action="reconcile.delete_orphan_schedule",
+                target_type="schedule",
+                target_id=r["id"],
+                changes={"reason": "install_missing"},
+            )
+            report.repaired += 1
+        for r in to_disable:
+            row = await db.fetch_one(
+                conn,
+                "schedule_auto_disable",
+                {
+                    "tenant_id": r["tenant_id"],
+                    "schedule_id": r["id"],
+                    "reason": DisabledReason.ENDPOINT_MISSING,
+                },
+            )
+            if row is not None:
+                spec = handles.spec_for(
+                    row, install_enabled=r["install_enabled"], kill_switch=r["kill_switch"]
+                )
+                wanted[spec.handle_id] = spec
+                if spec.handle_id in existing and spec.handle_id not in report.stale_handles:
+                    report.stale_handles.append(spec.handle_id)
+                await audit.record(
+                    db,
+                    conn,
+                    tenant_id=r["tenant_id"],
+                    extension_id=r["extension_id"],
+                    actor=actor,
+                    action="reconcile.disable_schedule",
+                    target_type="schedule",
+                    target_id=r["id"],
+                    changes={
+                        "enabled": {"from": True, "to": False},
+                        "disabled_reason": DisabledReason.ENDPOINT_MISSING,
+                    },
+                )
+                report.repaired += 1
+        fix = [wanted[h] for h in report.missing_handles + report.stale_handles]
+        if fix:
+            await ctx.backend.put_handles(conn, fix)
+            report.repaired += len(report.missing_handles) + len(report.stale_handles)
+        by_tenant: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+        for h in orphan_handle_infos:
+            by_tenant.setdefault(h.tenant_id, []).append((h.install_id, h.schedule_id))
+        for tenant_id, keys in by_tenant.items():
+            await ctx.backend.delete_handles(conn, tenant_id, keys)
+            report.repaired += len(keys)
+    log.info("reconcile repaired", extra={"repaired": report.repaired})
+    return report
