@@ -529,3 +529,7 @@ def schedules_list(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

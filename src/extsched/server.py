@@ -48,7 +48,9 @@ async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None
     s = ctx.settings
     assert s.runner_url is not None, "the runner URL is resolved before the worker starts"
     client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)
-    worker = PostgresWorker(ctx, InvocationHandler(ctx, client))
+    worker = PostgresWorker(
+        ctx, InvocationHandler(ctx, client), stop_grace_seconds=s.worker_stop_grace_seconds
+    )
     task = asyncio.create_task(worker.run(), name="extsched worker")
     try:
         yield worker

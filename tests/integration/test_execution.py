@@ -512,3 +512,72 @@ async def test_it_pages_run_history_newest_first(
     assert seen == sorted(seen, reverse=True) and len(seen) == 5
     r = await client.get(f"/api/v1/schedules/{s['id']}/runs", headers=charlie.headers)
     assert r.status_code == 404
+
+
+class TestDstDays:
+    """Europe/Paris 2027: clocks go 02:00→03:00 on 2027-03-28 (01:00Z) and 03:00→02:00 on
+    2027-10-31 (01:00Z). The scheduler, ticking every 5 minutes, fires what the SPEC says."""
+
+    async def _fired(
+        self,
+        harness: Harness,
+        sched,
+        cron_expr: str,
+        start: datetime,  # type: ignore[no-untyped-def]
+        hours: int,
+    ) -> list[str]:
+        harness.clock.set(start)
+        s = await sched(cron=cron_expr, timezone="Europe/Paris", name=cron_expr)
+        t = start
+        while t <= start + timedelta(hours=hours):
+            await harness.tick(t)
+            await harness.drain()
+            t += timedelta(minutes=5)
+        calls = [c for c in harness.runner.calls if c.envelope["context"]["schedule_id"] == s["id"]]
+        return [c.envelope["context"]["scheduled_for"] for c in calls]
+
+    async def test_it_moves_a_skipped_fixed_time_to_the_jump(self, harness: Harness, sched) -> None:  # type: ignore[no-untyped-def]
+        fired = await self._fired(
+            harness, sched, "30 2 * * *", datetime(2027, 3, 27, 22, 0, tzinfo=UTC), 6
+        )
+        assert fired == ["2027-03-28T01:00:00Z"]  # 03:00 CEST, once
+
+    async def test_it_fires_a_repeated_fixed_time_once(self, harness: Harness, sched) -> None:  # type: ignore[no-untyped-def]
+        fired = await self._fired(
+            harness, sched, "30 2 * * *", datetime(2027, 10, 30, 22, 0, tzinfo=UTC), 6
+        )
+        assert fired == ["2027-10-31T00:30:00Z"]  # the first 02:30 (CEST) only
+
+    async def test_it_follows_real_time_for_step_schedules(self, harness: Harness, sched) -> None:  # type: ignore[no-untyped-def]
+        fired = await self._fired(
+            harness, sched, "*/30 * * * *", datetime(2027, 10, 30, 23, 50, tzinfo=UTC), 2
+        )
+        # 02:00 and 02:30 happen twice (CEST, then CET): all four fire
+        assert fired == [
+            "2027-10-31T00:00:00Z",
+            "2027-10-31T00:30:00Z",
+            "2027-10-31T01:00:00Z",
+            "2027-10-31T01:30:00Z",
+        ]
+
+
+async def test_it_exports_the_spec_metrics(
+    harness: Harness,
+    sched,
+    client: httpx.AsyncClient,  # type: ignore[no-untyped-def]
+) -> None:
+    harness.runner.behaviour = {"/e500": "ext_500"}
+    await sched()
+    await sched(path="/e500", name="failing")
+    await harness.tick(T0.replace(hour=9, minute=0))
+    await harness.drain()
+    text = (await client.get("/metrics")).text
+    assert 'extsched_runs_total{status="succeeded",trigger="schedule"}' in text
+    assert 'extsched_runs_total{status="failed",trigger="schedule"}' in text
+    for name in (
+        "extsched_run_duration_seconds_bucket",
+        "extsched_fire_lag_seconds_bucket",
+        "extsched_schedules{",
+    ):
+        assert name in text
+    assert "acme" not in text  # no tenant ids as labels

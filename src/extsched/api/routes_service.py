@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extsched.api.deps import Ctx
+from extsched.errors import BackendUnavailable
+from extsched.metrics import SCHEDULES
 
 router = APIRouter(tags=["service"])
 
@@ -30,5 +32,14 @@ async def readyz(ctx: Ctx) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(ctx: Ctx) -> Response:
+    """Prometheus metrics; schedule counts by state are read at scrape time."""
+    try:
+        async with ctx.db.connection() as conn:
+            rows = await ctx.db.fetch_all(conn, "schedule_state_counts")
+        counts = {r["state"]: r["n"] for r in rows}
+        for state in ("enabled", "disabled", "paused"):
+            SCHEDULES.labels(state=state).set(counts.get(state, 0))
+    except BackendUnavailable:
+        pass  # still serve the process metrics while the database is down
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

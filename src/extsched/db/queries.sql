@@ -510,3 +510,14 @@ LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.i
 LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
 LEFT JOIN extension_api_endpoint e ON e.id = s.endpoint_id
 ORDER BY s.tenant_id, s.id;
+
+-- name: schedule_state_counts
+-- [cross-tenant] for the extsched_schedules{state} gauge.
+SELECT CASE WHEN NOT s.enabled THEN 'disabled'
+            WHEN NOT coalesce(i.enabled, false) OR coalesce(t.kill_switch, false) THEN 'paused'
+            ELSE 'enabled' END AS state,
+       count(*) AS n
+FROM tenant_extension_schedule s
+LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
+GROUP BY 1;

@@ -1,0 +1,255 @@
+"""Real worker processes (`extsched worker`) on one database: exactly-once firing with two
+schedulers and two workers, lease recovery after kill -9, graceful SIGTERM, the live loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from extsched.jobs.handler import InvocationHandler
+from extsched.jobs.postgres.worker import PostgresWorker
+from extsched.runner.client import RunnerClient
+from extsched.services.context import AppContext
+from tests.conftest import TEST_KEY, Actor, Clock, endpoint_id
+from tests.fake_runner import fake_runner
+from tests.integration.test_execution import Harness
+
+
+def _env(db_url: str, home: Path, runner_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
+    env.update(
+        {
+            "EXTSCHED_DATABASE_URL": db_url,
+            "EXTSCHED_HOME": str(home),
+            "EXTSCHED_SECRET_KEY": TEST_KEY,
+            "EXTSCHED_RUNNER_URL": runner_url,
+            "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0",
+            "EXTSCHED_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    return env
+
+
+@contextmanager
+def workers(n: int, env: dict[str, str], log_dir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = []
+    logs = []
+    for i in range(n):
+        log = (log_dir / f"worker{i}.log").open("wb")
+        logs.append(log)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "extsched.cli", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+        for log in logs:
+            log.close()
+
+
+def _sql(db_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        cur = conn.execute(query, args or None)
+        return cur.fetchall() if cur.description else []
+
+
+async def _poll(predicate: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+async def published(install, alice: Actor):  # type: ignore[no-untyped-def]
+    p, _ = await install(
+        alice,
+        endpoints=[
+            {"method": "POST", "path": "/sync", "handler": "h"},
+            {"method": "POST", "path": "/hang", "handler": "h"},
+        ],
+    )
+    return p
+
+
+async def _create(
+    client: httpx.AsyncClient, alice: Actor, p: dict[str, Any], n: int, path: str = "/sync"
+) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = await client.post(
+            f"/api/v1/extensions/{p['extension_id']}/schedules",
+            headers=alice.headers,
+            json={
+                "endpoint_id": endpoint_id(p, "POST", path),
+                "cron": "*/5 * * * *",
+                "timezone": "UTC",
+                "name": f"s{i}",
+            },
+        )
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+@pytest.mark.settings(max_schedules_per_install=600, max_schedules_per_tenant=600)
+async def test_it_fires_500_due_schedules_exactly_once_with_two_workers(
+    client: httpx.AsyncClient,
+    alice: Actor,
+    published: dict[str, Any],
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    ids = await _create(client, alice, published, 500)
+    with fake_runner() as runner:
+        # everything due now, as after a pause: both processes race for the same handles
+        _sql(db_url, "UPDATE job_handle SET next_fire_at = now() - interval '1 second'")
+        env = _env(db_url, tmp_path / "home", runner.url)
+        with workers(2, env, tmp_path):
+            await _poll(
+                lambda: (
+                    len(runner.calls) >= 500
+                    and _sql(
+                        db_url,
+                        "SELECT count(*) FROM extension_schedule_run WHERE status = 'succeeded'",
+                    )[0][0]
+                    >= 500
+                ),
+                90,
+                "500 runs",
+            )
+            called = [c.envelope["context"]["schedule_id"] for c in runner.calls]
+    assert sorted(called) == sorted(ids)  # each exactly once
+    rows = _sql(
+        db_url,
+        "SELECT schedule_id, count(*) FROM extension_schedule_run "
+        "GROUP BY schedule_id HAVING count(*) <> 1",
+    )
+    assert rows == []
+
+
+async def test_it_recovers_a_run_after_kill_9_of_its_worker(
+    client: httpx.AsyncClient,
+    alice: Actor,
+    published: dict[str, Any],
+    db_url: str,
+    tmp_path: Path,
+    ctx: AppContext,
+    clock: Clock,
+) -> None:
+    [sid] = await _create(client, alice, published, 1, path="/hang")
+    with fake_runner() as runner:
+        runner.behaviour = {"/hang": "hang"}
+        _sql(db_url, "UPDATE job_handle SET next_fire_at = now() - interval '1 second'")
+        env = _env(
+            db_url,
+            tmp_path / "home",
+            runner.url,
+            EXTSCHED_RUNNER_TIMEOUT_MS="60000",
+            EXTSCHED_LEASE_GRACE_SECONDS="1",
+        )
+        with workers(1, env, tmp_path) as [proc]:
+            await _poll(lambda: len(runner.calls) == 1, 30, "the first call")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        [(status, owner)] = _sql(db_url, "SELECT status, lease_owner FROM extension_schedule_run")
+        assert status == "running" and owner  # stranded with the dead worker's lease
+        runner.behaviour = {}
+        h = Harness(ctx, clock, runner)
+        clock.set(datetime.now(UTC) + timedelta(seconds=62))  # past timeout + grace
+        assert await h.reaper.sweep() == 1
+        await h.drain()
+        await h.client.aclose()
+        assert len(runner.calls_to("/hang")) == 2
+    runs = (await client.get(f"/api/v1/schedules/{sid}/runs", headers=alice.headers)).json()
+    assert [(r["status"], r["attempts"]) for r in runs["items"]] == [("succeeded", 2)]
+
+
+async def test_it_hands_runs_back_on_sigterm(
+    client: httpx.AsyncClient,
+    alice: Actor,
+    published: dict[str, Any],
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    await _create(client, alice, published, 1, path="/hang")
+    with fake_runner() as runner:
+        runner.behaviour = {"/hang": "hang"}
+        _sql(db_url, "UPDATE job_handle SET next_fire_at = now() - interval '1 second'")
+        env = _env(
+            db_url,
+            tmp_path / "home",
+            runner.url,
+            EXTSCHED_RUNNER_TIMEOUT_MS="60000",
+            EXTSCHED_WORKER_STOP_GRACE_SECONDS="0.5",
+        )
+        with workers(1, env, tmp_path) as [proc]:
+            await _poll(lambda: len(runner.calls) == 1, 30, "the first call")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+    [(status, attempts, owner)] = _sql(
+        db_url, "SELECT status, attempts, lease_owner FROM extension_schedule_run"
+    )
+    assert (status, attempts, owner) == ("queued", 0, None)  # back in the queue, not lost
+
+
+async def test_it_fires_through_the_live_loop_promptly(
+    client: httpx.AsyncClient,
+    alice: Actor,
+    published: dict[str, Any],
+    ctx: AppContext,
+    clock: Clock,
+) -> None:
+    [sid] = await _create(client, alice, published, 1)
+    with fake_runner() as runner:
+        rc = RunnerClient(runner.url, 5000, 262144)
+        worker = PostgresWorker(ctx, InvocationHandler(ctx, rc))
+        task = asyncio.create_task(worker.run())
+        try:
+            async with ctx.db.connection() as conn:
+                cur = await conn.execute("SELECT next_fire_at FROM job_handle")
+                row = await cur.fetchone()
+            assert row is not None
+            clock.set(row["next_fire_at"] + timedelta(milliseconds=300))
+            async with ctx.db.connection() as conn:
+                await conn.execute("NOTIFY extsched_handles")
+            await _poll(lambda: len(runner.calls) == 1, 10, "the scheduled call")
+        finally:
+            worker.stop()
+            await task
+            await rc.aclose()
+    await _poll_status(client, alice, sid)
+
+
+async def _poll_status(client: httpx.AsyncClient, alice: Actor, sid: str) -> None:
+    for _ in range(100):
+        runs = (await client.get(f"/api/v1/schedules/{sid}/runs", headers=alice.headers)).json()
+        if runs["items"] and runs["items"][0]["status"] == "succeeded":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("run did not succeed")
