@@ -414,17 +414,7 @@ async def test_it_recovers_a_run_whose_worker_died(
     await harness.tick(T0.replace(hour=9, minute=0))
     # a worker claims the run and dies (its lease is never renewed or finished)
     dead = Executor(ctx, harness.handler, owner="worker:dead")
-    async with ctx.db.transaction() as conn:
-        claimed = await ctx.db.fetch_all(
-            conn,
-            "runs_claim",
-            {
-                "owner": dead.owner,
-                "now": harness.clock(),
-                "limit": 10,
-                "lease_seconds": harness.handler.lease_seconds,
-            },
-        )
+    claimed = await dead.claim(10)
     assert len(claimed) == 1
     assert await harness.reaper.sweep() == 0  # lease still valid
     harness.clock.set(harness.clock() + timedelta(seconds=harness.handler.lease_seconds + 1))

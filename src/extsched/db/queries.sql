@@ -348,20 +348,49 @@ SELECT count(*) AS n FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN ('queued', 'running');
 
 -- name: runs_claim
--- [cross-tenant] The executor's queue. SKIP LOCKED lets many workers claim disjoint runs; the
--- UPDATE matches status = 'queued' so a run is claimed by exactly one of them.
+-- [cross-tenant] The executor's queue, fair across tenants: a loose index scan finds each tenant
+-- with due runs (O(tenants), not O(queue)), takes at most its remaining per-tenant capacity,
+-- and interleaves tenants by rank, so one tenant's backlog cannot starve another's. SKIP LOCKED
+-- lets many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is
+-- claimed by exactly one of them.
+WITH RECURSIVE tenants(tenant_id) AS (
+    (SELECT tenant_id FROM extension_schedule_run
+     WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.tenant_id FROM extension_schedule_run q
+            WHERE q.status = 'queued' AND q.available_at <= %(now)s AND q.tenant_id > t.tenant_id
+            ORDER BY q.tenant_id LIMIT 1)
+    FROM tenants t WHERE t.tenant_id IS NOT NULL
+),
+candidates AS (
+    SELECT c.tenant_id, c.id, c.available_at, c.rank
+    FROM tenants t
+    CROSS JOIN LATERAL (
+        SELECT q.tenant_id, q.id, q.available_at,
+               row_number() OVER (ORDER BY q.available_at, q.id) AS rank
+        FROM extension_schedule_run q
+        WHERE q.tenant_id = t.tenant_id AND q.status = 'queued' AND q.available_at <= %(now)s
+        ORDER BY q.available_at, q.id
+        LIMIT coalesce((SELECT u.room FROM unnest(%(busy_tenants)s::text[], %(rooms)s::int[])
+                        AS u(tenant_id, room) WHERE u.tenant_id = t.tenant_id),
+                       %(tenant_cap)s)
+    ) c
+    WHERE t.tenant_id IS NOT NULL
+),
+picked AS (
+    SELECT r.tenant_id, r.id FROM extension_schedule_run r
+    JOIN candidates c ON c.tenant_id = r.tenant_id AND c.id = r.id
+    WHERE r.status = 'queued'
+    ORDER BY c.rank, c.available_at
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+)
 UPDATE extension_schedule_run r
 SET status = 'running', lease_owner = %(owner)s,
     lease_expires_at = %(now)s + make_interval(secs => %(lease_seconds)s),
     started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
-FROM (
-    SELECT tenant_id, id FROM extension_schedule_run
-    WHERE status = 'queued' AND available_at <= %(now)s
-    ORDER BY available_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-) c
-WHERE r.tenant_id = c.tenant_id AND r.id = c.id AND r.status = 'queued'
+FROM picked p
+WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
 RETURNING r.*;
 
 -- name: run_finish
@@ -521,3 +550,40 @@ FROM tenant_extension_schedule s
 LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
 LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
 GROUP BY 1;
+
+-- ===== ui
+-- Read models for the web UI (src/extsched/web) beyond what the API's queries give.
+
+-- name: ui_token_by_id
+-- The UI session keeps only the token id; it is re-checked on every request (revocation).
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions
+FROM api_token WHERE id = %(id)s AND revoked_at IS NULL;
+
+-- name: ui_install_summaries
+-- Per install of a tenant: its number of schedules and its latest failed run.
+SELECT i.extension_id,
+       (SELECT count(*) FROM tenant_extension_schedule s
+        WHERE s.tenant_id = i.tenant_id AND s.install_id = i.id) AS schedules,
+       f.at AS last_failure_at, f.status AS last_failure_status, f.error AS last_failure_error,
+       f.schedule_id AS last_failure_schedule_id
+FROM tenant_extension_install i
+LEFT JOIN LATERAL (
+    SELECT coalesce(r.finished_at, r.scheduled_for) AS at, r.status, r.error, r.schedule_id
+    FROM extension_schedule_run r
+    WHERE r.tenant_id = i.tenant_id AND r.install_id = i.id
+      AND r.status IN ('failed', 'timed_out')
+    ORDER BY r.id DESC
+    LIMIT 1
+) f ON true
+WHERE i.tenant_id = %(tenant_id)s;
+
+-- name: ui_active_run_schedules
+-- Schedules of an install with a queued or running run (their "run now" waits).
+SELECT DISTINCT schedule_id FROM extension_schedule_run
+WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
+  AND status IN ('queued', 'running');
+
+-- name: ui_extension_versions
+SELECT id AS version_id, version, created_at FROM extension_version
+WHERE extension_id = %(extension_id)s
+ORDER BY created_at, id;

@@ -162,31 +162,43 @@ class Executor:
         self.ctx = ctx
         self.handler = handler
         self.owner = owner or new_owner("worker")
-        self.slots = asyncio.Semaphore(ctx.settings.worker_concurrency)
         self.in_flight: dict[Any, asyncio.Task[None]] = {}
+        # Set when a run finishes, so the claim loop refills the freed slot at once.
+        self.slot_freed = asyncio.Event()
 
     async def claim_and_start(self) -> int:
         """Claim as many runs as there are free slots; returns how many started."""
         free = self.ctx.settings.worker_concurrency - len(self.in_flight)
         if free <= 0:
             return 0
-        ctx, db = self.ctx, self.ctx.db
-        async with db.transaction() as conn:
-            claimed = await db.fetch_all(
-                conn,
-                "runs_claim",
-                {
-                    "owner": self.owner,
-                    "now": ctx.clock(),
-                    "limit": free,
-                    "lease_seconds": self.handler.lease_seconds,
-                },
-            )
+        claimed = await self.claim(free)
         for run in claimed:
             key = (run["tenant_id"], run["id"])
             task = asyncio.create_task(self._run(run), name=f"run {run['id']}")
             self.in_flight[key] = task
         return len(claimed)
+
+    async def claim(self, limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due runs to this executor, fairly across tenants."""
+        ctx, db = self.ctx, self.ctx.db
+        cap = ctx.settings.tenant_concurrency
+        busy: dict[str, int] = {}
+        for tenant_id, _ in self.in_flight:
+            busy[tenant_id] = busy.get(tenant_id, 0) + 1
+        async with db.transaction() as conn:
+            return await db.fetch_all(
+                conn,
+                "runs_claim",
+                {
+                    "owner": self.owner,
+                    "now": ctx.clock(),
+                    "limit": limit,
+                    "lease_seconds": self.handler.lease_seconds,
+                    "tenant_cap": cap,
+                    "busy_tenants": list(busy),
+                    "rooms": [max(0, cap - n) for n in busy.values()],
+                },
+            )
 
     async def _run(self, run: dict[str, Any]) -> None:
         try:
@@ -200,6 +212,7 @@ class Executor:
             log.exception("run attempt crashed", extra={"run_id": run["id"]})
         finally:
             self.in_flight.pop((run["tenant_id"], run["id"]), None)
+            self.slot_freed.set()
 
     async def hand_back(self) -> int:
         """On shutdown: cancel in-flight attempts and return their runs to the queue."""
@@ -378,7 +391,13 @@ class PostgresWorker:
             started = await self._guarded(ex.claim_and_start, "executor claim")
             if started:
                 continue
-            await self._wait(self._wake_runs, 0.5)
+            # Sleep until new runs are announced, a slot frees up, or the poll interval ends.
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake_runs, ex.slot_freed)]
+            await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            self._wake_runs.clear()
+            ex.slot_freed.clear()
 
     async def _reconcile_loop(self) -> None:
         """Periodic self-healing: the reconciler with repair (SPEC §5 Admin, reconcile)."""

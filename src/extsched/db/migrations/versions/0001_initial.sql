@@ -149,8 +149,9 @@ CREATE UNIQUE INDEX extension_schedule_run_idempotency_key
 CREATE INDEX extension_schedule_run_history_idx
     ON extension_schedule_run (tenant_id, schedule_id, id DESC);
 CREATE INDEX extension_schedule_run_install_idx ON extension_schedule_run (tenant_id, install_id);
+-- The executor's fair queue: per tenant, oldest first (see runs_claim).
 CREATE INDEX extension_schedule_run_queue_idx
-    ON extension_schedule_run (available_at) WHERE status = 'queued';
+    ON extension_schedule_run (tenant_id, available_at) WHERE status = 'queued';
 CREATE INDEX extension_schedule_run_lease_idx
     ON extension_schedule_run (lease_expires_at) WHERE status = 'running';
 
