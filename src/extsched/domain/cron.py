@@ -1,0 +1,499 @@
+"""The time engine (SPEC §8): when a cron expression fires in a time zone. Pure: no I/O.
+
+This module is the single source of truth for fire times; ``next_run_at``, previews and both
+job backends use it. Like cronsim, it matches cron fields against the *local* wall clock and
+converts back to UTC, with the classic DST rules:
+
+* fixed-time schedules (one minute and one hour) fire once per matching day: a wall time
+  skipped by a forward jump fires at the first instant after the jump, a repeated wall time
+  fires at its first occurrence only;
+* every other schedule follows real time: it fires at every instant whose wall-clock minute
+  matches, so both passes of a repeated hour fire and skipped wall times never happen.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from bisect import bisect_left, bisect_right
+from calendar import monthrange
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from itertools import islice, pairwise
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from extsched.domain.cron_parse import CronError, CronExpr, describe, parse_cron
+
+__all__ = [
+    "HORIZON",
+    "CronError",
+    "CronExpr",
+    "Fire",
+    "describe",
+    "iter_fires",
+    "load_zone",
+    "min_gap_seconds",
+    "next_fire",
+    "next_fires",
+    "parse_cron",
+    "preview",
+    "validate_schedule",
+]
+
+HORIZON = timedelta(days=366 * 5)  # "the next 5 years" of SPEC §5
+MAX_PREVIEW = 100
+_MINUTE = timedelta(minutes=1)
+_US = timedelta(microseconds=1)
+_ZERO = timedelta(0)
+_EPOCH = datetime(1970, 1, 1)
+# Any satisfiable day/month combination recurs within 8 years (29 February 2096 -> 2104).
+_SEARCH_YEARS = 9
+_MAX_YEAR = 9997  # keep every intermediate datetime (year + 1, offsets) representable
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One fire: ``at`` in UTC, ``local`` in the schedule's zone, ``note`` when DST moved it."""
+
+    at: datetime
+    local: datetime
+    note: str | None = None
+
+
+# --- time zones -----------------------------------------------------------------------------
+
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*")
+# Present in the zoneinfo directory but not zones a user means.
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> dict[str, str]:
+    """Lower-cased name -> exact IANA name, for lookups and 'did you mean' hints."""
+    names = zoneinfo.available_timezones() - _NOT_ZONES
+    return {name.lower(): name for name in names} | {name: name for name in names}
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """The IANA zone called exactly ``name`` (``UTC`` included); raises :class:`CronError`.
+
+    Only names from the tz database are accepted, so user input never reaches the file
+    system as a path (``/etc/passwd``, ``../x``, ``localtime`` are all refused).
+    """
+    if not isinstance(name, str):
+        raise CronError("time zone must be a string", field="timezone")
+    names = _zone_names()
+    if len(name) <= 64 and _ZONE_NAME.fullmatch(name) and names.get(name) == name:
+        try:
+            return ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    hint = names.get(name.lower()) if len(name) <= 64 else None
+    suggestion = f" (did you mean '{hint}'?)" if hint and hint != name else ""
+    shown = name if len(name) <= 64 else name[:61] + "..."
+    raise CronError(f"unknown time zone '{shown}'{suggestion}", field="timezone")
+
+
+class _Transition(NamedTuple):
+    at: datetime  # naive UTC instant from which `after` applies
+    before: timedelta  # UTC offset just before
+    after: timedelta
+
+
+def _offset_at(zone: ZoneInfo, utc: datetime) -> timedelta:
+    return zone.fromutc(utc.replace(tzinfo=zone)).utcoffset() or _ZERO
+
+
+@lru_cache(maxsize=16384)
+def _year_table(
+    zone: ZoneInfo, year: int
+) -> tuple[timedelta, tuple[datetime, ...], tuple[_Transition, ...]]:
+    """The offset at 1 January ``year`` 00:00 UTC and the offset changes in the UTC interval
+    (that instant, 1 January ``year + 1``], found by sampling daily and bisecting.
+
+    Daily sampling is enough: since 1970 no tzdata zone has two changes less than ~7 days
+    apart, so a change and its reversal never hide between two samples.
+    """
+    day = 86400
+    start = int((datetime(year, 1, 1) - _EPOCH).total_seconds())
+    end = int((datetime(year + 1, 1, 1) - _EPOCH).total_seconds())
+
+    def offset(ts: int) -> timedelta:
+        return datetime.fromtimestamp(ts, zone).utcoffset() or _ZERO
+
+    first = previous = offset(start)
+    found: list[_Transition] = []
+    for sample in range(start + day, end + 1, day):
+        current = offset(sample)
+        if current != previous:
+            lo, hi = sample - day, sample  # offset(lo) == previous, offset(hi) == current
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if offset(mid) == previous:
+                    lo = mid
+                else:
+                    hi = mid
+            found.append(_Transition(_EPOCH + timedelta(seconds=hi), previous, current))
+            previous = current
+    return first, tuple(t.at for t in found), tuple(found)
+
+
+def _period(zone: ZoneInfo, utc: datetime) -> tuple[timedelta, datetime, _Transition | None]:
+    """At naive-UTC ``utc``: the offset in force, the next instant it may change (a
+    transition or a year boundary) and the latest transition at or before ``utc``."""
+    first, instants, table = _year_table(zone, utc.year)
+    i = bisect_right(instants, utc)
+    if i:
+        last: _Transition | None = table[i - 1]
+        offset = table[i - 1].after
+    else:
+        offset = first
+        earlier = _year_table(zone, utc.year - 1)[2] if utc.year > 1 else ()
+        last = earlier[-1] if earlier else None
+    end = instants[i] if i < len(instants) else datetime(utc.year + 1, 1, 1)
+    return offset, end, last
+
+
+def _gap_transition(zone: ZoneInfo, wall: datetime) -> _Transition | None:
+    """The forward jump whose skipped wall-clock range contains ``wall``."""
+    for year in (wall.year - 1, wall.year, wall.year + 1):
+        for tr in _year_table(zone, year)[2]:
+            if tr.at + tr.before <= wall < tr.at + tr.after:
+                return tr
+    return None
+
+
+# --- matching wall-clock minutes ------------------------------------------------------------
+
+
+def _next_minute(t: datetime) -> datetime:
+    """The first whole minute strictly after ``t``."""
+    return t.replace(second=0, microsecond=0) + _MINUTE
+
+
+def _ceil_minute(t: datetime) -> datetime:
+    """The first whole minute at or after ``t``."""
+    floor = t.replace(second=0, microsecond=0)
+    return floor if floor == t else floor + _MINUTE
+
+
+_month_shape = lru_cache(maxsize=4096)(monthrange)  # (weekday of the 1st, days in month)
+
+
+def _day_matches(expr: CronExpr, first_weekday: int, day: int) -> bool:
+    # first_weekday is calendar.monthrange's (Monday=0) for day 1; cron counts Sunday=0.
+    return bool(expr.day_mask >> day & 1 and expr.weekday_mask >> (first_weekday + day) % 7 & 1)
+
+
+def _next_match(expr: CronExpr, start: datetime) -> datetime | None:
+    """The first naive wall-clock minute at or after ``start`` matching every field, or None
+    if there is none within ``_SEARCH_YEARS`` (an impossible date such as 31 February)."""
+    months, hours, minutes = expr.sorted_months, expr.sorted_hours, expr.sorted_minutes
+    year, month, day, hour, minute = start.year, start.month, start.day, start.hour, start.minute
+    limit = min(year + _SEARCH_YEARS, _MAX_YEAR)
+    while year <= limit:
+        if month not in expr.months:
+            i = bisect_left(months, month)
+            year, month = (year + 1, months[0]) if i == len(months) else (year, months[i])
+            day, hour, minute = 1, 0, 0
+            continue
+        first_weekday, days_in_month = _month_shape(year, month)
+        found = 0
+        for candidate in range(day, days_in_month + 1):
+            if _day_matches(expr, first_weekday, candidate):
+                found = candidate
+                break
+        if not found:
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            day, hour, minute = 1, 0, 0
+            continue
+        if found != day:
+            day, hour, minute = found, 0, 0
+        i = bisect_left(hours, hour)
+        if i == len(hours):
+            day, hour, minute = day + 1, 0, 0  # past the month's end: the day scan rolls over
+            continue
+        if hours[i] != hour:
+            hour, minute = hours[i], 0
+        j = bisect_left(minutes, minute)
+        if j == len(minutes):
+            hour, minute = hour + 1, 0
+            if hour == 24:
+                day, hour = day + 1, 0
+            continue
+        return datetime(year, month, day, hour, minutes[j])
+    return None
+
+
+# --- fires ----------------------------------------------------------------------------------
+
+
+def _first_reached(zone: ZoneInfo, wall: datetime) -> tuple[datetime, str | None]:
+    """The first naive-UTC instant whose local time is at or past ``wall`` (SPEC §8 for
+    fixed-time schedules), with a note when DST moved or collapsed it."""
+    earlier = wall.replace(tzinfo=zone)  # fold=0: first occurrence, or pre-jump offset in a gap
+    utc = wall - (earlier.utcoffset() or _ZERO)
+    if utc + _offset_at(zone, utc) == wall:
+        if wall.replace(tzinfo=zone, fold=1).utcoffset() != earlier.utcoffset():
+            return utc, f"repeated {wall:%H:%M} fires once (DST ends)"
+        return utc, None
+    jump = _gap_transition(zone, wall)
+    moved = jump.at if jump is not None else utc
+    return moved, f"moved from {wall:%H:%M} (skipped by DST change)"
+
+
+def _fixed_fires(
+    expr: CronExpr, zone: ZoneInfo, after: datetime
+) -> Iterator[tuple[datetime, str | None]]:
+    """Fires of a fixed-time schedule strictly after naive-UTC ``after``."""
+    local = after.replace(tzinfo=UTC).astimezone(zone)
+    start = _next_minute(local.replace(tzinfo=None))
+    if local.fold:
+        # `after` is in the second pass of a repeated hour: the first pass already reached
+        # every wall time up to the end of that hour, and those fire only at first occurrence.
+        _, _, last = _period(zone, after)
+        if last is not None and last.after < last.before:
+            start = max(start, _ceil_minute(last.at + last.before))
+    previous = after
+    while True:
+        wall = _next_match(expr, start)
+        if wall is None:
+            return
+        utc, note = _first_reached(zone, wall)
+        if utc > previous:  # two targets in one (day-long) gap would share an instant
+            yield utc, note
+            previous = utc
+        start = wall + _MINUTE
+
+
+def _real_time_fires(
+    expr: CronExpr, zone: ZoneInfo, after: datetime
+) -> Iterator[tuple[datetime, str | None]]:
+    """Fires of any other schedule strictly after naive-UTC ``after``: every instant whose
+    wall-clock minute matches, scanned one constant-offset period at a time."""
+    utc, strict = after, True
+    while utc.year <= _MAX_YEAR:
+        offset, end, last = _period(zone, utc)
+        while True:
+            wall = utc + offset
+            match = _next_match(expr, _next_minute(wall) if strict else _ceil_minute(wall))
+            if match is None:
+                return
+            fire = match - offset
+            if fire >= end:
+                break
+            note = None
+            if last is not None and last.after < last.before and match < last.at + last.before:
+                note = f"repeated {match:%H:%M}, second pass (DST ends)"
+            yield fire, note
+            utc, strict = fire, True
+        utc, strict = end, False  # a fire exactly at the period boundary is allowed
+
+
+def _raw_fires(
+    expr: CronExpr, zone: ZoneInfo, after: datetime
+) -> Iterator[tuple[datetime, str | None]]:
+    if expr.fixed_time:
+        return _fixed_fires(expr, zone, after)
+    return _real_time_fires(expr, zone, after)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("expected a timezone-aware datetime")
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def iter_fires(expr: CronExpr, zone: ZoneInfo, after: datetime) -> Iterator[Fire]:
+    """Fires strictly after the aware ``after``, in increasing order. Ends only when no fire
+    exists within ~9 years (an impossible date) or near year 9999."""
+    try:
+        for utc, note in _raw_fires(expr, zone, _naive_utc(after)):
+            at = utc.replace(tzinfo=UTC)
+            yield Fire(at=at, local=at.astimezone(zone), note=note)
+    except OverflowError:
+        return
+
+
+def next_fires(expr: CronExpr, zone: ZoneInfo, after: datetime, count: int) -> list[Fire]:
+    """The first ``count`` fires strictly after ``after`` (fewer if the schedule ends)."""
+    return list(islice(iter_fires(expr, zone, after), count))
+
+
+def next_fire(expr: CronExpr, zone: ZoneInfo, after: datetime) -> Fire | None:
+    """The first fire strictly after ``after``, or None if there is none within 5 years."""
+    fire = next(iter_fires(expr, zone, after), None)
+    if fire is None or fire.at - after > HORIZON:
+        return None
+    return fire
+
+
+# --- minimum gap ----------------------------------------------------------------------------
+
+
+def _wall_stats(expr: CronExpr, lo: datetime, hi: datetime) -> tuple[int, int, int | None] | None:
+    """Matching wall-clock minutes in [lo, hi), as absolute minutes (ordinal * 1440 + minute
+    of day): the first, the last and the smallest difference between consecutive ones.
+
+    Works day by day with the expression's fixed daily pattern, so five years cost ~2k steps.
+    """
+    pattern = expr.day_minutes
+    diffs = [b - a for a, b in pairwise(pattern)]
+    full_day_gap = min(diffs) if diffs else None
+    lo_ord, hi_ord = lo.toordinal(), (hi - _US).toordinal()
+    if hi_ord < lo_ord:
+        return None
+    lo_min = -(-(lo - datetime.fromordinal(lo_ord)) // _MINUTE)
+    hi_min = -(-(hi - datetime.fromordinal(hi_ord)) // _MINUTE)
+    first: int | None = None
+    last = 0
+    best: int | None = None
+    year, month = lo.year, lo.month
+    end = date.fromordinal(hi_ord)
+    while (year, month) <= (end.year, end.month):
+        if month in expr.months:
+            first_weekday, days_in_month = _month_shape(year, month)
+            base = date(year, month, 1).toordinal() - 1
+            start_day = max(1, lo_ord - base)
+            for day in range(start_day, min(days_in_month, hi_ord - base) + 1):
+                if not _day_matches(expr, first_weekday, day):
+                    continue
+                ordinal = base + day
+                i = bisect_left(pattern, lo_min) if ordinal == lo_ord else 0
+                j = bisect_left(pattern, hi_min) if ordinal == hi_ord else len(pattern)
+                if i >= j:
+                    continue
+                minutes = ordinal * 1440
+                if first is None:
+                    first = minutes + pattern[i]
+                else:
+                    best = _smaller(best, minutes + pattern[i] - last)
+                if j - i >= 2:
+                    inner = full_day_gap if i == 0 and j == len(pattern) else min(diffs[i : j - 1])
+                    best = _smaller(best, inner)
+                last = minutes + pattern[j - 1]
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None if first is None else (first, last, best)
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _from_minutes(absolute: int) -> datetime:
+    return datetime.fromordinal(absolute // 1440) + timedelta(minutes=absolute % 1440)
+
+
+def _min_gap(
+    expr: CronExpr, zone: ZoneInfo, start: datetime, end: datetime
+) -> tuple[timedelta, datetime | None] | None:
+    """Smallest real-time gap between consecutive fires in naive-UTC [start, end), and the
+    later fire of that pair when only a clock change makes it that small (else None).
+
+    Real time splits into short windows right after each offset change (where fires move,
+    collapse or repeat), enumerated fire by fire, and the stretches between them, where the
+    offset is constant so real gaps equal wall-clock gaps and are computed per day.
+    """
+    windows: list[tuple[datetime, datetime]] = []
+    for year in range((start - timedelta(days=1)).year, end.year + 1):
+        for tr in _year_table(zone, year)[2]:
+            lo, hi = tr.at, tr.at + abs(tr.after - tr.before) + _MINUTE
+            if hi > start and lo < end:
+                windows.append((max(lo, start), min(hi, end)))
+    windows.append((end, end))
+    best: timedelta | None = None  # over stretches with a constant offset
+    best_dst: tuple[timedelta, datetime] | None = None  # over pairs touching a change
+    previous: datetime | None = None
+    cursor = start
+    for lo, hi in windows:
+        if cursor < lo:
+            offset = _period(zone, cursor)[0]
+            stats = _wall_stats(expr, cursor + offset, lo + offset)
+            if stats is not None:
+                first = _from_minutes(stats[0]) - offset
+                if previous is not None and (best_dst is None or first - previous < best_dst[0]):
+                    best_dst = (first - previous, first)
+                if stats[2] is not None:
+                    gap = timedelta(minutes=stats[2])
+                    best = gap if best is None else min(best, gap)
+                previous = _from_minutes(stats[1]) - offset
+        for fire, _ in _raw_fires(expr, zone, max(lo, cursor) - _US):
+            if fire >= hi:
+                break
+            if previous is not None and (best_dst is None or fire - previous < best_dst[0]):
+                best_dst = (fire - previous, fire)
+            previous = fire
+        cursor = max(cursor, hi)
+    if best_dst is not None and (best is None or best_dst[0] < best):
+        return best_dst
+    return None if best is None else (best, None)
+
+
+def min_gap_seconds(
+    expr: CronExpr, zone: ZoneInfo, start: datetime, horizon_days: int = 366 * 5
+) -> int | None:
+    """The smallest real-time gap in seconds between two consecutive fires within
+    [start, start + horizon_days], DST effects included; None if there are fewer than two."""
+    utc = _naive_utc(start)
+    found = _min_gap(expr, zone, utc, utc + timedelta(days=horizon_days) + _US)
+    return None if found is None else int(found[0].total_seconds())
+
+
+# --- validation and preview -----------------------------------------------------------------
+
+
+def validate_schedule(
+    cron: str, timezone: str, *, min_interval_seconds: int, now: datetime
+) -> dict[str, str]:
+    """Field errors for a schedule's ``cron`` and ``timezone`` (SPEC §5); empty when valid."""
+    errors: dict[str, str] = {}
+    expr: CronExpr | None = None
+    zone: ZoneInfo | None = None
+    if not isinstance(cron, str):
+        errors["cron"] = "cron: required" if cron is None else "cron: must be a string"
+    else:
+        try:
+            expr = parse_cron(cron)
+        except CronError as exc:
+            errors["cron"] = exc.message
+    if not isinstance(timezone, str):
+        errors["timezone"] = "required" if timezone is None else "must be a string"
+    else:
+        try:
+            zone = load_zone(timezone)
+        except CronError as exc:
+            errors["timezone"] = exc.message
+    if expr is None or zone is None:
+        return errors
+    if next_fire(expr, zone, now) is None:
+        errors["cron"] = "cron: never fires in the next 5 years"
+        return errors
+    found = _min_gap(expr, zone, _naive_utc(now), _naive_utc(now) + HORIZON)
+    if found is not None and found[0].total_seconds() < min_interval_seconds:
+        gap, dst_fire = int(found[0].total_seconds()), found[1]
+        where = ""
+        if dst_fire is not None:
+            day = dst_fire.replace(tzinfo=UTC).astimezone(zone).date()
+            where = f" around the DST change on {day.isoformat()}"
+        errors["cron"] = (
+            f"cron: fires as often as every {gap} s{where}; "
+            f"the minimum interval is {min_interval_seconds} s"
+        )
+    return errors
+
+
+def preview(cron: str, timezone: str, count: int, now: datetime) -> tuple[str, list[Fire]]:
+    """The description and the next ``count`` fires after ``now``; raises :class:`CronError`
+    (its ``field`` names the bad input) for what :func:`validate_schedule` would refuse,
+    except the minimum interval, which needs the operator's setting."""
+    expr = parse_cron(cron)
+    zone = load_zone(timezone)
+    if not 1 <= count <= MAX_PREVIEW:
+        raise CronError(f"count: must be between 1 and {MAX_PREVIEW}", field="count")
+    fires = next_fires(expr, zone, now, count)
+    if not fires or fires[0].at - now > HORIZON:
+        raise CronError("cron: never fires in the next 5 years")
+    return describe(expr), fires
