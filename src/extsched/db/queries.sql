@@ -587,3 +587,96 @@ WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
 SELECT id AS version_id, version, created_at FROM extension_version
 WHERE extension_id = %(extension_id)s
 ORDER BY created_at, id;
+
+-- ================================================================ invocation (hot path)
+-- name: run_prepare
+-- Everything an attempt needs, and the no-overlap lock, in one round trip. The lock is taken
+-- only when every check of SPEC §9 passes; the caller reads which one failed from the row.
+WITH s AS (
+    SELECT s.*, i.id AS i_id, coalesce(i.enabled, false) AS install_enabled,
+           i.version_id AS i_version_id, i.config AS i_config,
+           i.secrets_encrypted AS i_secrets_encrypted, i.providers AS i_providers,
+           v.content_hash AS v_content_hash, v.version AS v_version, e.name AS e_name,
+           coalesce(t.kill_switch, false) AS kill_switch,
+           ep.id AS ep_id, ep.version_id AS ep_version_id
+    FROM tenant_extension_schedule s
+    LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
+    LEFT JOIN tenant_extension_install i
+        ON i.tenant_id = s.tenant_id AND i.extension_id = s.extension_id
+    LEFT JOIN extension_version v ON v.id = i.version_id
+    LEFT JOIN extension e ON e.id = i.extension_id
+    LEFT JOIN extension_api_endpoint ep ON ep.id = s.endpoint_id
+    WHERE s.tenant_id = %(tenant_id)s AND s.id = %(schedule_id)s
+),
+lock AS (
+    UPDATE tenant_extension_schedule ts
+    SET running_run_id = %(run_id)s, running_until = %(until)s
+    FROM s
+    WHERE ts.tenant_id = s.tenant_id AND ts.id = s.id
+      AND s.i_id IS NOT NULL AND s.install_enabled AND NOT s.kill_switch
+      AND (%(trigger)s = 'run_now' OR s.enabled)
+      AND s.ep_id IS NOT NULL AND s.ep_version_id = s.i_version_id
+      AND (ts.running_run_id IS NULL OR ts.running_run_id = %(run_id)s
+           OR ts.running_until < %(now)s)
+    RETURNING ts.id
+)
+SELECT s.*, EXISTS (SELECT 1 FROM lock) AS locked FROM s;
+
+-- name: run_complete
+-- Finish a run (only by its lease holder), release the schedule's lock and do the
+-- bookkeeping of SPEC §9, in one statement. No row: the lease was lost (nothing changed).
+WITH r AS (
+    UPDATE extension_schedule_run
+    SET status = %(status)s, skip_reason = %(skip_reason)s, finished_at = %(now)s,
+        duration_ms = %(duration_ms)s, http_status = %(http_status)s, error = %(error)s,
+        response_preview = %(response_preview)s, lease_owner = NULL, lease_expires_at = NULL
+    WHERE tenant_id = %(tenant_id)s AND id = %(run_id)s AND status = 'running'
+      AND lease_owner = %(owner)s
+    RETURNING schedule_id
+)
+UPDATE tenant_extension_schedule s SET
+    running_run_id = CASE WHEN s.running_run_id = %(run_id)s THEN NULL ELSE s.running_run_id END,
+    running_until = CASE WHEN s.running_run_id = %(run_id)s THEN NULL ELSE s.running_until END,
+    last_run_at = %(now)s,
+    last_run_status = %(status)s,
+    last_error = %(last_error)s,
+    last_success_at = CASE WHEN %(status)s = 'succeeded' THEN %(now)s ELSE s.last_success_at END,
+    consecutive_failures = CASE
+        WHEN %(status)s = 'succeeded' THEN 0
+        WHEN %(status)s IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
+        ELSE s.consecutive_failures END
+FROM r
+WHERE s.tenant_id = %(tenant_id)s AND s.id = r.schedule_id
+RETURNING s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled, s.consecutive_failures;
+
+-- ===== temporal backend
+-- The Temporal activity records the fire its workflow delivers and claims its run by id.
+
+-- name: temporal_fire_insert
+-- A fire is recorded once per (schedule, scheduled_for), however often Temporal delivers it.
+-- FOR KEY SHARE waits for a concurrent delete of the schedule, so no run is recorded for a
+-- schedule that is gone (nothing may point at a missing row).
+INSERT INTO extension_schedule_run
+    (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
+     skipped_count, available_at, finished_at)
+SELECT s.tenant_id, %(id)s, s.id, s.install_id, 'schedule', %(scheduled_for)s, %(status)s,
+       %(skip_reason)s, %(skipped_count)s, %(available_at)s, %(finished_at)s
+FROM tenant_extension_schedule s
+WHERE s.tenant_id = %(tenant_id)s AND s.id = %(schedule_id)s
+FOR KEY SHARE OF s
+ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
+RETURNING *;
+
+-- name: temporal_run_claim
+-- Claim one run for an attempt. Matches status = 'queued' (and, for a repeated delivery, only
+-- once it is due: the first delivery may be sleeping until its retry time), or 'running' with
+-- a lapsed lease and attempts left (the worker died; Temporal retried the activity), so
+-- exactly one attempt holds the lease at a time.
+UPDATE extension_schedule_run
+SET status = 'running', lease_owner = %(owner)s,
+    lease_expires_at = %(now)s + make_interval(secs => %(lease_seconds)s),
+    started_at = coalesce(started_at, %(now)s), attempts = attempts + 1
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+  AND ((status = 'queued' AND (%(due)s::timestamptz IS NULL OR available_at <= %(due)s))
+       OR (status = 'running' AND lease_expires_at < %(now)s AND attempts < %(max_attempts)s))
+RETURNING *;

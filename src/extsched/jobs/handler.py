@@ -18,15 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from extsched import metrics
-from extsched.crypto import SecretsUnreadable
+from extsched.crypto import SecretsUnreadable, install_aad
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus
 from extsched.domain.timing import backoff_seconds
-from extsched.errors import NotInstalled
 from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
-from extsched.services import audit, handles, installs, tenants
+from extsched.services import audit, handles
 from extsched.services.context import AppContext
 from extsched.services.schedules import DisabledReason
 
@@ -59,9 +58,9 @@ def _z(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class _Prepared:
-    schedule: dict[str, Any]
-    install: installs.Install
-    endpoint: dict[str, Any]
+    """One row of ``run_prepare``: the schedule with its install, version and endpoint."""
+
+    row: dict[str, Any]
 
 
 class InvocationHandler:
@@ -88,10 +87,14 @@ class InvocationHandler:
         if isinstance(outcome_or_skip, AttemptResult):
             return outcome_or_skip
         prepared = outcome_or_skip
+        row = prepared.row
         try:
-            secrets_blob = prepared.install.secrets_encrypted
-            if secrets_blob is not None:
-                installs.decrypt_secrets(self.ctx, prepared.install)  # proves it is readable
+            if row["i_secrets_encrypted"] is not None:
+                # Proves the stored secrets are readable before anything is sent.
+                self.ctx.secrets.decrypt(
+                    row["i_secrets_encrypted"],
+                    aad=install_aad(row["tenant_id"], str(row["install_id"])),
+                )
         except SecretsUnreadable:
             return await self._finish(
                 run,
@@ -102,7 +105,7 @@ class InvocationHandler:
             )
         envelope, headers = self.envelope(run, prepared)
         outcome = await self.runner.execute(envelope, headers)
-        log.info(
+        log.debug(
             "runner answered",
             extra={
                 "tenant_id": run["tenant_id"],
@@ -128,63 +131,56 @@ class InvocationHandler:
 
     # ------------------------------------------------------------------ steps
     async def _prepare(self, run: dict[str, Any], owner: str) -> _Prepared | AttemptResult:
-        """The checks of SPEC §9 and the overlap lock, in one transaction."""
+        """The checks of SPEC §9 and the overlap lock, in one round trip (``run_prepare``)."""
         ctx, db = self.ctx, self.ctx.db
-        tenant_id = run["tenant_id"]
         now = ctx.clock()
-        async with db.transaction() as conn:
-            schedule = await db.fetch_one(
-                conn, "schedule_get", {"tenant_id": tenant_id, "id": run["schedule_id"]}
-            )
-            if schedule is None:
-                # Deleted with its runs meanwhile: nothing left to record.
-                return AttemptResult(final=True)
-            tenant = await tenants.get(db, conn, tenant_id)
-            try:
-                install = await installs.get(ctx, conn, tenant_id, schedule["extension_id"])
-            except NotInstalled:
-                return AttemptResult(final=True)
-        skip = None
-        if tenant is not None and tenant.kill_switch:
-            skip = SkipReason.KILL_SWITCH
-        elif not install.enabled:
-            skip = SkipReason.INSTALL_DISABLED
-        elif run["trigger"] == "schedule" and not schedule["enabled"]:
-            skip = SkipReason.SCHEDULE_DISABLED
-        if skip:
-            return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=skip)
-        async with db.transaction() as conn:
-            endpoint = await db.fetch_one(conn, "endpoint_get", {"id": schedule["endpoint_id"]})
-            if endpoint is None or endpoint["version_id"] != install.version_id:
-                await self._disable(conn, schedule, DisabledReason.ENDPOINT_MISSING)
-                error = (
-                    f"endpoint {schedule['endpoint_method']} {schedule['endpoint_path']} "
-                    f"no longer exists in {install.name} {install.version}; "
-                    "the schedule was disabled"
-                )
-                finished = await self._finish_in(conn, run, owner, RunStatus.FAILED, error=error)
-                return finished
-            locked = await db.fetch_one(
+        async with db.connection() as conn:
+            row = await db.fetch_one(
                 conn,
-                "schedule_lock_acquire",
+                "run_prepare",
                 {
-                    "tenant_id": tenant_id,
-                    "schedule_id": schedule["id"],
+                    "tenant_id": run["tenant_id"],
+                    "schedule_id": run["schedule_id"],
                     "run_id": run["id"],
+                    "trigger": run["trigger"],
                     "now": now,
                     "until": now + self.timeout + self.grace,
                 },
             )
-        if locked is None:
-            return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.OVERLAP)
-        return _Prepared(schedule, install, endpoint)
+        if row is None or row["i_id"] is None:
+            # Deleted (with its runs) or uninstalled meanwhile: nothing left to record.
+            return AttemptResult(final=True)
+        if row["locked"]:
+            return _Prepared(row)
+        if row["kill_switch"]:
+            return await self._finish(
+                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.KILL_SWITCH
+            )
+        if not row["install_enabled"]:
+            return await self._finish(
+                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.INSTALL_DISABLED
+            )
+        if run["trigger"] == "schedule" and not row["enabled"]:
+            return await self._finish(
+                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.SCHEDULE_DISABLED
+            )
+        if row["ep_id"] is None or row["ep_version_id"] != row["i_version_id"]:
+            error = (
+                f"endpoint {row['endpoint_method']} {row['endpoint_path']} no longer exists in "
+                f"{row['e_name']} {row['v_version']}; the schedule was disabled"
+            )
+            async with db.transaction() as conn:
+                await self._disable(conn, row, DisabledReason.ENDPOINT_MISSING)
+                return await self._finish_in(conn, run, owner, RunStatus.FAILED, error=error)
+        return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.OVERLAP)
 
     def envelope(self, run: dict[str, Any], p: _Prepared) -> tuple[dict[str, Any], dict[str, str]]:
         """The Runner request of SPEC §6 and its transport headers (values current now)."""
+        row = p.row
         request_id = str(uuid.uuid4())
-        run_id, schedule_id = str(run["id"]), str(p.schedule["id"])
+        run_id, schedule_id = str(run["id"]), str(row["id"])
         scheduled_for = _z(run["scheduled_for"])
-        method = p.endpoint["method"]
+        method = row["endpoint_method"]
         http_headers = {
             "x-extsched-trigger": run["trigger"],
             "x-extsched-schedule-id": schedule_id,
@@ -193,11 +189,11 @@ class InvocationHandler:
         }
         http: dict[str, Any] = {
             "method": method,
-            "path": p.endpoint["path"],
+            "path": row["endpoint_path"],
             "query": {},
             "headers": http_headers,
         }
-        payload = p.schedule["payload"]
+        payload = row["payload"]
         if method == "POST" and payload is not None:
             body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
             http_headers["content-type"] = "application/json"
@@ -206,11 +202,11 @@ class InvocationHandler:
             "context": {
                 "request_id": request_id,
                 "tenant_id": run["tenant_id"],
-                "extension_id": str(p.install.extension_id),
-                "install_id": str(p.install.id),
-                "version_id": str(p.install.version_id),
-                "content_hash": p.install.content_hash,
-                "config": p.install.config,
+                "extension_id": str(row["extension_id"]),
+                "install_id": str(row["install_id"]),
+                "version_id": str(row["i_version_id"]),
+                "content_hash": row["v_content_hash"],
+                "config": dict(row["i_config"]),
                 "trigger": run["trigger"],
                 "schedule_id": schedule_id,
                 "run_id": run_id,
@@ -219,16 +215,16 @@ class InvocationHandler:
             },
             "http": http,
             "limits": {"timeout_ms": self.ctx.settings.runner_timeout_ms},
-            "providers": p.install.providers,
+            "providers": list(row["i_providers"]),
         }
-        if p.install.secrets_encrypted is not None:
-            envelope["secret_envelope"] = self.ctx.secrets.envelope(p.install.secrets_encrypted)
+        if row["i_secrets_encrypted"] is not None:
+            envelope["secret_envelope"] = self.ctx.secrets.envelope(row["i_secrets_encrypted"])
         headers = {
             "content-type": "application/json",
             "x-request-id": request_id,
             "x-idempotency-key": f"{run_id}:{run['attempts']}",
             "x-tenant-id": run["tenant_id"],
-            "x-extension-id": str(p.install.extension_id),
+            "x-extension-id": str(row["extension_id"]),
         }
         return envelope, headers
 
@@ -271,7 +267,8 @@ class InvocationHandler:
     async def _finish(
         self, run: dict[str, Any], owner: str, status: RunStatus, **kw: Any
     ) -> AttemptResult:
-        async with self.ctx.db.transaction() as conn:
+        # run_complete is one atomic statement: no transaction round trips on the hot path.
+        async with self.ctx.db.connection() as conn:
             return await self._finish_in(conn, run, owner, status, **kw)
 
     async def _finish_in(
@@ -292,52 +289,38 @@ class InvocationHandler:
         now = ctx.clock()
         started_at = run["started_at"] or now
         duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
-        finished = await db.fetch_one(
+        error_line = None if error is None else one_line(error)
+        if status is RunStatus.SUCCEEDED:
+            last_error = None
+        elif error_line:
+            last_error = error_line
+        else:
+            last_error = f"skipped: {skip_reason}" if skip_reason else None
+        schedule = await db.fetch_one(
             conn,
-            "run_finish",
+            "run_complete",
             {
                 "tenant_id": run["tenant_id"],
-                "id": run["id"],
+                "run_id": run["id"],
                 "owner": owner,
                 "status": status.value,
                 "skip_reason": skip_reason,
                 "now": now,
                 "duration_ms": duration_ms,
                 "http_status": http_status,
-                "error": None if error is None else one_line(error),
+                "error": error_line,
                 "response_preview": response_preview,
+                "last_error": last_error,
             },
         )
-        if finished is None:
-            # Our lease lapsed and the run was handed on: the new holder records it.
+        if schedule is None:
+            # Our lease lapsed and the run was handed on (or deleted): nothing is changed.
             log.warning("lost the lease before finishing", extra={"run_id": run["id"]})
             return AttemptResult(final=True)
-        key = {"tenant_id": run["tenant_id"], "schedule_id": run["schedule_id"]}
-        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run["id"]})
-        schedule = await db.fetch_one(
-            conn,
-            "schedule_record_outcome",
-            {
-                **key,
-                "at": now,
-                "status": status.value,
-                "error": None
-                if status is RunStatus.SUCCEEDED
-                else (
-                    one_line(error)
-                    if error
-                    else (f"skipped: {skip_reason}" if skip_reason else None)
-                ),
-            },
-        )
         limit = ctx.settings.pause_after_failures
-        if (
-            schedule is not None
-            and limit
-            and schedule["enabled"]
-            and schedule["consecutive_failures"] >= limit
-        ):
-            await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
+        if limit and schedule["enabled"] and schedule["consecutive_failures"] >= limit:
+            async with conn.transaction():  # a savepoint when already inside one
+                await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
         metrics.RUNS_TOTAL.labels(status=status.value, trigger=run["trigger"]).inc()
         if status is RunStatus.SKIPPED:
             metrics.RUNS_SKIPPED.labels(reason=skip_reason or "unknown").inc()

@@ -1,0 +1,166 @@
+"""Burst benchmark: N schedules over T tenants all due at the same instant (postgres backend).
+
+Starts its own database, a fast Runner stub (bench/runner_stub.py) and `extsched worker`
+processes, then reports fires delivered, duplicates, fire lag percentiles (Runner arrival minus
+scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
+
+    python -m bench.burst --n 1000
+    python -m bench.burst --n 10000 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from bench.common import (
+    fresh_database,
+    percentile,
+    print_table,
+    read_arrivals,
+    runner_stub,
+    utc,
+)
+from extsched.config import Settings
+from extsched.domain.auth import Actor
+from extsched.domain.ids import uuid7
+from extsched.jobs.backend import handle_id
+from extsched.runtime import open_context
+from extsched.services import installs, registry
+from extsched.services.installs import InstallSettings
+
+KEY = base64.urlsafe_b64encode(b"b" * 32).decode()
+
+
+async def seed(url: str, n: int, tenants: int, home: Path) -> None:
+    """Publish one extension, install it for each tenant, and bulk-insert N schedules."""
+    settings = Settings(database_url=url, home=home, secret_key=KEY)
+    async with open_context(settings, url) as ctx:
+        published = await registry.publish(ctx.db, {
+            "name": "com.example.bench", "publisher": "bench", "version": "1.0.0",
+            "capabilities": [], "api": {"endpoints": [
+                {"method": "POST", "path": "/sync", "handler": "h"}]},
+        })
+        endpoint = published.endpoints[0]
+        install_ids = []
+        for t in range(tenants):
+            async with ctx.db.connection() as conn:
+                await conn.execute("INSERT INTO tenant (tenant_id) VALUES (%s)", (f"t{t:02d}",))
+            inst = await installs.install(
+                ctx, Actor.system("bench"), f"t{t:02d}", published.extension_id,
+                published.version_id, InstallSettings(),
+            )
+            install_ids.append(inst.id)
+    rows = []
+    for i in range(n):
+        t = i % tenants
+        rows.append((f"t{t:02d}", uuid7(), install_ids[t]))
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, name, "
+            "endpoint_id, endpoint_method, endpoint_path, cron, timezone, payload) FROM STDIN"
+        ) as copy:
+            for tenant, sid, iid in rows:
+                copy.write_row((tenant, sid, iid, published.extension_id, None, endpoint.id,
+                                "POST", "/sync", "*/5 * * * *", "UTC", '{"bench": true}'))
+        with cur.copy(
+            "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
+            "paused, next_fire_at) FROM STDIN"
+        ) as copy:
+            far = utc(time.time() + 86400)
+            for tenant, sid, iid in rows:
+                copy.write_row((tenant, sid, handle_id(tenant, iid, sid), iid, "*/5 * * * *",
+                                "UTC", False, far))
+
+
+def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
+        home = Path(tmp) / "home"
+        arrivals_file = Path(tmp) / "arrivals.jsonl"
+        asyncio.run(seed(url, n, tenants, home))
+        with runner_stub(arrivals_file) as runner_url:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
+            env.update({
+                "EXTSCHED_DATABASE_URL": url, "EXTSCHED_HOME": str(home),
+                "EXTSCHED_SECRET_KEY": KEY, "EXTSCHED_RUNNER_URL": runner_url,
+                "EXTSCHED_WORKER_CONCURRENCY": str(concurrency),
+                "EXTSCHED_TENANT_CONCURRENCY": str(max(1, concurrency // 4)),
+                "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0", "EXTSCHED_LOG_LEVEL": "WARNING",
+                "EXTSCHED_DB_POOL_MAX": str(min(90 // workers, concurrency + 10)),
+            })
+            procs = [subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
+                     for _ in range(workers)]
+            try:
+                fire_at = utc(time.time() + lead).replace(microsecond=0)
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
+                peak_rss = 0
+                deadline = time.time() + lead + 300
+                done = 0
+                while time.time() < deadline:
+                    for p in procs:
+                        try:
+                            rss = psutil.Process(p.pid).memory_info().rss
+                            peak_rss = max(peak_rss, rss)
+                        except psutil.Error:
+                            pass
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        done = conn.execute(
+                            "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
+                            "IS NOT NULL").fetchone()[0]  # type: ignore[index]
+                    if done >= n:
+                        break
+                    time.sleep(0.2)
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(timeout=60)
+        arrivals = read_arrivals(arrivals_file)
+    scheduled = fire_at.timestamp()
+    lags = [a["t"] - scheduled for a in arrivals]
+    keys = [(a["schedule_id"], a["scheduled_for"]) for a in arrivals]
+    first = min((a["t"] for a in arrivals), default=scheduled)
+    last = max((a["t"] for a in arrivals), default=scheduled)
+    return {
+        "n": n, "tenants": tenants, "workers": workers, "concurrency": concurrency,
+        "delivered": len(set(keys)), "calls": len(arrivals),
+        "duplicates": len(keys) - len(set(keys)), "finished_runs": done,
+        "lag_p50_s": percentile(lags, 50), "lag_p95_s": percentile(lags, 95),
+        "lag_p99_s": percentile(lags, 99), "lag_max_s": max(lags, default=float("nan")),
+        "drain_s": last - scheduled, "calls_per_s": len(arrivals) / max(1e-9, last - first),
+        "peak_rss_mb": peak_rss / 1e6,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--tenants", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
+    args = ap.parse_args()
+    result = run_burst(args.n, args.tenants, args.workers, args.concurrency, args.lead)
+    print_table(f"burst: {args.n} schedules over {args.tenants} tenants (postgres backend)",
+                list(result.items()))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
+
+
+

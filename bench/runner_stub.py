@@ -1,0 +1,74 @@
+"""A fast Runner stub for benchmarks: a minimal HTTP/1.1 keep-alive server on asyncio that
+answers every ``POST /v1/execute`` with success and records (arrival time, run id, schedule id,
+scheduled_for) as JSON lines, flushed every 200 ms and on SIGTERM.
+
+Usage: python bench/runner_stub.py PORT OUT_FILE
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+
+REPLY = json.dumps({"status": 200, "headers": {}, "body_b64": "e30="}).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(REPLY)).encode()
+    + b"\r\n\r\n"
+    + REPLY
+)
+
+
+async def main(port: int, out_path: str) -> None:
+    pending: list[str] = []
+    out = open(out_path, "a")  # noqa: SIM115 - closed at exit
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:].strip())
+                body = await reader.readexactly(length) if length else b""
+                arrived = time.time()
+                ctx = json.loads(body).get("context", {})
+                pending.append(json.dumps({
+                    "t": arrived, "run_id": ctx.get("run_id"),
+                    "schedule_id": ctx.get("schedule_id"),
+                    "scheduled_for": ctx.get("scheduled_for"), "attempt": ctx.get("attempt"),
+                }))
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def flush() -> None:
+        if pending:
+            out.write("\n".join(pending) + "\n")
+            out.flush()
+            pending.clear()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    async with server:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except TimeoutError:
+                pass
+            flush()
+    flush()
+    out.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
