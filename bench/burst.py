@@ -102,6 +102,11 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
             })
             procs = [subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
                      for _ in range(workers)]
+            profile = os.environ.get("EXTSCHED_BENCH_PROFILE")  # py-spy flamegraph path prefix
+            spies = [subprocess.Popen(
+                ["py-spy", "record", "--pid", str(p.pid), "-o", f"{profile}.{i}.txt", "-f", "raw",
+                 "-r", "100", "-d", str(int(lead + 12))], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL) for i, p in enumerate(procs)] if profile else []
             try:
                 fire_at = utc(time.time() + lead).replace(microsecond=0)
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -128,6 +133,8 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
                     p.terminate()
                 for p in procs:
                     p.wait(timeout=60)
+                for spy in spies:
+                    spy.wait(timeout=60)
         arrivals = read_arrivals(arrivals_file)
     scheduled = fire_at.timestamp()
     lags = [a["t"] - scheduled for a in arrivals]

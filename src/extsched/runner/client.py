@@ -86,7 +86,8 @@ class RunnerClient:
         # httpx's own timeouts are only a backstop: asyncio.timeout below bounds the exchange.
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_ms / 1000 + 5),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            # keep every connection alive: a burst reuses them instead of reconnecting
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
         )
 
     async def aclose(self) -> None:
