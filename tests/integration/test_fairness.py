@@ -1,0 +1,99 @@
+"""Fair share in the executor: a small tenant is not stuck behind a big tenant's backlog."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from extsched.domain.ids import uuid7
+from extsched.jobs.backend import handle_id
+from extsched.services.context import AppContext
+from tests.conftest import Actor, Clock
+from tests.fake_runner import fake_runner
+from tests.integration.test_execution import T0, Harness
+
+
+def _seed_due_runs(db_url: str, tenant: str, install: dict[str, Any], n: int) -> None:
+    """n schedules of ``tenant`` with one queued run each, all due at T0."""
+    endpoint = install["endpoint"]
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.cursor() as cur:
+        ids = [uuid7() for _ in range(n)]
+        with cur.copy(
+            "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, "
+            "endpoint_id, endpoint_method, endpoint_path, cron, timezone) FROM STDIN"
+        ) as copy:
+            for sid in ids:
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        install["install_id"],
+                        install["extension_id"],
+                        endpoint["id"],
+                        "POST",
+                        "/sync",
+                        "0 9 * * *",
+                        "UTC",
+                    )
+                )
+        with cur.copy(
+            "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
+            "paused) FROM STDIN"
+        ) as copy:
+            for sid in ids:
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        handle_id(tenant, install["install_id"], sid),
+                        install["install_id"],
+                        "0 9 * * *",
+                        "UTC",
+                        True,
+                    )
+                )
+        with cur.copy(
+            "COPY extension_schedule_run (tenant_id, id, schedule_id, install_id, trigger, "
+            "scheduled_for, status, available_at) FROM STDIN"
+        ) as copy:
+            for sid in ids:
+                copy.write_row(
+                    (tenant, uuid7(), sid, install["install_id"], "schedule", T0, "queued", T0)
+                )
+
+
+@pytest.mark.settings(worker_concurrency=16, tenant_concurrency=8)
+async def test_it_starts_a_small_tenants_runs_before_a_big_backlog_drains(
+    ctx: AppContext,
+    clock: Clock,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    charlie: Actor,
+    install,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    clock.set(T0)
+    targets = {}
+    for actor in (alice, charlie):  # the same extension installed by both tenants
+        published, inst = await install(actor)
+        endpoint = next(e for e in published["endpoints"] if e["path"] == "/sync")
+        targets[actor.tenant_id] = {**inst, "endpoint": endpoint}
+    _seed_due_runs(db_url, "acme", targets["acme"], 5000)  # the big backlog, older ids
+    _seed_due_runs(db_url, "globex", targets["globex"], 10)  # the small tenant, newest
+    with fake_runner() as runner:
+        h = Harness(ctx, clock, runner)
+        try:
+            for _ in range(3):  # the first three claim rounds
+                await h.executor.claim_and_start()
+                await asyncio.gather(*h.executor.in_flight.values())
+        finally:
+            await h.client.aclose()
+        tenants = [c.envelope["context"]["tenant_id"] for c in runner.calls]
+    # 16 slots, at most 8 per tenant: globex gets 8 of the very first claim, the rest next.
+    assert tenants[:16].count("globex") == 8
+    assert tenants.count("globex") == 10
+    assert len(tenants) <= 48
