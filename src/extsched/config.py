@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     lease_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
     scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_stop_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
+    overdue_grace_seconds: int = Field(default=120, ge=10)
     session_secret: str | None = None
     log_level: str = "INFO"
 

@@ -428,6 +428,7 @@ async def test_it_reconciles_and_repairs_without_touching_disabled_configuration
         "orphan_handles": [],
         "missing_handles": [],
         "stale_handles": [],
+        "overdue": [],
         "repaired": 0,
     }
     after = await _schedules(client, alice, setup["ext"])
@@ -445,3 +446,29 @@ async def test_it_backfills_endpoints_through_the_admin_route(
     assert r.json() == {"versions": 2, "endpoints_written": 0}
     r = await client.post("/api/v1/admin/registry/backfill-endpoints", headers=alice.headers)
     assert r.status_code == 403
+
+
+async def test_it_flags_overdue_schedules_once_and_clears_them(
+    client: httpx.AsyncClient,
+    admin: Actor,
+    alice: Actor,
+    setup: dict[str, Any],
+    ctx: AppContext,
+    clock: Clock,
+    harness: Harness,
+) -> None:
+    # The scheduler stopped: 09:00 passed long ago and the handles were never advanced.
+    clock.set(T0.replace(hour=9, minute=10))
+    r = (await client.post("/api/v1/admin/reconcile", headers=admin.headers)).json()
+    assert len(r["overdue"]) == 3 and r["overdue"][0]["expected_at"].startswith("2026-12-01T09:00")
+    await client.post("/api/v1/admin/reconcile", headers=admin.headers)  # audited only once
+    actions = await _audit_actions(client, alice, setup["ext"])
+    assert actions.count("schedule.overdue") == 3
+    listing = (await client.get("/api/v1/admin/schedules", headers=admin.headers)).json()
+    assert all(i["overdue_since"] for i in listing["items"])
+    assert "extsched_schedules_overdue 3.0" in (await client.get("/metrics")).text
+    await harness.tick(clock())  # the scheduler catches up
+    r = (await client.post("/api/v1/admin/reconcile", headers=admin.headers)).json()
+    assert r["overdue"] == []
+    listing = (await client.get("/api/v1/admin/schedules", headers=admin.headers)).json()
+    assert not any(i["overdue_since"] for i in listing["items"])

@@ -65,6 +65,7 @@ async def list_schedules(
                 handle_id=i.handle_id,
                 handle_present=i.handle_present,
                 handle_paused=i.handle_paused,
+                overdue_since=i.overdue_since,
             )
             for i in items
         ]
@@ -86,6 +87,7 @@ async def run_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOu
         orphan_handles=r.orphan_handles,
         missing_handles=r.missing_handles,
         stale_handles=r.stale_handles,
+        overdue=r.overdue,
         repaired=r.repaired,
     )
 

@@ -434,6 +434,7 @@ class AdminScheduleOut(ScheduleOut):
     handle_id: str
     handle_present: bool
     handle_paused: bool | None
+    overdue_since: UtcTime | None = None
 
 
 class AdminScheduleListOut(BaseModel):
@@ -445,6 +446,9 @@ class ReconcileOut(BaseModel):
     orphan_handles: list[str]
     missing_handles: list[str]
     stale_handles: list[str]
+    overdue: list[dict[str, Any]] = Field(
+        default_factory=list, description="Active schedules whose expected fire is late."
+    )
     repaired: int
 
 

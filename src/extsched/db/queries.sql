@@ -680,3 +680,20 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
   AND ((status = 'queued' AND (%(due)s::timestamptz IS NULL OR available_at <= %(due)s))
        OR (status = 'running' AND lease_expires_at < %(now)s AND attempts < %(max_attempts)s))
 RETURNING *;
+
+-- name: schedules_mark_overdue
+-- Flags schedules newly overdue (returns them, to audit once) and clears recovered ones.
+WITH flagged AS (
+    UPDATE tenant_extension_schedule s SET overdue_since = %(now)s
+    FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id)
+    WHERE s.tenant_id = o.tenant_id AND s.id = o.id AND s.overdue_since IS NULL
+    RETURNING s.tenant_id, s.id, s.extension_id
+), cleared AS (
+    UPDATE tenant_extension_schedule s SET overdue_since = NULL
+    WHERE s.overdue_since IS NOT NULL
+      AND (s.tenant_id, s.id) NOT IN (
+          SELECT o.tenant_id, o.id
+          FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id))
+    RETURNING s.id
+)
+SELECT tenant_id, id, extension_id FROM flagged;

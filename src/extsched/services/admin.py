@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from extsched.jobs.backend import handle_id
 from extsched.services.context import AppContext
@@ -16,6 +17,7 @@ class AdminSchedule:
     handle_id: str
     handle_present: bool
     handle_paused: bool | None
+    overdue_since: datetime | None
 
 
 async def list_schedules(
@@ -52,6 +54,7 @@ async def list_schedules(
                 handle_id=hid,
                 handle_present=h is not None,
                 handle_paused=None if h is None else h.paused,
+                overdue_since=r["overdue_since"],
             )
         )
     return out

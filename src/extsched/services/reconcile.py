@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from extsched import metrics
 from extsched.domain.auth import Actor
 from extsched.jobs.backend import HandleSpec
 from extsched.services import audit, handles
@@ -27,6 +29,7 @@ class ReconcileReport:
     orphan_handles: list[str] = field(default_factory=list)
     missing_handles: list[str] = field(default_factory=list)
     stale_handles: list[str] = field(default_factory=list)
+    overdue: list[dict[str, Any]] = field(default_factory=list)
     repaired: int = 0
 
     @property
@@ -88,6 +91,7 @@ async def reconcile(
     }
     orphan_handle_infos = [h for hid, h in existing.items() if hid not in known]
     report.orphan_handles = [h.handle_id for h in orphan_handle_infos]
+    await _flag_overdue(ctx, actor, wanted, existing, report)
     if not repair or report.clean:
         return report
 
@@ -153,3 +157,58 @@ async def reconcile(
             report.repaired += len(keys)
     log.info("reconcile repaired", extra={"repaired": report.repaired})
     return report
+
+
+async def _flag_overdue(
+    ctx: AppContext,
+    actor: Actor,
+    wanted: dict[str, HandleSpec],
+    existing: dict[str, Any],
+    report: ReconcileReport,
+) -> None:
+    """Flag active schedules whose handle's next fire is past by more than the grace period:
+    a silent stop (metric, audit entry once, and ``overdue_since`` in the admin listing)."""
+    now = ctx.clock()
+    cutoff = now - timedelta(seconds=ctx.settings.overdue_grace_seconds)
+    overdue = [
+        h
+        for hid, h in existing.items()
+        if hid in wanted
+        and not wanted[hid].paused
+        and h.next_fire_at is not None
+        and h.next_fire_at < cutoff
+    ]
+    report.overdue = [
+        {
+            "tenant_id": h.tenant_id,
+            "schedule_id": str(h.schedule_id),
+            "expected_at": h.next_fire_at.isoformat(),
+        }
+        for h in overdue
+    ]
+    metrics.SCHEDULES_OVERDUE.set(len(overdue))
+    db = ctx.db
+    async with db.transaction() as conn:
+        newly = await db.fetch_all(
+            conn,
+            "schedules_mark_overdue",
+            {
+                "now": now,
+                "tenant_ids": [h.tenant_id for h in overdue],
+                "schedule_ids": [h.schedule_id for h in overdue],
+            },
+        )
+        for r in newly:
+            await audit.record(
+                db,
+                conn,
+                tenant_id=r["tenant_id"],
+                extension_id=r["extension_id"],
+                actor=actor,
+                action="schedule.overdue",
+                target_type="schedule",
+                target_id=r["id"],
+                changes={"grace_seconds": ctx.settings.overdue_grace_seconds},
+            )
+    if overdue:
+        log.warning("overdue schedules", extra={"count": len(overdue)})

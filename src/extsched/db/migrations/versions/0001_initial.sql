@@ -103,6 +103,8 @@ CREATE TABLE tenant_extension_schedule (
     -- no-overlap lock: the run holding it and when the lock lapses if its worker died.
     running_run_id        uuid,
     running_until         timestamptz,
+    -- set by the reconciler when an expected fire did not happen in time (silent stop).
+    overdue_since         timestamptz,
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT tenant_extension_schedule_pkey PRIMARY KEY (tenant_id, id)
