@@ -31,7 +31,16 @@ async def readyz(ctx: Ctx) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        }
+    },
+)
 async def metrics(ctx: Ctx) -> Response:
     """Prometheus metrics; schedule counts by state are read at scrape time."""
     try:
