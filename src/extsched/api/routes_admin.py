@@ -18,6 +18,8 @@ from extsched.api.schemas import (
     TenantOut,
     TenantPutIn,
 )
+from extsched.domain.auth import TENANT_ID_RE
+from extsched.errors import field_error
 from extsched.services import admin, lifecycle, reconcile, registry, schedules, tenants
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -54,6 +56,8 @@ async def list_schedules(
     limit: int = Query(default=1000, ge=1, le=10_000),
 ) -> AdminScheduleListOut:
     """Schedules across tenants with their backend handle ids."""
+    if tenant is not None and not TENANT_ID_RE.match(tenant):
+        raise field_error("tenant", "not a tenant id")
     items = await admin.list_schedules(
         ctx, tenant_id=tenant, extension_id=extension_id, install_id=install_id, limit=limit
     )

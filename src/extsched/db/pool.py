@@ -17,7 +17,7 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from extsched.db.queries import QUERIES
-from extsched.errors import BackendUnavailable
+from extsched.errors import BackendUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,12 @@ def translate_errors() -> Any:
     """Turn a lost database into BACKEND_UNAVAILABLE; integrity errors pass through for mapping."""
     try:
         yield
+    except psycopg.DataError as exc:
+        # Input the database cannot store (a NUL character, an out-of-range number): the
+        # caller's data is at fault, and nothing was written.
+        raise ValidationFailed(
+            f"the request contains a value that cannot be stored: {exc.__class__.__name__}"
+        ) from exc
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
         if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
             raise
