@@ -32,6 +32,7 @@ __all__ = [
     "CronError",
     "CronExpr",
     "Fire",
+    "compile_schedule",
     "describe",
     "iter_fires",
     "load_zone",
@@ -95,6 +96,13 @@ def load_zone(name: str) -> ZoneInfo:
     suggestion = f" (did you mean '{hint}'?)" if hint and hint != name else ""
     shown = name if len(name) <= 64 else name[:61] + "..."
     raise CronError(f"unknown time zone '{shown}'{suggestion}", field="timezone")
+
+
+@lru_cache(maxsize=16384)
+def compile_schedule(expr: str, zone: str) -> tuple[CronExpr, ZoneInfo]:
+    """``(parse_cron(expr), load_zone(zone))``, cached: both are immutable, and the scheduler
+    and listings evaluate the same few thousand schedules over and over."""
+    return parse_cron(expr), load_zone(zone)
 
 
 class _Transition(NamedTuple):

@@ -69,8 +69,7 @@ class Schedule:
         next_run_at = None
         next_runs = None
         if active or with_next_runs:
-            expr = cron.parse_cron(r["cron"])
-            zone = cron.load_zone(r["timezone"])
+            expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
             if with_next_runs:
                 next_runs = cron.next_fires(expr, zone, now, 5)
                 if active and next_runs:

@@ -83,5 +83,5 @@ class PostgresBackend:
 
 
 def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
-    fire = cron.next_fire(cron.parse_cron(spec.cron), cron.load_zone(spec.timezone), now)
+    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), now)
     return None if fire is None else fire.at

@@ -95,8 +95,7 @@ class Scheduler:
             queued = skipped = 0
             for h in due:
                 plan = plan_due_fires(
-                    cron.parse_cron(h["cron"]),
-                    cron.load_zone(h["timezone"]),
+                    *cron.compile_schedule(h["cron"], h["timezone"]),
                     h["next_fire_at"],
                     now,
                     window,

@@ -64,7 +64,9 @@ def _offset(zone: ZoneInfo, at: datetime) -> timedelta:
 
 def offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[OffsetChange]:
     """The zone's UTC offset changes in (start, end], to the second."""
-    return list(_offset_changes(zone, _floor_hour(start), _floor_hour(end) + timedelta(hours=1)))
+    # Whole hours as the cache key: callers pass "now", which changes every call.
+    changes = _offset_changes(zone, _floor_hour(start), _floor_hour(end) + timedelta(hours=1))
+    return [c for c in changes if start < c.at <= end]
 
 
 def _floor_hour(at: datetime) -> datetime:
@@ -82,8 +84,7 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> tuple[Off
         if current != previous:
             lo, hi = previous_at, at  # offset(lo) == previous, offset(hi) == current
             while hi - lo > timedelta(seconds=1):
-                mid = lo + (hi - lo) / 2
-                mid = mid.replace(microsecond=0)
+                mid = (lo + (hi - lo) / 2).replace(microsecond=0)
                 if _offset(zone, mid) == previous:
                     lo = mid
                 else:
@@ -102,7 +103,11 @@ def exact_by_calendar(zone: ZoneInfo, wall: datetime) -> bool:
     choosing and adjusts times in and next to it; only a 'clean' hour is safe. Fires in
     other hours are pinned as single-occurrence interval entries instead (absolute time).
     """
-    hour = wall.replace(minute=0, second=0, microsecond=0)
+    return _clean_hour(zone, wall.replace(minute=0, second=0, microsecond=0))
+
+
+@lru_cache(maxsize=4096)
+def _clean_hour(zone: ZoneInfo, hour: datetime) -> bool:
     for minute in range(60):
         local = hour + timedelta(minutes=minute)
         first = local.replace(tzinfo=zone, fold=0).utcoffset()

@@ -13,7 +13,7 @@ The schedule's spec holds, in its time zone (``time_zone_name``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -141,7 +141,3 @@ def wanted_pins(text: str, timezone: str, now: datetime) -> frozenset[datetime]:
     expr = cron.parse_cron(text)
     zone = cron.load_zone(timezone)
     return frozenset(p.at for p in dst.pinned_fires(expr, zone, now))
-
-
-def calendars_of(spec: ScheduleSpec) -> Sequence[ScheduleCalendarSpec]:
-    return spec.calendars

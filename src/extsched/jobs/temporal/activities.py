@@ -1,0 +1,250 @@
+"""The Temporal activity: one attempt of one run, through the shared InvocationHandler.
+
+A scheduled fire arrives with Temporal's scheduled start time. The activity checks it
+against the time engine (a fire the engine does not produce is skipped as ``dst_repeat``;
+a fire superseded by a newer due one, or older than the catch-up window, is skipped as
+``missed``), records it once per (schedule, scheduled_for) through the unique index, claims
+the run with an UPDATE that matches its state, and hands it to the same handler the postgres
+backend uses. A run-now arrives with the id of its already queued run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from extsched import metrics
+from extsched.db.pool import Conn
+from extsched.domain import cron
+from extsched.domain.ids import uuid7
+from extsched.domain.runs import RunStatus
+from extsched.jobs.handler import InvocationHandler, SkipReason
+from extsched.jobs.temporal import dst
+from extsched.jobs.temporal.types import ACTIVITY, AttemptInput, AttemptOutcome
+from extsched.services.context import AppContext
+
+log = logging.getLogger("extsched.jobs")
+
+# A run-now workflow may start before the API's transaction that queued its run commits;
+# the activity waits (Temporal retries it with backoff) this many attempts for the row.
+MISSING_RUN_ATTEMPTS = 8
+DONE = AttemptOutcome(run_id=None)
+
+
+class RunNotVisibleYet(Exception):
+    """The run row is not committed yet; Temporal retries the activity."""
+
+
+class Activities:
+    def __init__(self, ctx: AppContext, handler: InvocationHandler, owner: str) -> None:
+        self.ctx = ctx
+        self.handler = handler
+        self.owner = owner
+
+    @activity.defn(name=ACTIVITY)
+    async def attempt(self, task: AttemptInput) -> AttemptOutcome:
+        """Run one attempt; ``retry_at`` in the outcome asks the workflow to call again."""
+        request = task.request
+        tenant_id = request.tenant_id
+        schedule_id = uuid.UUID(request.schedule_id)
+        due = None
+        if task.run_id is not None:
+            run_id = uuid.UUID(task.run_id)
+        else:
+            found = await self._fire(tenant_id, schedule_id, task)
+            if isinstance(found, AttemptOutcome):
+                return found
+            run_id, due = found
+        run = await self._claim(tenant_id, run_id, due)
+        if run is None:
+            if task.run_id is not None and await self._may_appear(tenant_id, schedule_id, run_id):
+                raise RunNotVisibleYet(f"run {run_id} is not visible yet")
+            return DONE
+        result = await self.handler.attempt(run, self.owner)
+        if result.final:
+            return DONE
+        return AttemptOutcome(run_id=str(run_id), retry_at=result.retry_at)
+
+    async def _fire(
+        self, tenant_id: str, schedule_id: uuid.UUID, task: AttemptInput
+    ) -> tuple[uuid.UUID, datetime | None] | AttemptOutcome:
+        """The run of a delivered fire, recorded once: (run id, due) to claim, or the
+        outcome when there is nothing to run now."""
+        at = task.scheduled_for
+        if at is None:
+            raise ApplicationError("a scheduled fire needs its time", non_retryable=True)
+        db = self.ctx.db
+        key = {"tenant_id": tenant_id, "schedule_id": schedule_id, "scheduled_for": at}
+        async with db.connection() as conn:
+            existing = await db.fetch_one(conn, "run_fire_get", key)
+        if existing is None:
+            skip = self._skip_reason(task, at)
+            if skip is not None:
+                await self._record_skip(tenant_id, schedule_id, at, skip)
+                return DONE
+            async with db.transaction() as conn:
+                row = await self._insert(conn, tenant_id, schedule_id, at, RunStatus.QUEUED, None)
+                if row is not None:
+                    return row["id"], None
+                existing = await db.fetch_one(conn, "run_fire_get", key)
+            if existing is None:
+                return DONE  # the schedule is gone
+        # Recorded before: by another delivery of the same fire, or by an earlier try of
+        # this activity that died. Whoever claims it runs it; a run waiting for its retry
+        # time is waited for.
+        if RunStatus(existing["status"]).is_terminal:
+            return DONE
+        now = self.ctx.clock()
+        available = existing["available_at"]
+        if existing["status"] == RunStatus.QUEUED.value and available and available > now:
+            return AttemptOutcome(run_id=str(existing["id"]), retry_at=available)
+        return existing["id"], now
+
+    def _skip_reason(self, task: AttemptInput, at: datetime) -> str | None:
+        """Why a delivered, not yet recorded fire must not run (SPEC §8), or None."""
+        try:
+            expr = cron.parse_cron(task.request.cron)
+            zone = cron.load_zone(task.request.timezone)
+        except cron.CronError as exc:
+            raise ApplicationError(f"unusable schedule spec: {exc}", non_retryable=True) from exc
+        if not dst.is_engine_fire(expr, zone, at):
+            # Temporal's own DST evaluation delivered a time our engine does not fire at.
+            return SkipReason.DST_REPEAT
+        now = self.ctx.clock()
+        following = dst.next_engine_fire(expr, zone, at)
+        window = timedelta(seconds=self.ctx.settings.catchup_window_seconds)
+        if now - at > window or (following is not None and following <= now):
+            # Delivered late: a newer fire is already due, or it is older than the catch-up
+            # window. Only the latest fire runs; fires are never replayed in bulk.
+            return SkipReason.MISSED
+        return None
+
+    async def _insert(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        schedule_id: uuid.UUID,
+        at: datetime,
+        status: RunStatus,
+        reason: str | None,
+    ) -> dict[str, Any] | None:
+        queued = status is RunStatus.QUEUED
+        return await self.ctx.db.fetch_one(
+            conn,
+            "temporal_fire_insert",
+            {
+                "tenant_id": tenant_id,
+                "id": uuid7(),
+                "schedule_id": schedule_id,
+                "scheduled_for": at,
+                "status": status.value,
+                "skip_reason": reason,
+                "skipped_count": 1 if reason == SkipReason.MISSED else None,
+                "available_at": at if queued else None,
+                "finished_at": None if queued else self.ctx.clock(),
+            },
+        )
+
+    async def _record_skip(
+        self, tenant_id: str, schedule_id: uuid.UUID, at: datetime, reason: str
+    ) -> None:
+        db = self.ctx.db
+        async with db.transaction() as conn:
+            row = await self._insert(conn, tenant_id, schedule_id, at, RunStatus.SKIPPED, reason)
+            if row is None:
+                return
+            await db.fetch_one(
+                conn,
+                "schedule_record_outcome",
+                {
+                    "tenant_id": tenant_id,
+                    "schedule_id": schedule_id,
+                    "at": self.ctx.clock(),
+                    "status": RunStatus.SKIPPED.value,
+                    "error": f"skipped: {reason}",
+                },
+            )
+        metrics.RUNS_TOTAL.labels(status=RunStatus.SKIPPED.value, trigger="schedule").inc()
+        metrics.RUNS_SKIPPED.labels(reason=reason).inc()
+        log.info(
+            "fire skipped",
+            extra={"tenant_id": tenant_id, "schedule_id": schedule_id, "skip_reason": reason},
+        )
+
+    async def _claim(
+        self, tenant_id: str, run_id: uuid.UUID, due: datetime | None
+    ) -> dict[str, Any] | None:
+        """Lease the run for this attempt; None if it is not ours to run."""
+        ctx, db = self.ctx, self.ctx.db
+        now = ctx.clock()
+        async with db.transaction() as conn:
+            run = await db.fetch_one(
+                conn,
+                "temporal_run_claim",
+                {
+                    "tenant_id": tenant_id,
+                    "id": run_id,
+                    "owner": self.owner,
+                    "now": now,
+                    "due": due,
+                    "lease_seconds": self.handler.lease_seconds,
+                    "max_attempts": ctx.settings.max_attempts,
+                },
+            )
+            if run is not None:
+                return run
+            await self._fail_if_lost(conn, tenant_id, run_id, now)
+        return None
+
+    async def _fail_if_lost(
+        self, conn: Conn, tenant_id: str, run_id: uuid.UUID, now: datetime
+    ) -> None:
+        """A run whose last allowed attempt lost its worker fails once (as the postgres
+        backend's reaper does), instead of calling the Runner once more."""
+        db = self.ctx.db
+        row = await db.fetch_one(conn, "run_get", {"tenant_id": tenant_id, "id": run_id})
+        if row is None or row["status"] != RunStatus.RUNNING.value:
+            return
+        if row["lease_expires_at"] is None or row["lease_expires_at"] >= now:
+            return
+        failed = await db.fetch_one(
+            conn,
+            "run_fail_lost",
+            {
+                "tenant_id": tenant_id,
+                "id": run_id,
+                "now": now,
+                "error": "worker lost during the last attempt",
+            },
+        )
+        if failed is None:
+            return
+        key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
+        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
+        await db.fetch_one(
+            conn,
+            "schedule_record_outcome",
+            {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
+        )
+
+    async def _may_appear(self, tenant_id: str, schedule_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+        """Whether a run-now's missing row may still be committed: its schedule exists and
+        the activity has not waited long yet."""
+        if activity.info().attempt >= MISSING_RUN_ATTEMPTS:
+            log.warning("run-now row never appeared; giving up", extra={"run_id": run_id})
+            return False
+        async with self.ctx.db.connection() as conn:
+            run = await self.ctx.db.fetch_one(
+                conn, "run_get", {"tenant_id": tenant_id, "id": run_id}
+            )
+            if run is not None:
+                return False  # it exists and is not ours to run (finished or leased)
+            schedule = await self.ctx.db.fetch_one(
+                conn, "schedule_get", {"tenant_id": tenant_id, "id": schedule_id}
+            )
+        return schedule is not None

@@ -1,0 +1,130 @@
+"""The temporal backend's worker: executes the workflows Temporal Schedules and run-now start.
+
+``run_temporal_worker(ctx)`` runs beside the caller (``serve`` and ``extsched worker``) until
+the caller exits. It keeps trying to reach Temporal, so a process started while Temporal is
+down begins working once it is back; runs in flight at shutdown are cancelled and Temporal
+hands their activities to another worker (their lease lapses first, so none runs twice).
+It also re-pins the DST compensation periodically (``TemporalBackend.refresh_compensation``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from extsched.config import ConfigError
+from extsched.errors import BackendUnavailable
+from extsched.jobs.handler import InvocationHandler, new_owner
+from extsched.jobs.temporal.activities import Activities
+from extsched.jobs.temporal.backend import TemporalBackend
+from extsched.jobs.temporal.workflows import RunWorkflow
+from extsched.runner.client import RunnerClient
+from extsched.services.context import AppContext
+
+log = logging.getLogger("extsched.jobs")
+
+RECONNECT_SECONDS = 2.0
+REFRESH_SECONDS = 6 * 3600.0  # DST compensation; changes at most every few months
+SHUTDOWN_GRACE = timedelta(seconds=10)
+
+
+class TemporalWorker:
+    """Polls the task queue with the one workflow and the one activity, until ``stop()``."""
+
+    def __init__(self, ctx: AppContext, backend: TemporalBackend, handler: InvocationHandler):
+        self.ctx = ctx
+        self.backend = backend
+        self.activities = Activities(ctx, handler, new_owner("temporal"))
+        self.worker: Worker | None = None
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        refresher = asyncio.create_task(self._refresh_loop(), name="dst compensation")
+        try:
+            while not self._stop.is_set():
+                try:
+                    client = await self.backend.client()
+                except BackendUnavailable:
+                    log.warning("temporal unavailable; retrying", extra={"in_s": RECONNECT_SECONDS})
+                    await self._sleep(RECONNECT_SECONDS)
+                    continue
+                s = self.ctx.settings
+                self.worker = Worker(
+                    client,
+                    task_queue=s.temporal_task_queue,
+                    workflows=[RunWorkflow],
+                    activities=[self.activities.attempt],
+                    max_concurrent_activities=s.worker_concurrency,
+                    graceful_shutdown_timeout=SHUTDOWN_GRACE,
+                )
+                if await self._run_until_stopped(self.worker):
+                    break
+                await self.backend.close()  # reconnect: the connection may be the cause
+                await self._sleep(RECONNECT_SECONDS)
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+
+    async def _run_until_stopped(self, worker: Worker) -> bool:
+        """Run ``worker``; True once stopped on request, False if it failed by itself."""
+        running = asyncio.create_task(worker.run(), name="temporal worker")
+        stopping = asyncio.create_task(self._stop.wait())
+        self.started.set()
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            # Stop polling; in-flight activities get SHUTDOWN_GRACE, then are cancelled.
+            await worker.shutdown()
+        stopping.cancel()
+        try:
+            await running
+        except Exception:
+            if not self._stop.is_set():
+                log.exception("temporal worker failed; restarting")
+                return False
+        return self._stop.is_set()
+
+    async def _refresh_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.backend.refresh_compensation()
+                delay = REFRESH_SECONDS
+            except BackendUnavailable:
+                delay = 60.0
+            except Exception:
+                log.exception("DST compensation refresh failed")
+                delay = 60.0
+            await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+@contextlib.asynccontextmanager
+async def run_temporal_worker(ctx: AppContext) -> AsyncIterator[TemporalWorker]:
+    """Run the Temporal worker beside the caller until it exits."""
+    s = ctx.settings
+    if s.runner_url is None:
+        raise ConfigError("EXTSCHED_RUNNER_URL: required for the temporal worker")
+    backend = ctx.backend
+    if not isinstance(backend, TemporalBackend):
+        backend = TemporalBackend(s, ctx.db, ctx.clock)
+    client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    worker = TemporalWorker(ctx, backend, InvocationHandler(ctx, client))
+    task = asyncio.create_task(worker.run(), name="extsched temporal worker")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task
+        await client.aclose()

@@ -1,0 +1,60 @@
+"""The Temporal workflow: deliver one run, retrying durably within the same run (SPEC §9).
+
+Each attempt is one activity call (``activities.py``); a retryable failure comes back with
+a time to retry at, and the workflow sleeps until then on Temporal's durable timer, so a
+worker restart neither loses nor repeats the retry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+with workflow.unsafe.imports_passed_through():
+    from extsched.jobs.temporal.types import (
+        ACTIVITY,
+        WORKFLOW,
+        AttemptInput,
+        AttemptOutcome,
+        RunInput,
+    )
+
+SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+# Activities fail only on infrastructure trouble (database down, worker lost): retry until it
+# passes, backing off to a minute. Runner failures are outcomes, not activity failures.
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+
+
+@workflow.defn(name=WORKFLOW)
+class RunWorkflow:
+    @workflow.run
+    async def run(self, request: RunInput) -> None:
+        scheduled_for = None
+        if request.run_id is None:
+            # Started by the schedule: the fire time is the nominal scheduled start.
+            scheduled_for = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+            if scheduled_for is None:
+                workflow.logger.warning("started without a scheduled time; nothing to run")
+                return
+        run_id = request.run_id
+        while True:
+            outcome = await workflow.execute_activity(
+                ACTIVITY,
+                AttemptInput(request, scheduled_for, run_id),
+                result_type=AttemptOutcome,
+                start_to_close_timeout=timedelta(seconds=request.attempt_timeout_seconds),
+                retry_policy=ACTIVITY_RETRY,
+            )
+            if outcome.retry_at is None:
+                return
+            run_id = outcome.run_id
+            delay = outcome.retry_at - workflow.now()
+            if delay > timedelta(0):
+                await workflow.sleep(delay)
