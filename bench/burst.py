@@ -48,19 +48,28 @@ async def seed(url: str, n: int, tenants: int, home: Path) -> None:
     """Publish one extension, install it for each tenant, and bulk-insert N schedules."""
     settings = Settings(database_url=url, home=home, secret_key=KEY)
     async with open_context(settings, url) as ctx:
-        published = await registry.publish(ctx.db, {
-            "name": "com.example.bench", "publisher": "bench", "version": "1.0.0",
-            "capabilities": [], "api": {"endpoints": [
-                {"method": "POST", "path": "/sync", "handler": "h"}]},
-        })
+        published = await registry.publish(
+            ctx.db,
+            {
+                "name": "com.example.bench",
+                "publisher": "bench",
+                "version": "1.0.0",
+                "capabilities": [],
+                "api": {"endpoints": [{"method": "POST", "path": "/sync", "handler": "h"}]},
+            },
+        )
         endpoint = published.endpoints[0]
         install_ids = []
         for t in range(tenants):
             async with ctx.db.connection() as conn:
                 await conn.execute("INSERT INTO tenant (tenant_id) VALUES (%s)", (f"t{t:02d}",))
             inst = await installs.install(
-                ctx, Actor.system("bench"), f"t{t:02d}", published.extension_id,
-                published.version_id, InstallSettings(),
+                ctx,
+                Actor.system("bench"),
+                f"t{t:02d}",
+                published.extension_id,
+                published.version_id,
+                InstallSettings(),
             )
             install_ids.append(inst.id)
     rows = []
@@ -73,16 +82,39 @@ async def seed(url: str, n: int, tenants: int, home: Path) -> None:
             "endpoint_id, endpoint_method, endpoint_path, cron, timezone, payload) FROM STDIN"
         ) as copy:
             for tenant, sid, iid in rows:
-                copy.write_row((tenant, sid, iid, published.extension_id, None, endpoint.id,
-                                "POST", "/sync", "*/5 * * * *", "UTC", '{"bench": true}'))
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        iid,
+                        published.extension_id,
+                        None,
+                        endpoint.id,
+                        "POST",
+                        "/sync",
+                        "*/5 * * * *",
+                        "UTC",
+                        '{"bench": true}',
+                    )
+                )
         with cur.copy(
             "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
             "paused, next_fire_at) FROM STDIN"
         ) as copy:
             far = utc(time.time() + 86400)
             for tenant, sid, iid in rows:
-                copy.write_row((tenant, sid, handle_id(tenant, iid, sid), iid, "*/5 * * * *",
-                                "UTC", False, far))
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        handle_id(tenant, iid, sid),
+                        iid,
+                        "*/5 * * * *",
+                        "UTC",
+                        False,
+                        far,
+                    )
+                )
 
 
 def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float) -> dict[str, Any]:
@@ -92,21 +124,49 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
         asyncio.run(seed(url, n, tenants, home))
         with runner_stub(arrivals_file) as runner_url:
             env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
-            env.update({
-                "EXTSCHED_DATABASE_URL": url, "EXTSCHED_HOME": str(home),
-                "EXTSCHED_SECRET_KEY": KEY, "EXTSCHED_RUNNER_URL": runner_url,
-                "EXTSCHED_WORKER_CONCURRENCY": str(concurrency),
-                "EXTSCHED_TENANT_CONCURRENCY": str(max(1, concurrency // 4)),
-                "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0", "EXTSCHED_LOG_LEVEL": "WARNING",
-                "EXTSCHED_DB_POOL_MAX": str(min(90 // workers, concurrency + 10)),
-            })
-            procs = [subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
-                     for _ in range(workers)]
+            env.update(
+                {
+                    "EXTSCHED_DATABASE_URL": url,
+                    "EXTSCHED_HOME": str(home),
+                    "EXTSCHED_SECRET_KEY": KEY,
+                    "EXTSCHED_RUNNER_URL": runner_url,
+                    "EXTSCHED_WORKER_CONCURRENCY": str(concurrency),
+                    "EXTSCHED_TENANT_CONCURRENCY": str(max(1, concurrency // 4)),
+                    "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0",
+                    "EXTSCHED_LOG_LEVEL": "WARNING",
+                    "EXTSCHED_DB_POOL_MAX": str(min(90 // workers, concurrency + 10)),
+                }
+            )
+            procs = [
+                subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
+                for _ in range(workers)
+            ]
             profile = os.environ.get("EXTSCHED_BENCH_PROFILE")  # py-spy flamegraph path prefix
-            spies = [subprocess.Popen(
-                ["py-spy", "record", "--pid", str(p.pid), "-o", f"{profile}.{i}.txt", "-f", "raw",
-                 "-r", "100", "-d", str(int(lead + 12))], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL) for i, p in enumerate(procs)] if profile else []
+            spies = (
+                [
+                    subprocess.Popen(
+                        [
+                            "py-spy",
+                            "record",
+                            "--pid",
+                            str(p.pid),
+                            "-o",
+                            f"{profile}.{i}.txt",
+                            "-f",
+                            "raw",
+                            "-r",
+                            "100",
+                            "-d",
+                            str(int(lead + 12)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                    for i, p in enumerate(procs)
+                ]
+                if profile
+                else []
+            )
             try:
                 fire_at = utc(time.time() + lead).replace(microsecond=0)
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -124,7 +184,8 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
                     with psycopg.connect(url, autocommit=True) as conn:
                         done = conn.execute(
                             "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
-                            "IS NOT NULL").fetchone()[0]  # type: ignore[index]
+                            "IS NOT NULL"
+                        ).fetchone()[0]  # type: ignore[index]
                     if done >= n:
                         break
                     time.sleep(0.2)
@@ -142,12 +203,20 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
     first = min((a["t"] for a in arrivals), default=scheduled)
     last = max((a["t"] for a in arrivals), default=scheduled)
     return {
-        "n": n, "tenants": tenants, "workers": workers, "concurrency": concurrency,
-        "delivered": len(set(keys)), "calls": len(arrivals),
-        "duplicates": len(keys) - len(set(keys)), "finished_runs": done,
-        "lag_p50_s": percentile(lags, 50), "lag_p95_s": percentile(lags, 95),
-        "lag_p99_s": percentile(lags, 99), "lag_max_s": max(lags, default=float("nan")),
-        "drain_s": last - scheduled, "calls_per_s": len(arrivals) / max(1e-9, last - first),
+        "n": n,
+        "tenants": tenants,
+        "workers": workers,
+        "concurrency": concurrency,
+        "delivered": len(set(keys)),
+        "calls": len(arrivals),
+        "duplicates": len(keys) - len(set(keys)),
+        "finished_runs": done,
+        "lag_p50_s": percentile(lags, 50),
+        "lag_p95_s": percentile(lags, 95),
+        "lag_p99_s": percentile(lags, 99),
+        "lag_max_s": max(lags, default=float("nan")),
+        "drain_s": last - scheduled,
+        "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
     }
 
@@ -161,13 +230,12 @@ def main() -> None:
     ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
     args = ap.parse_args()
     result = run_burst(args.n, args.tenants, args.workers, args.concurrency, args.lead)
-    print_table(f"burst: {args.n} schedules over {args.tenants} tenants (postgres backend)",
-                list(result.items()))
+    print_table(
+        f"burst: {args.n} schedules over {args.tenants} tenants (postgres backend)",
+        list(result.items()),
+    )
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
     main()
-
-
-

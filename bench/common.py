@@ -100,8 +100,13 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     print(f"\n{title}")
     print("-" * (width + 24))
     for key, value in rows:
-        shown = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}" if isinstance(
-            value, int) else str(value)
+        shown = (
+            f"{value:,.3f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else str(value)
+        )
         print(f"{key.ljust(width)}  {shown:>20}")
 
 

@@ -8,6 +8,7 @@ Usage: python bench/runner_stub.py PORT OUT_FILE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -24,7 +25,7 @@ RESPONSE = (
 
 async def main(port: int, out_path: str) -> None:
     pending: list[str] = []
-    out = open(out_path, "a")  # noqa: SIM115 - closed at exit
+    out = open(out_path, "a")  # noqa: SIM115, ASYNC230 - opened once at start, closed at exit
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -37,11 +38,17 @@ async def main(port: int, out_path: str) -> None:
                 body = await reader.readexactly(length) if length else b""
                 arrived = time.time()
                 ctx = json.loads(body).get("context", {})
-                pending.append(json.dumps({
-                    "t": arrived, "run_id": ctx.get("run_id"),
-                    "schedule_id": ctx.get("schedule_id"),
-                    "scheduled_for": ctx.get("scheduled_for"), "attempt": ctx.get("attempt"),
-                }))
+                pending.append(
+                    json.dumps(
+                        {
+                            "t": arrived,
+                            "run_id": ctx.get("run_id"),
+                            "schedule_id": ctx.get("schedule_id"),
+                            "scheduled_for": ctx.get("scheduled_for"),
+                            "attempt": ctx.get("attempt"),
+                        }
+                    )
+                )
                 writer.write(RESPONSE)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -61,10 +68,8 @@ async def main(port: int, out_path: str) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     async with server:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except TimeoutError:
-                pass
             flush()
     flush()
     out.close()

@@ -41,9 +41,18 @@ def seed(url: str, total: int, due: int) -> None:
             for i in range(total):
                 tenant = f"t{i % 20:02d}"
                 sid = uuid.uuid4()
-                copy.write_row((tenant, sid, f"extsched:{tenant}:{install}:{sid}", install,
-                                "0 9 * * *", "Europe/Paris", False,
-                                NOW - timedelta(seconds=30) if i < due else later))
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        f"extsched:{tenant}:{install}:{sid}",
+                        install,
+                        "0 9 * * *",
+                        "Europe/Paris",
+                        False,
+                        NOW - timedelta(seconds=30) if i < due else later,
+                    )
+                )
         conn.execute("ANALYZE job_handle")
 
 
@@ -80,9 +89,15 @@ def main() -> None:
             seed(url, size, args.due)
             seeded = time.perf_counter() - t0
             times = asyncio.run(tick_cost(url, Path(tmp), args.due, args.repeats))
-        results.append({"stored": size, "due": args.due, "tick_median_ms":
-                        statistics.median(times) * 1000, "tick_min_ms": min(times) * 1000,
-                        "seed_s": seeded})
+        results.append(
+            {
+                "stored": size,
+                "due": args.due,
+                "tick_median_ms": statistics.median(times) * 1000,
+                "tick_min_ms": min(times) * 1000,
+                "seed_s": seeded,
+            }
+        )
     rows = []
     for r in results:
         rows.append((f"{r['stored']:>9,} stored: median tick (ms)", r["tick_median_ms"]))
