@@ -73,13 +73,16 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is started it keeps an event loop
+# running in this thread, which would break the async tests xdist runs on the same worker
+# between browser tests. pytest tears a module fixture down before a test of another module.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
