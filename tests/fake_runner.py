@@ -45,7 +45,7 @@ class Call:
 class FakeRunner:
     """Behaviours by endpoint path: ``ok``, ``ext_404``, ``ext_500``, ``runner_500``,
     ``runner_429``, ``runner_400``, ``non_json``, ``empty``, ``huge``, ``hang``,
-    ``flaky:N`` (Runner 503 N times, then ok)."""
+    ``slow`` (300 ms), ``flaky:N`` (Runner 503 N times, then ok)."""
 
     behaviour: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -84,6 +84,11 @@ class FakeRunner:
                 return Response(b"", media_type="application/json")
             if mode == "huge":
                 return Response(b"[" + b"1," * 1_000_000 + b"1]", media_type="application/json")
+            if mode == "slow":
+                import asyncio
+
+                await asyncio.sleep(0.3)  # a deliberately slow extension, not a test wait
+                return JSONResponse(ok_body())
             if mode == "hang":
                 import asyncio
 

@@ -49,6 +49,7 @@ def workers(n: int, env: dict[str, str], log_dir: Path) -> Iterator[list[subproc
     procs = []
     logs = []
     for i in range(n):
+        log_dir.mkdir(parents=True, exist_ok=True)
         log = (log_dir / f"worker{i}.log").open("wb")
         logs.append(log)
         procs.append(
@@ -83,18 +84,6 @@ async def _poll(predicate: Any, seconds: float, what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-async def published(install, alice: Actor):  # type: ignore[no-untyped-def]
-    p, _ = await install(
-        alice,
-        endpoints=[
-            {"method": "POST", "path": "/sync", "handler": "h"},
-            {"method": "POST", "path": "/hang", "handler": "h"},
-        ],
-    )
-    return p
 
 
 async def _create(
