@@ -7,6 +7,7 @@ once, here at the edge.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -38,7 +39,8 @@ class Database:
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True},
             check=psycopg_pool.AsyncConnectionPool.check_connection,
-            timeout=10.0,
+            # How long a request waits for a connection before answering 503.
+            timeout=5.0,
             name="extsched",
         )
 
@@ -91,9 +93,10 @@ class Database:
         with translate_errors():
             return await conn.execute(QUERIES[name], params or {}, prepare=True)
 
-    async def ping(self) -> bool:
+    async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - bounded probe
+        """Whether the database answers within ``timeout`` seconds (for /readyz)."""
         try:
-            async with self.connection() as conn:
+            async with asyncio.timeout(timeout), self.pool.connection(timeout=timeout) as conn:
                 await conn.execute("SELECT 1")
             return True
         except Exception:

@@ -92,6 +92,11 @@ async def reconcile(
     orphan_handle_infos = [h for hid, h in existing.items() if hid not in known]
     report.orphan_handles = [h.handle_id for h in orphan_handle_infos]
     await _flag_overdue(ctx, actor, wanted, existing, report)
+    if repair:
+        # Backends that compensate for DST (temporal) re-pin the coming fires here.
+        refresh = getattr(ctx.backend, "refresh_compensation", None)
+        if refresh is not None:
+            await refresh()
     if not repair or report.clean:
         return report
 
