@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
+import aiohttp
 
 from extsched.domain.runs import RunStatus
 
@@ -64,7 +64,7 @@ class RunnerClient:
 
     ``timeout_ms`` bounds the whole exchange (connect, send, read of the full body);
     responses larger than ``max_response_bytes`` are abandoned while streaming, so they never
-    sit in memory. A ``client`` passed in is shared and left open by ``aclose``.
+    sit in memory. A ``session`` passed in is shared and left open by ``aclose``.
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class RunnerClient:
         timeout_ms: int,
         max_response_bytes: int,
         *,
-        client: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if timeout_ms <= 0:
             raise ValueError("timeout_ms must be positive")
@@ -82,18 +82,29 @@ class RunnerClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_ms = timeout_ms
         self.max_response_bytes = max_response_bytes
-        self._owns_client = client is None
-        # httpx's own timeouts are only a backstop: asyncio.timeout below bounds the exchange.
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_ms / 1000 + 5),
-            # keep every connection alive: a burst reuses them instead of reconnecting
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
-        )
+        self._owns_session = session is None
+        self._session = session
+        self._lock = asyncio.Lock()
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop. Connections are kept alive and reused:
+        # a burst of runs goes over a few warm connections instead of reconnecting.
+        if self._session is None:
+            async with self._lock:
+                if self._session is None:
+                    self._session = aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+                        # aiohttp's own timeout is a backstop; asyncio.timeout bounds the call.
+                        timeout=aiohttp.ClientTimeout(total=self.timeout_ms / 1000 + 5),
+                        auto_decompress=False,
+                    )
+        return self._session
 
     async def aclose(self) -> None:
         """Close the connection pool if this client created it."""
-        if self._owns_client:
-            await self._client.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -138,20 +149,16 @@ class RunnerClient:
                 retryable=True,
                 error=f"runner timed out after {self.timeout_ms} ms",
             )
-        except httpx.TimeoutException as exc:
-            return done(
-                RunStatus.TIMED_OUT, retryable=True, error=f"runner timed out: {_describe(exc)}"
-            )
         except _ResponseTooLarge:
             return done(
                 RunStatus.FAILED,
                 error=f"runner response exceeds {self.max_response_bytes} bytes",
             )
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
             return done(
                 RunStatus.FAILED, retryable=True, error=f"runner connection error: {_describe(exc)}"
             )
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return done(RunStatus.FAILED, error=f"runner request failed: {_describe(exc)}")
 
         if not 200 <= reply.status_code < 300:
@@ -181,29 +188,28 @@ class RunnerClient:
         return done(RunStatus.FAILED, http_status=ext_status, error=error, preview=preview)
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> _RunnerReply:
-        request = self._client.build_request(
-            "POST", self.base_url + EXECUTE_PATH, content=body, headers=headers
-        )
-        response = await self._client.send(request, stream=True)
-        try:
+        session = await self._get_session()
+        async with session.post(
+            self.base_url + EXECUTE_PATH, data=body, headers=headers, allow_redirects=False
+        ) as response:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_response_bytes:
+                # Dropping the connection instead of reading (or draining) the body.
+                response.close()
                 raise _ResponseTooLarge
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.content.iter_chunked(64 * 1024):
                 size += len(chunk)
                 if size > self.max_response_bytes:
+                    response.close()
                     raise _ResponseTooLarge
                 chunks.append(chunk)
-            return _RunnerReply(response.status_code, b"".join(chunks))
-        finally:
-            # Closing before the body is drained drops the connection instead of reading the rest.
-            await response.aclose()
+            return _RunnerReply(response.status, b"".join(chunks))
 
 
 def _describe(exc: BaseException) -> str:
-    """Name the exception; fall back to its cause's text (httpx often wraps an OSError)."""
+    """Name the exception; fall back to its cause's text (aiohttp often wraps an OSError)."""
     text = str(exc)
     cause = exc.__cause__ or exc.__context__
     if not text and cause is not None:
