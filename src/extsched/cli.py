@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,7 +41,9 @@ registry_app = typer.Typer(
 app.add_typer(token_app, name="token")
 app.add_typer(registry_app, name="registry")
 
-out = Console(soft_wrap=True)
+# Piped output (scripts, logs) gets wide tables, so ids are never cut.
+_WIDTH = None if sys.stdout.isatty() else 240
+out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
