@@ -185,8 +185,7 @@ async def cron_preview(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> Cr
         body.cron, tz, min_interval_seconds=ctx.settings.min_interval_seconds, now=ctx.clock()
     )
     if errors:
-        first = next(iter(errors.items()))
-        raise ValidationFailed(f"{first[0]}: {first[1]}", field_errors=errors)
+        raise ValidationFailed(next(iter(errors.values())), field_errors=errors)
     description, fires = cron.preview(body.cron, tz, body.count, ctx.clock())
     return CronPreviewOut(description=description, next_runs=[FireOut.of(f) for f in fires])
 
