@@ -1,4 +1,4 @@
-"""Burst benchmark: N schedules over T tenants all due at the same instant (postgres backend).
+"""Burst benchmark: N schedules over T tenants all due at the same instant.
 
 Starts its own database, a fast Runner stub (bench/runner_stub.py) and `extsched worker`
 processes, then reports fires delivered, duplicates, fire lag percentiles (Runner arrival minus
@@ -6,6 +6,7 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
 
     python -m bench.burst --n 1000
     python -m bench.burst --n 10000 --workers 2
+    python -m bench.burst --n 1000 --backend both   # postgres and temporal side by side
 """
 
 from __future__ import annotations
@@ -19,24 +20,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
+from temporalio.client import Client
 
 from bench.common import (
+    free_port,
     fresh_database,
     percentile,
-    print_table,
     read_arrivals,
     runner_stub,
     utc,
 )
-from extsched.config import Settings
+from extsched.config import JobBackendKind, Settings
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
-from extsched.jobs.backend import handle_id
+from extsched.jobs.backend import HandleSpec, handle_id
 from extsched.runtime import open_context
 from extsched.services import installs, registry
 from extsched.services.installs import InstallSettings
@@ -117,11 +122,89 @@ async def seed(url: str, n: int, tenants: int, home: Path) -> None:
                 )
 
 
-def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
+@contextmanager
+def temporal_dev_server(folder: Path) -> Iterator[str]:
+    """`temporal server start-dev` on a free port with a throw-away database; yields its address."""
+    port = free_port()
+    binary = Path(sys.executable).parent / "temporal"
+    proc = subprocess.Popen(
+        [
+            str(binary if binary.exists() else "temporal"),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db-filename",
+            str(folder / "t.db"),
+            "--log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    address = f"127.0.0.1:{port}"
+
+    async def ready() -> bool:
+        try:
+            await Client.connect(address)
+            return True
+        except Exception:
+            return False
+
+    deadline = time.time() + 90
+    while not asyncio.run(ready()):
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError("temporal dev server did not start")
+        time.sleep(0.3)
+    try:
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def arm_temporal(url: str, home: Path, address: str, fire_at: datetime) -> None:
+    """Give every schedule a Temporal Schedule firing at ``fire_at`` (a fixed daily time)."""
+    cron_expr = f"{fire_at.minute} {fire_at.hour} * * *"
+    settings = Settings(
+        database_url=url,
+        home=home,
+        secret_key=KEY,
+        job_backend=JobBackendKind.TEMPORAL,
+        temporal_address=address,
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE tenant_extension_schedule SET cron = %s", (cron_expr,))
+        rows = conn.execute(
+            "SELECT tenant_id, install_id, id FROM tenant_extension_schedule"
+        ).fetchall()
+        conn.execute("DELETE FROM job_handle")
+    async with open_context(settings, url) as ctx:
+        specs = [HandleSpec(t, i, s, cron_expr, "UTC", paused=False) for t, i, s in rows]
+        async with ctx.db.connection() as conn:
+            for k in range(0, len(specs), 100):
+                await ctx.backend.put_handles(conn, specs[k : k + 100])
+
+
+def run_burst(
+    n: int, tenants: int, workers: int, concurrency: int, lead: float, backend: str = "postgres"
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database() as url, ExitStack() as stack:
         home = Path(tmp) / "home"
         arrivals_file = Path(tmp) / "arrivals.jsonl"
         asyncio.run(seed(url, n, tenants, home))
+        extra_env: dict[str, str] = {}
+        fire_at = None
+        if backend == "temporal":
+            address = stack.enter_context(temporal_dev_server(Path(tmp)))
+            # the next whole minute at least `lead` seconds (plus arming time) away
+            ahead = utc(time.time() + lead + n / 50)
+            fire_at = (ahead + timedelta(minutes=1)).replace(second=0, microsecond=0)
+            asyncio.run(arm_temporal(url, home, address, fire_at))
+            extra_env = {"EXTSCHED_JOB_BACKEND": "temporal", "EXTSCHED_TEMPORAL_ADDRESS": address}
         with runner_stub(arrivals_file) as runner_url:
             env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
             env.update(
@@ -135,6 +218,7 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
                     "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0",
                     "EXTSCHED_LOG_LEVEL": "WARNING",
                     "EXTSCHED_DB_POOL_MAX": str(min(90 // workers, concurrency + 10)),
+                    **extra_env,
                 }
             )
             procs = [
@@ -168,11 +252,12 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
                 else []
             )
             try:
-                fire_at = utc(time.time() + lead).replace(microsecond=0)
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
+                if fire_at is None:
+                    fire_at = utc(time.time() + lead).replace(microsecond=0)
+                    with psycopg.connect(url, autocommit=True) as conn:
+                        conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
                 peak_rss = 0
-                deadline = time.time() + lead + 300
+                deadline = fire_at.timestamp() + 300
                 done = 0
                 while time.time() < deadline:
                     for p in procs:
@@ -203,6 +288,7 @@ def run_burst(n: int, tenants: int, workers: int, concurrency: int, lead: float)
     first = min((a["t"] for a in arrivals), default=scheduled)
     last = max((a["t"] for a in arrivals), default=scheduled)
     return {
+        "backend": backend,
         "n": n,
         "tenants": tenants,
         "workers": workers,
@@ -228,13 +314,20 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
+    ap.add_argument("--backend", choices=["postgres", "temporal", "both"], default="postgres")
     args = ap.parse_args()
-    result = run_burst(args.n, args.tenants, args.workers, args.concurrency, args.lead)
-    print_table(
-        f"burst: {args.n} schedules over {args.tenants} tenants (postgres backend)",
-        list(result.items()),
-    )
-    print(json.dumps(result))
+    backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
+    results = [
+        run_burst(args.n, args.tenants, args.workers, args.concurrency, args.lead, b)
+        for b in backends
+    ]
+    print(f"\nburst: {args.n} schedules over {args.tenants} tenants, due at the same instant")
+    print(f"{'':>16}" + "".join(f"{b:>16}" for b in backends))
+    for key in results[0]:
+        cells = [f"{r[key]:,.3f}" if isinstance(r[key], float) else str(r[key]) for r in results]
+        print(f"{key:>16}" + "".join(f"{c:>16}" for c in cells))
+    for result in results:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
