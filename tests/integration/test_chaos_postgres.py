@@ -122,7 +122,14 @@ def test_it_rides_out_a_postgres_restart(embedded_pg: EmbeddedPostgres, tmp_path
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with fake_runner() as runner:
-        env = _env(url, tmp_path / "home", runner.url, EXTSCHED_DB_POOL_MIN="1")
+        env = _env(
+            url,
+            tmp_path / "home",
+            runner.url,
+            EXTSCHED_DB_POOL_MIN="1",
+            EXTSCHED_RUNNER_TIMEOUT_MS="5000",
+            EXTSCHED_LEASE_GRACE_SECONDS="2",
+        )
         logs = (tmp_path / "api.log").open("wb"), (tmp_path / "worker.log").open("wb")
         procs = [
             subprocess.Popen(

@@ -8,14 +8,16 @@ everything else finishes the run, exactly once (the finishing UPDATE matches the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from extsched import metrics
 from extsched.crypto import SecretsUnreadable, install_aad
@@ -24,12 +26,14 @@ from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus
 from extsched.domain.timing import backoff_seconds
+from extsched.errors import BackendUnavailable
 from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
 from extsched.services import audit, handles
 from extsched.services.context import AppContext
 from extsched.services.schedules import DisabledReason
 
 log = logging.getLogger("extsched.jobs")
+T = TypeVar("T")
 
 PREVIEW_BYTES = 1024
 
@@ -83,7 +87,7 @@ class InvocationHandler:
             lag = (run["started_at"] - run["scheduled_for"]).total_seconds()
             if run["trigger"] == "schedule":
                 metrics.FIRE_LAG.observe(max(0.0, lag))
-        outcome_or_skip = await self._prepare(run, owner)
+        outcome_or_skip = await _retrying(lambda: self._prepare(run, owner))
         if isinstance(outcome_or_skip, AttemptResult):
             return outcome_or_skip
         prepared = outcome_or_skip
@@ -267,9 +271,14 @@ class InvocationHandler:
     async def _finish(
         self, run: dict[str, Any], owner: str, status: RunStatus, **kw: Any
     ) -> AttemptResult:
-        # run_complete is one atomic statement: no transaction round trips on the hot path.
-        async with self.ctx.db.connection() as conn:
-            return await self._finish_in(conn, run, owner, status, **kw)
+        async def finish() -> AttemptResult:
+            # run_complete is one atomic statement: no transaction round trips on the hot path.
+            async with self.ctx.db.connection() as conn:
+                return await self._finish_in(conn, run, owner, status, **kw)
+
+        # Idempotent (it matches the lease), so a connection lost to a restart is retried
+        # rather than leaving a run the Runner already answered to be re-sent after its lease.
+        return await _retrying(finish)
 
     async def _finish_in(
         self,
@@ -370,3 +379,16 @@ class InvocationHandler:
 def new_owner(kind: str) -> str:
     """A lease owner id for this worker process."""
     return f"{kind}:{uuid7()}"
+
+
+async def _retrying(step: Callable[[], Awaitable[T]], attempts: int = 4, delay: float = 0.5) -> T:
+    """Run a database step, retrying a few times when the database is (briefly) unavailable,
+    e.g. a pooled connection that died with a server restart."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await step()
+        except BackendUnavailable:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(delay * attempt)
+    raise AssertionError("unreachable")
