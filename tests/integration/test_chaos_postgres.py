@@ -108,7 +108,7 @@ async def _seed(url: str, home: Path) -> dict[str, Any]:
             ctx,
             principal,
             pub.extension_id,
-            ScheduleInput(endpoint_id=pub.endpoints[0].id, cron="*/5 * * * *", timezone="UTC"),
+            ScheduleInput(endpoint_id=pub.endpoints[0].id, cron="0 0 1 1 *", timezone="UTC"),
         )
     return {"token": token, "schedule_id": str(s.id)}
 

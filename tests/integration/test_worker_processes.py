@@ -96,7 +96,7 @@ async def _create(
             headers=alice.headers,
             json={
                 "endpoint_id": endpoint_id(p, "POST", path),
-                "cron": "*/5 * * * *",
+                "cron": "0 0 1 1 *",  # fires only when a test makes it due
                 "timezone": "UTC",
                 "name": f"s{i}",
             },
