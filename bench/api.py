@@ -122,6 +122,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=200, help="per operation")
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--api-workers", type=int, default=1, help="`extsched api --workers`")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
         home = Path(tmp)
@@ -150,7 +151,16 @@ def main() -> None:
             }
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "extsched.cli", "api", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "extsched.cli",
+                "api",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.api_workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -193,7 +203,9 @@ def main() -> None:
         rows.append((f"{name}: queries", counts_50[name]))
         result[name] = {"p50_ms": p50, "p95_ms": p95, "queries": counts_50[name]}
     print_table(
-        f"API under {args.clients} concurrent clients ({args.requests} requests each)", rows
+        f"API under {args.clients} concurrent clients ({args.requests} requests each, "
+        f"{args.api_workers} API process(es))",
+        rows,
     )
     print(json.dumps(result))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -98,7 +99,7 @@ async def _bootstrap_admin(s: Settings, url: str) -> str:
     return token
 
 
-def _serve(host: str, port: int, roles: Roles, *, demo: bool = False) -> None:
+def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: int = 1) -> None:
     import uvicorn
 
     from extsched.server import create_service_app
@@ -112,7 +113,6 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False) -> None:
         fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
     url = prepare_database(s)
     admin_token = run(lambda: _bootstrap_admin(s, url))
-    app_ = create_service_app(s, url, roles)
     out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
     out.print(f"database: {_redact(url)}")
     out.print(f"job backend: {s.job_backend.value}; runner: {s.runner_url or '-'}")
@@ -142,7 +142,26 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False) -> None:
             f"{base}/api/v1/schedules/{info.schedule_id}/run-now",
             highlight=False,
         )
-    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+    if workers > 1:
+        # Several API processes on one port (the kernel spreads connections between them).
+        os.environ["EXTSCHED_DATABASE_URL"] = url
+        uvicorn.run(
+            "extsched.server:api_app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    uvicorn.run(
+        create_service_app(s, url, roles),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def _redact(url: str) -> str:
@@ -171,9 +190,18 @@ def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
 
 
 @app.command()
-def api(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+def api(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="EXTSCHED_API_WORKERS", min=1, max=64, help="API processes serving the port."
+        ),
+    ] = 1,
+) -> None:
     """Run the API and UI only (production role)."""
-    _serve(host, port, Roles(api=True))
+    _serve(host, port, Roles(api=True), workers=workers)
 
 
 @app.command()

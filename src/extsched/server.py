@@ -148,3 +148,13 @@ def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
     app.router.lifespan_context = lifespan
     app.mount("/demo", create_demo_app())
     return app
+
+
+def api_app_from_env() -> FastAPI:
+    """Factory for ``extsched api --workers N``: each uvicorn worker process builds its own app
+    from the environment (the parent has already resolved and migrated the database)."""
+    from extsched.config import load_settings
+
+    settings = load_settings()
+    assert settings.database_url, "the parent process sets EXTSCHED_DATABASE_URL"
+    return create_service_app(settings, settings.database_url, Roles(api=True))

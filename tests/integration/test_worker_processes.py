@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 
@@ -25,6 +26,7 @@ from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
 from tests.conftest import TEST_KEY, Actor, Clock, endpoint_id
 from tests.fake_runner import fake_runner
+from tests.helpers.http_server import free_port
 from tests.integration.test_execution import Harness
 
 
@@ -242,3 +244,43 @@ async def _poll_status(client: httpx.AsyncClient, alice: Actor, sid: str) -> Non
             return
         await asyncio.sleep(0.05)
     raise AssertionError("run did not succeed")
+
+
+async def test_it_serves_the_api_from_several_processes(
+    client: httpx.AsyncClient,
+    alice: Actor,
+    published: dict[str, Any],
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    [sid] = await _create(client, alice, published, 1)
+    port = free_port()
+    env = _env(db_url, tmp_path / "home", "http://127.0.0.1:9", EXTSCHED_API_WORKERS="2")
+    with (tmp_path / "api.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "extsched.cli", "api", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, headers=alice.headers) as api:
+
+                async def answers() -> bool:
+                    try:
+                        return (await api.get("/healthz")).status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                deadline = time.monotonic() + 60
+                while not await answers():
+                    assert time.monotonic() < deadline, "API did not start"
+                    await asyncio.sleep(0.1)
+                children = psutil.Process(proc.pid).children(recursive=True)
+                assert len(children) >= 2  # the uvicorn worker processes
+                replies = [await api.get(f"/api/v1/schedules/{sid}") for _ in range(10)]
+                assert {r.status_code for r in replies} == {200}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
