@@ -257,7 +257,7 @@ async def test_it_serves_the_api_from_several_processes(
     port = free_port()
     env = _env(db_url, tmp_path / "home", "http://127.0.0.1:9", EXTSCHED_API_WORKERS="2")
     with (tmp_path / "api.log").open("wb") as log:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 - starting the server under test
             [sys.executable, "-m", "extsched.cli", "api", "--port", str(port)],
             env=env,
             stdout=log,
