@@ -64,6 +64,18 @@ def settings() -> Settings:
         fail(str(exc), 2)
 
 
+def _prepare(s: Settings) -> str:
+    """Resolve and migrate the database, or stop with one line saying why it is unreachable."""
+    import psycopg
+    import sqlalchemy.exc
+
+    try:
+        return prepare_database(s)
+    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(f"database unreachable: {reason}", 3)
+
+
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     """Run an async operation, rendering expected errors as one clear message."""
     try:
@@ -80,7 +92,7 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 def migrate() -> None:
     """Bring the database schema to the newest version."""
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
     from extsched.db.migrate import current_revision
 
     out.print(f"database migrated to revision {current_revision(url)}")
@@ -111,7 +123,7 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
         s = s.model_copy(update={"runner_url": f"{base}/runner"})
     if roles.worker and s.runner_url is None:
         fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
-    url = prepare_database(s)
+    url = _prepare(s)
     admin_token = run(lambda: _bootstrap_admin(s, url))
     out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
     out.print(f"database: {_redact(url)}")
@@ -213,7 +225,7 @@ def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
     s = settings()
     logs.setup(s.log_level)
-    url = prepare_database(s)
+    url = _prepare(s)
     out.print(f"reference Runner listening on http://{host}:{port}/v1/execute")
     uvicorn.run(
         create_runner_process_app(s, url),
@@ -235,7 +247,7 @@ def worker() -> None:
     logs.setup(s.log_level)
     if s.runner_url is None and s.job_backend.value == "postgres":
         fail("EXTSCHED_RUNNER_URL: required for `extsched worker` (no Runner runs in it)")
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -269,7 +281,7 @@ def token_create(
     if not admin and (tenant is None or user is None):
         fail("give --tenant and --user, or --admin")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> tuple[uuid.UUID, str]:
         async with open_context(s, url) as ctx:
@@ -296,7 +308,7 @@ def token_list(
 ) -> None:
     """List tokens (never their secret value)."""
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> list[tokens.TokenRecord]:
         async with open_context(s, url) as ctx:
@@ -343,7 +355,7 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")
     except ValueError:
         fail(f"not a token id: {token_id!r}")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> bool:
         async with open_context(s, url) as ctx:
@@ -368,7 +380,7 @@ def registry_publish(
     except (OSError, ValueError) as exc:
         fail(f"cannot read {manifest}: {exc}")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> registry.Published:
         async with open_context(s, url) as ctx:
@@ -408,7 +420,7 @@ def registry_backfill(
         except ValueError:
             fail(f"not a version id: {version_id!r}")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> tuple[int, int]:
         async with open_context(s, url) as ctx:
@@ -441,7 +453,7 @@ def reconcile(
     from extsched.services import reconcile as reconcile_service
 
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> reconcile_service.ReconcileReport:
         async with open_context(s, url) as ctx:
@@ -483,7 +495,7 @@ def kill_switch(
     if state not in ("on", "off"):
         fail("state must be on or off")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> bool:
         async with open_context(s, url) as ctx:
@@ -509,7 +521,7 @@ def schedules_list(
         except ValueError:
             fail(f"not an extension id: {extension!r}")
     s = settings()
-    url = prepare_database(s)
+    url = _prepare(s)
 
     async def go() -> list[admin.AdminSchedule]:
         async with open_context(s, url) as ctx:

@@ -146,7 +146,18 @@ def test_it_rides_out_a_postgres_restart(embedded_pg: EmbeddedPostgres, tmp_path
             ),
         ]
         try:
-            _wait(lambda: _ready(base) == 200, 30, "API ready")
+            _wait(lambda: _ready(base) == 200, 60, "API ready")
+            # the worker is up once its listener connection has issued LISTEN
+            _wait(
+                lambda: (
+                    _sql(url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%'")[
+                        0
+                    ][0]
+                    > 0
+                ),
+                60,
+                "worker ready",
+            )
             # the next fire falls due while the database is down
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
             _sql(url, "UPDATE job_handle SET next_fire_at = %s", due)
