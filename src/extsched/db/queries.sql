@@ -589,65 +589,85 @@ WHERE extension_id = %(extension_id)s
 ORDER BY created_at, id;
 
 -- ================================================================ invocation (hot path)
--- name: run_prepare
--- Everything an attempt needs, and the no-overlap lock, in one round trip. The lock is taken
--- only when every check of SPEC §9 passes; the caller reads which one failed from the row.
-WITH s AS (
-    SELECT s.*, i.id AS i_id, coalesce(i.enabled, false) AS install_enabled,
+-- name: runs_prepare
+-- [cross-tenant] Everything a batch of attempts needs, and their no-overlap locks, in one round
+-- trip (one row per run whose schedule still exists; the caller sends each schedule at most
+-- once per batch). A lock is taken only when every check of SPEC §9 passes; the caller reads
+-- which check failed from the row.
+WITH v AS (
+    SELECT * FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(run_ids)s::uuid[],
+                         %(triggers)s::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
+),
+s AS (
+    SELECT v.run_id AS p_run_id, v.trigger AS p_trigger,
+           s.*, i.id AS i_id, coalesce(i.enabled, false) AS install_enabled,
            i.version_id AS i_version_id, i.config AS i_config,
            i.secrets_encrypted AS i_secrets_encrypted, i.providers AS i_providers,
-           v.content_hash AS v_content_hash, v.version AS v_version, e.name AS e_name,
+           v2.content_hash AS v_content_hash, v2.version AS v_version, e.name AS e_name,
            coalesce(t.kill_switch, false) AS kill_switch,
            ep.id AS ep_id, ep.version_id AS ep_version_id
-    FROM tenant_extension_schedule s
+    FROM v
+    JOIN tenant_extension_schedule s ON s.tenant_id = v.tenant_id AND s.id = v.schedule_id
     LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
     LEFT JOIN tenant_extension_install i
         ON i.tenant_id = s.tenant_id AND i.extension_id = s.extension_id
-    LEFT JOIN extension_version v ON v.id = i.version_id
+    LEFT JOIN extension_version v2 ON v2.id = i.version_id
     LEFT JOIN extension e ON e.id = i.extension_id
     LEFT JOIN extension_api_endpoint ep ON ep.id = s.endpoint_id
-    WHERE s.tenant_id = %(tenant_id)s AND s.id = %(schedule_id)s
 ),
 lock AS (
     UPDATE tenant_extension_schedule ts
-    SET running_run_id = %(run_id)s, running_until = %(until)s
+    SET running_run_id = s.p_run_id, running_until = %(until)s
     FROM s
     WHERE ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.i_id IS NOT NULL AND s.install_enabled AND NOT s.kill_switch
-      AND (%(trigger)s = 'run_now' OR s.enabled)
+      AND (s.p_trigger = 'run_now' OR s.enabled)
       AND s.ep_id IS NOT NULL AND s.ep_version_id = s.i_version_id
-      AND (ts.running_run_id IS NULL OR ts.running_run_id = %(run_id)s
+      AND (ts.running_run_id IS NULL OR ts.running_run_id = s.p_run_id
            OR ts.running_until < %(now)s)
-    RETURNING ts.id
+    RETURNING ts.running_run_id
 )
-SELECT s.*, EXISTS (SELECT 1 FROM lock) AS locked FROM s;
+SELECT s.*, s.p_run_id IN (SELECT running_run_id FROM lock) AS locked FROM s;
 
--- name: run_complete
--- Finish a run (only by its lease holder), release the schedule's lock and do the
--- bookkeeping of SPEC §9, in one statement. No row: the lease was lost (nothing changed).
-WITH r AS (
-    UPDATE extension_schedule_run
-    SET status = %(status)s, skip_reason = %(skip_reason)s, finished_at = %(now)s,
-        duration_ms = %(duration_ms)s, http_status = %(http_status)s, error = %(error)s,
-        response_preview = %(response_preview)s, lease_owner = NULL, lease_expires_at = NULL
-    WHERE tenant_id = %(tenant_id)s AND id = %(run_id)s AND status = 'running'
-      AND lease_owner = %(owner)s
-    RETURNING schedule_id
+-- name: runs_complete
+-- [cross-tenant] Finish a batch of runs (each only by its lease holder), release their
+-- schedules' locks and do the bookkeeping of SPEC §9, in one statement. The caller sends each
+-- schedule at most once per batch. A run with no row lost its lease: nothing was changed.
+WITH v AS (
+    SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
+                         %(statuses)s::text[], %(skip_reasons)s::text[],
+                         %(finished_ats)s::timestamptz[], %(duration_ms)s::int[],
+                         %(http_statuses)s::int[], %(errors)s::text[],
+                         %(response_previews)s::text[], %(last_errors)s::text[])
+        AS v(tenant_id, run_id, owner, status, skip_reason, finished_at, duration_ms,
+             http_status, error, response_preview, last_error)
+),
+r AS (
+    UPDATE extension_schedule_run x
+    SET status = v.status, skip_reason = v.skip_reason, finished_at = v.finished_at,
+        duration_ms = v.duration_ms, http_status = v.http_status, error = v.error,
+        response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
+    FROM v
+    WHERE x.tenant_id = v.tenant_id AND x.id = v.run_id AND x.status = 'running'
+      AND x.lease_owner = v.owner
+    RETURNING x.tenant_id, x.id, x.schedule_id
 )
 UPDATE tenant_extension_schedule s SET
-    running_run_id = CASE WHEN s.running_run_id = %(run_id)s THEN NULL ELSE s.running_run_id END,
-    running_until = CASE WHEN s.running_run_id = %(run_id)s THEN NULL ELSE s.running_until END,
-    last_run_at = %(now)s,
-    last_run_status = %(status)s,
-    last_error = %(last_error)s,
-    last_success_at = CASE WHEN %(status)s = 'succeeded' THEN %(now)s ELSE s.last_success_at END,
+    running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
+    running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
+    last_run_at = v.finished_at,
+    last_run_status = v.status,
+    last_error = v.last_error,
+    last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
+                           ELSE s.last_success_at END,
     consecutive_failures = CASE
-        WHEN %(status)s = 'succeeded' THEN 0
-        WHEN %(status)s IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
+        WHEN v.status = 'succeeded' THEN 0
+        WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
         ELSE s.consecutive_failures END
-FROM r
-WHERE s.tenant_id = %(tenant_id)s AND s.id = r.schedule_id
-RETURNING s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled, s.consecutive_failures;
+FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
+WHERE s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
+          s.consecutive_failures;
 
 -- ===== temporal backend
 -- The Temporal activity records the fire its workflow delivers and claims its run by id.

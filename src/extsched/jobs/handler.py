@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from extsched import metrics
 from extsched.crypto import SecretsUnreadable, install_aad
+from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
@@ -62,7 +63,7 @@ def _z(value: datetime) -> str:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """One row of ``run_prepare``: the schedule with its install, version and endpoint."""
+    """One row of ``runs_prepare``: the schedule with its install, version and endpoint."""
 
     row: dict[str, Any]
 
@@ -74,6 +75,13 @@ class InvocationHandler:
         s = ctx.settings
         self.grace = timedelta(seconds=s.lease_grace_seconds)
         self.timeout = timedelta(milliseconds=s.runner_timeout_ms)
+        # Concurrent attempts share their two database steps: one statement per batch.
+        self.prepares: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
+            self._prepare_many, key=_schedule_key, name="runs_prepare"
+        )
+        self.completions: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
+            self._complete_many, key=_schedule_key, name="runs_complete"
+        )
 
     @property
     def lease_seconds(self) -> float:
@@ -135,22 +143,9 @@ class InvocationHandler:
 
     # ------------------------------------------------------------------ steps
     async def _prepare(self, run: dict[str, Any], owner: str) -> _Prepared | AttemptResult:
-        """The checks of SPEC §9 and the overlap lock, in one round trip (``run_prepare``)."""
-        ctx, db = self.ctx, self.ctx.db
-        now = ctx.clock()
-        async with db.connection() as conn:
-            row = await db.fetch_one(
-                conn,
-                "run_prepare",
-                {
-                    "tenant_id": run["tenant_id"],
-                    "schedule_id": run["schedule_id"],
-                    "run_id": run["id"],
-                    "trigger": run["trigger"],
-                    "now": now,
-                    "until": now + self.timeout + self.grace,
-                },
-            )
+        """The checks of SPEC §9 and the overlap lock (``runs_prepare``, batched)."""
+        db = self.ctx.db
+        row = await self.prepares.submit(run)
         if row is None or row["i_id"] is None:
             # Deleted (with its runs) or uninstalled meanwhile: nothing left to record.
             return AttemptResult(final=True)
@@ -175,7 +170,9 @@ class InvocationHandler:
             )
             async with db.transaction() as conn:
                 await self._disable(conn, row, DisabledReason.ENDPOINT_MISSING)
-                return await self._finish_in(conn, run, owner, RunStatus.FAILED, error=error)
+                completion = self._completion(run, owner, RunStatus.FAILED, error=error)
+                (schedule,) = await self._complete_on(conn, [completion])
+            return self._finished(run, completion, schedule)
         return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.OVERLAP)
 
     def envelope(self, run: dict[str, Any], p: _Prepared) -> tuple[dict[str, Any], dict[str, str]]:
@@ -271,18 +268,23 @@ class InvocationHandler:
     async def _finish(
         self, run: dict[str, Any], owner: str, status: RunStatus, **kw: Any
     ) -> AttemptResult:
-        async def finish() -> AttemptResult:
-            # run_complete is one atomic statement: no transaction round trips on the hot path.
-            async with self.ctx.db.connection() as conn:
-                return await self._finish_in(conn, run, owner, status, **kw)
-
+        completion = self._completion(run, owner, status, **kw)
         # Idempotent (it matches the lease), so a connection lost to a restart is retried
         # rather than leaving a run the Runner already answered to be re-sent after its lease.
-        return await _retrying(finish)
+        schedule = await _retrying(lambda: self.completions.submit(completion))
+        limit = self.ctx.settings.pause_after_failures
+        if (
+            schedule is not None
+            and limit
+            and schedule["enabled"]
+            and schedule["consecutive_failures"] >= limit
+        ):
+            async with self.ctx.db.transaction() as conn:
+                await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
+        return self._finished(run, completion, schedule)
 
-    async def _finish_in(
+    def _completion(
         self,
-        conn: Conn,
         run: dict[str, Any],
         owner: str,
         status: RunStatus,
@@ -292,12 +294,10 @@ class InvocationHandler:
         http_status: int | None = None,
         response_preview: str | None = None,
         started: float | None = None,
-    ) -> AttemptResult:
-        """Finish the run and do the schedule's bookkeeping, on ``conn`` (one transaction)."""
-        ctx, db = self.ctx, self.ctx.db
-        now = ctx.clock()
+    ) -> dict[str, Any]:
+        """One row of ``runs_complete``: how the run ended and what the schedule records."""
+        now = self.ctx.clock()
         started_at = run["started_at"] or now
-        duration_ms = max(0, int((now - started_at).total_seconds() * 1000))
         error_line = None if error is None else one_line(error)
         if status is RunStatus.SUCCEEDED:
             last_error = None
@@ -305,36 +305,35 @@ class InvocationHandler:
             last_error = error_line
         else:
             last_error = f"skipped: {skip_reason}" if skip_reason else None
-        schedule = await db.fetch_one(
-            conn,
-            "run_complete",
-            {
-                "tenant_id": run["tenant_id"],
-                "run_id": run["id"],
-                "owner": owner,
-                "status": status.value,
-                "skip_reason": skip_reason,
-                "now": now,
-                "duration_ms": duration_ms,
-                "http_status": http_status,
-                "error": error_line,
-                "response_preview": response_preview,
-                "last_error": last_error,
-            },
-        )
+        return {
+            "tenant_id": run["tenant_id"],
+            "schedule_id": run["schedule_id"],
+            "run_id": run["id"],
+            "owner": owner,
+            "status": status.value,
+            "skip_reason": skip_reason,
+            "finished_at": now,
+            "duration_ms": max(0, int((now - started_at).total_seconds() * 1000)),
+            "http_status": http_status,
+            "error": error_line,
+            "response_preview": response_preview,
+            "last_error": last_error,
+        }
+
+    def _finished(
+        self, run: dict[str, Any], completion: dict[str, Any], schedule: dict[str, Any] | None
+    ) -> AttemptResult:
+        status = RunStatus(completion["status"])
         if schedule is None:
             # Our lease lapsed and the run was handed on (or deleted): nothing is changed.
             log.warning("lost the lease before finishing", extra={"run_id": run["id"]})
             return AttemptResult(final=True)
-        limit = ctx.settings.pause_after_failures
-        if limit and schedule["enabled"] and schedule["consecutive_failures"] >= limit:
-            async with conn.transaction():  # a savepoint when already inside one
-                await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
+        skip_reason = completion["skip_reason"]
         metrics.RUNS_TOTAL.labels(status=status.value, trigger=run["trigger"]).inc()
         if status is RunStatus.SKIPPED:
             metrics.RUNS_SKIPPED.labels(reason=skip_reason or "unknown").inc()
         else:
-            metrics.RUN_DURATION.observe(duration_ms / 1000)
+            metrics.RUN_DURATION.observe(completion["duration_ms"] / 1000)
         log.info(
             "run finished",
             extra={
@@ -347,6 +346,54 @@ class InvocationHandler:
             },
         )
         return AttemptResult(final=True, status=status)
+
+    # ------------------------------------------------------------ batched statements
+    async def _prepare_many(self, runs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        now = self.ctx.clock()
+        async with self.ctx.db.connection() as conn:
+            rows = await self.ctx.db.fetch_all(
+                conn,
+                "runs_prepare",
+                {
+                    "tenant_ids": [r["tenant_id"] for r in runs],
+                    "schedule_ids": [r["schedule_id"] for r in runs],
+                    "run_ids": [r["id"] for r in runs],
+                    "triggers": [r["trigger"] for r in runs],
+                    "now": now,
+                    "until": now + self.timeout + self.grace,
+                },
+            )
+        by_run = {row["p_run_id"]: row for row in rows}
+        return [by_run.get(r["id"]) for r in runs]
+
+    async def _complete_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        async with self.ctx.db.connection() as conn:
+            return await self._complete_on(conn, items)
+
+    async def _complete_on(
+        self, conn: Conn, items: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """Run ``runs_complete`` for ``items`` on ``conn``; the schedule row per item, or None
+        where the lease was lost."""
+        rows = await self.ctx.db.fetch_all(
+            conn,
+            "runs_complete",
+            {
+                "tenant_ids": [c["tenant_id"] for c in items],
+                "run_ids": [c["run_id"] for c in items],
+                "owners": [c["owner"] for c in items],
+                "statuses": [c["status"] for c in items],
+                "skip_reasons": [c["skip_reason"] for c in items],
+                "finished_ats": [c["finished_at"] for c in items],
+                "duration_ms": [c["duration_ms"] for c in items],
+                "http_statuses": [c["http_status"] for c in items],
+                "errors": [c["error"] for c in items],
+                "response_previews": [c["response_preview"] for c in items],
+                "last_errors": [c["last_error"] for c in items],
+            },
+        )
+        by_run = {row["run_id"]: row for row in rows}
+        return [by_run.get(c["run_id"]) for c in items]
 
     async def _disable(self, conn: Conn, schedule: dict[str, Any], reason: str) -> None:
         """Disable a schedule on the system's behalf (audited, handle paused)."""
@@ -374,6 +421,10 @@ class InvocationHandler:
                 "consecutive_failures": row["consecutive_failures"],
             },
         )
+
+
+def _schedule_key(item: dict[str, Any]) -> tuple[str, Any]:
+    return (item["tenant_id"], item["schedule_id"])
 
 
 def new_owner(kind: str) -> str:

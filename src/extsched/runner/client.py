@@ -45,7 +45,8 @@ class RunnerOutcome:
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """Collapse whitespace to single spaces and cut to ``limit`` characters (with an ellipsis)."""
-    flat = re.sub(r"\s+", " ", text).strip()
+    # NUL is the one character a PostgreSQL text column cannot hold.
+    flat = re.sub(r"\s+", " ", text.replace("\x00", "\ufffd")).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -134,7 +135,7 @@ class RunnerClient:
                 retryable=retryable,
                 http_status=http_status,
                 error=one_line(error) if error is not None else None,
-                response_preview=preview,
+                response_preview=preview.replace("\x00", "\ufffd") if preview else preview,
                 duration_ms=int((time.monotonic() - started) * 1000),
             )
 
