@@ -274,6 +274,13 @@ def run_burst(
                     if done >= n:
                         break
                     time.sleep(0.2)
+                # Where the lag goes: when each run row was created (its uuid7 carries the
+                # millisecond) and when a worker claimed it, relative to the fire instant.
+                with psycopg.connect(url, autocommit=True) as conn:
+                    stages = conn.execute(
+                        "SELECT id, started_at FROM extension_schedule_run "
+                        "WHERE trigger = 'schedule'"
+                    ).fetchall()
             finally:
                 for p in procs:
                     p.terminate()
@@ -284,6 +291,8 @@ def run_burst(
         arrivals = read_arrivals(arrivals_file)
     scheduled = fire_at.timestamp()
     lags = [a["t"] - scheduled for a in arrivals]
+    queued = [int(r[0].hex[:12], 16) / 1000 - scheduled for r in stages]
+    claimed = [r[1].timestamp() - scheduled for r in stages if r[1] is not None]
     keys = [(a["schedule_id"], a["scheduled_for"]) for a in arrivals]
     first = min((a["t"] for a in arrivals), default=scheduled)
     last = max((a["t"] for a in arrivals), default=scheduled)
@@ -297,6 +306,11 @@ def run_burst(
         "calls": len(arrivals),
         "duplicates": len(keys) - len(set(keys)),
         "finished_runs": done,
+        "lag_first_s": min(lags, default=float("nan")),
+        "queued_p50_s": percentile(queued, 50),
+        "queued_max_s": max(queued, default=float("nan")),
+        "claimed_p50_s": percentile(claimed, 50),
+        "claimed_max_s": max(claimed, default=float("nan")),
         "lag_p50_s": percentile(lags, 50),
         "lag_p95_s": percentile(lags, 95),
         "lag_p99_s": percentile(lags, 99),

@@ -378,12 +378,17 @@ candidates AS (
     WHERE t.tenant_id IS NOT NULL
 ),
 picked AS (
-    SELECT r.tenant_id, r.id FROM extension_schedule_run r
-    JOIN candidates c ON c.tenant_id = r.tenant_id AND c.id = r.id
-    WHERE r.status = 'queued'
-    ORDER BY c.rank, c.available_at
+    -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
+    -- stays O(picked) even when the statistics have not seen the burst yet).
+    SELECT r.tenant_id, r.id
+    FROM (SELECT * FROM candidates ORDER BY rank, available_at) c
+    CROSS JOIN LATERAL (
+        SELECT q.tenant_id, q.id FROM extension_schedule_run q
+        WHERE q.tenant_id = c.tenant_id AND q.available_at = c.available_at AND q.id = c.id
+          AND q.status = 'queued'
+        FOR UPDATE SKIP LOCKED
+    ) r
     LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
 )
 UPDATE extension_schedule_run r
 SET status = 'running', lease_owner = %(owner)s,
