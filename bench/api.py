@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from bench.common import free_port, fresh_database, percentile, print_table
@@ -79,33 +80,33 @@ async def query_counts(
 async def load(
     base: str, user: str, ext: str, sids: list[str], endpoint: str, requests: int, clients: int
 ) -> dict[str, list[float]]:
+    """``clients`` concurrent keep-alive clients per operation. aiohttp, not httpx: on two
+    cores shared with the server the client's own CPU must stay small (httpx costs ~3x more)."""
     h = {"Authorization": f"Bearer {user}"}
     lat: dict[str, list[float]] = {
         k: [] for k in ("list (50)", "get", "create", "patch", "run-now")
     }
-    async with httpx.AsyncClient(
-        base_url=base, headers=h, timeout=30, limits=httpx.Limits(max_connections=clients)
-    ) as c:
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(base, headers=h, connector=connector) as c:
 
         async def one(name: str, i: int) -> None:
             sid = sids[i % len(sids)]
             if name == "list (50)":
-                req = c.get(f"/api/v1/extensions/{ext}/schedules")
+                method, path, body = "GET", f"/api/v1/extensions/{ext}/schedules", None
             elif name == "get":
-                req = c.get(f"/api/v1/schedules/{sid}")
+                method, path, body = "GET", f"/api/v1/schedules/{sid}", None
             elif name == "create":
-                req = c.post(
-                    f"/api/v1/extensions/{ext}/schedules",
-                    json={"endpoint_id": endpoint, "cron": "30 9 * * *"},
-                )
+                method, path = "POST", f"/api/v1/extensions/{ext}/schedules"
+                body = {"endpoint_id": endpoint, "cron": "30 9 * * *"}
             elif name == "patch":
-                req = c.patch(f"/api/v1/schedules/{sid}", json={"payload": {"i": i}})
+                method, path, body = "PATCH", f"/api/v1/schedules/{sid}", {"payload": {"i": i}}
             else:
-                req = c.post(f"/api/v1/schedules/{sid}/run-now")
+                method, path, body = "POST", f"/api/v1/schedules/{sid}/run-now", None
             t = time.perf_counter()
-            r = await req
+            async with c.request(method, path, json=body) as r:
+                text = await r.read()
             lat[name].append(time.perf_counter() - t)
-            assert r.status_code < 300, (name, r.status_code, r.text)
+            assert r.status < 300, (name, r.status, text)
 
         for name in lat:
             queue = list(range(requests))
@@ -166,6 +167,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
+        spy = None
         try:
             for _ in range(300):
                 try:
@@ -191,10 +193,22 @@ def main() -> None:
                 )
                 sids.append(r.json()["id"])
             counts_50 = asyncio.run(query_counts(settings, url, user, ext, sids[0], endpoint))
+            profile = os.environ.get("EXTSCHED_BENCH_PROFILE")  # py-spy raw profile path
+            if profile:
+                spy = subprocess.Popen(
+                    [
+                        *("py-spy", "record", "--pid", str(proc.pid), "--subprocesses"),
+                        *("-o", f"{profile}.api.txt", "-f", "raw", "-r", "200"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             lat = asyncio.run(load(base, user, ext, sids, endpoint, args.requests, args.clients))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            if spy is not None:
+                spy.wait(timeout=60)
     rows: list[tuple[str, Any]] = []
     result = {}
     for name, values in lat.items():

@@ -15,7 +15,7 @@ from itertools import takewhile
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from extsched.domain.cron import (
@@ -281,3 +281,20 @@ def test_it_computes_the_true_minimum_gap_like_the_reference(
 def test_it_describes_every_expression_it_accepts(expr: CronExpr) -> None:
     text = describe(expr)
     assert text[0].isupper() and "  " not in text
+
+
+@settings(max_examples=min(EXAMPLES, 40), deadline=None)
+@given(_cases())
+# The smallest gap lies inside a whole month, or spans two whole months.
+@example((parse_cron("0 0 10,11 3 *"), ZoneInfo("UTC"), datetime(2026, 2, 15, tzinfo=UTC)))
+@example((parse_cron("0 0 1,28 2,3 *"), ZoneInfo("UTC"), datetime(2026, 1, 31, 23, tzinfo=UTC)))
+@example((parse_cron("0 12 * * 1"), ZoneInfo("Europe/Paris"), datetime(2026, 1, 20, tzinfo=UTC)))
+def test_it_computes_the_minimum_gap_over_whole_months_like_the_reference(
+    case: tuple[CronExpr, ZoneInfo, datetime],
+) -> None:
+    """Whole months take the per-month-shape path of the gap search; 70 days hold at least
+    one whole month, whatever the start."""
+    expr, zone, start = case
+    until = start + timedelta(days=70)
+    expected = ref.min_gap(ref.reference_fires(expr, zone, start - US, until))
+    assert min_gap_seconds(expr, zone, start, horizon_days=70) == expected

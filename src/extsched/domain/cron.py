@@ -339,6 +339,26 @@ def next_fire(expr: CronExpr, zone: ZoneInfo, after: datetime) -> Fire | None:
     return fire
 
 
+_UPCOMING: dict[tuple[str, str], tuple[datetime, Fire]] = {}
+_UPCOMING_MAX = 16384
+
+
+def upcoming(cron_text: str, timezone: str, after: datetime) -> Fire | None:
+    """``next_fire`` of a stored schedule, memoized exactly: the first fire strictly after
+    ``t0`` is also the first strictly after any instant in ``[t0, fire)``, so listings of the
+    same schedules reuse it until it passes."""
+    key = (cron_text, timezone)
+    hit = _UPCOMING.get(key)
+    if hit is not None and hit[0] <= after < hit[1].at:
+        return hit[1]
+    fire = next_fire(*compile_schedule(cron_text, timezone), after)
+    if fire is not None:
+        if len(_UPCOMING) >= _UPCOMING_MAX:
+            _UPCOMING.clear()
+        _UPCOMING[key] = (after, fire)
+    return fire
+
+
 # --- minimum gap ----------------------------------------------------------------------------
 
 
@@ -365,6 +385,19 @@ def _wall_stats(expr: CronExpr, lo: datetime, hi: datetime) -> tuple[int, int, i
         if month in expr.months:
             first_weekday, days_in_month = _month_shape(year, month)
             base = date(year, month, 1).toordinal() - 1
+            if lo_ord <= base and base + days_in_month < hi_ord:
+                # A whole month strictly inside: its stats depend only on its shape.
+                shape = _month_stats(expr, first_weekday, days_in_month)
+                if shape is not None:
+                    m_first, m_last, m_best = shape
+                    if first is None:
+                        first = base * 1440 + m_first
+                    else:
+                        best = _smaller(best, base * 1440 + m_first - last)
+                    best = _smaller(best, m_best)
+                    last = base * 1440 + m_last
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+                continue
             start_day = max(1, lo_ord - base)
             for day in range(start_day, min(days_in_month, hi_ord - base) + 1):
                 if not _day_matches(expr, first_weekday, day):
@@ -384,6 +417,34 @@ def _wall_stats(expr: CronExpr, lo: datetime, hi: datetime) -> tuple[int, int, i
                     best = _smaller(best, inner)
                 last = minutes + pattern[j - 1]
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None if first is None else (first, last, best)
+
+
+@lru_cache(maxsize=4096)
+def _month_stats(
+    expr: CronExpr, first_weekday: int, days_in_month: int
+) -> tuple[int, int, int | None] | None:
+    """``_wall_stats`` of one whole month, in minutes from the start of its day 0: a month's
+    matching minutes depend only on its shape (weekday of the 1st, length), of which there
+    are 28, so five years of months cost a few dozen cached lookups instead of ~2k days."""
+    pattern = expr.day_minutes
+    if not pattern:
+        return None
+    diffs = [b - a for a, b in pairwise(pattern)]
+    in_day = min(diffs) if diffs else None
+    first: int | None = None
+    last = 0
+    best: int | None = None
+    for day in range(1, days_in_month + 1):
+        if not _day_matches(expr, first_weekday, day):
+            continue
+        minutes = day * 1440
+        if first is None:
+            first = minutes + pattern[0]
+        else:
+            best = _smaller(best, minutes + pattern[0] - last)
+        best = _smaller(best, in_day)
+        last = minutes + pattern[-1]
     return None if first is None else (first, last, best)
 
 

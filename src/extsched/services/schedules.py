@@ -68,15 +68,14 @@ class Schedule:
         kill switch off). Fire times come from the time engine, the single source of truth."""
         next_run_at = None
         next_runs = None
-        if active or with_next_runs:
+        if with_next_runs:
             expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-            if with_next_runs:
-                next_runs = cron.next_fires(expr, zone, now, 5)
-                if active and next_runs:
-                    next_run_at = next_runs[0].at
-            elif active:
-                fire = cron.next_fire(expr, zone, now)
-                next_run_at = fire.at if fire else None
+            next_runs = cron.next_fires(expr, zone, now, 5)
+            if active and next_runs:
+                next_run_at = next_runs[0].at
+        elif active:
+            fire = cron.upcoming(r["cron"], r["timezone"], now)
+            next_run_at = fire.at if fire else None
         return cls(
             tenant_id=r["tenant_id"],
             id=r["id"],
