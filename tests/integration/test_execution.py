@@ -265,6 +265,52 @@ async def test_it_skips_a_fire_that_overlaps_a_running_run(
     assert len(harness.runner.calls_to("/hang")) == 2
 
 
+@pytest.mark.settings(runner_timeout_ms=600_000)
+async def test_two_runs_of_one_schedule_claimed_together_still_do_not_overlap(
+    harness: Harness,
+    sched,
+    client: httpx.AsyncClient,
+    alice: Actor,  # type: ignore[no-untyped-def]
+) -> None:
+    """A fire and a run-now of one schedule, claimed together and prepared by batched
+    statements: the no-overlap lock goes to exactly one of them."""
+    harness.runner.behaviour = {"/hang": "hang"}
+    s = await sched(path="/hang", cron="*/5 * * * *")
+    await harness.tick(T0.replace(minute=0, hour=9))
+    r = await client.post(f"/api/v1/schedules/{s['id']}/run-now", headers=alice.headers)
+    assert r.status_code == 202
+    assert await harness.executor.claim_and_start() == 2
+    for _ in range(500):  # until one attempt holds the Runner and the other has finished
+        if harness.runner.calls_to("/hang") and len(harness.executor.in_flight) == 1:
+            break
+        await asyncio.sleep(0.01)
+    harness.runner.release.set()
+    await asyncio.gather(*harness.executor.in_flight.values())
+    runs = await runs_of(client, alice, s["id"])
+    assert sorted((r["status"], r["skip_reason"]) for r in runs) == [
+        ("skipped", "overlap"),
+        ("succeeded", None),
+    ]
+    assert len(harness.runner.calls_to("/hang")) == 1
+
+
+async def test_concurrent_attempts_share_their_statements(
+    harness: Harness,
+    sched,
+    client: httpx.AsyncClient,
+    alice: Actor,  # type: ignore[no-untyped-def]
+) -> None:
+    ids = [(await sched(cron="0 9 * * *", name=f"s{i}"))["id"] for i in range(12)]
+    await harness.tick(T0.replace(minute=0, hour=9))
+    await harness.drain()
+    for sid in ids:
+        assert [r["status"] for r in await runs_of(client, alice, sid)] == ["succeeded"]
+    prepares, completions = harness.handler.prepares, harness.handler.completions
+    assert prepares.items == completions.items == 12
+    # one statement for the whole claim to prepare; completions as answers arrive
+    assert prepares.flushes <= 2 and completions.flushes < 12
+
+
 async def test_it_catches_up_only_the_latest_missed_fire(
     harness: Harness,
     sched,
