@@ -119,27 +119,28 @@ async def run_now(
         await _take_rate(
             ctx, conn, tenant_id, f"schedule:{schedule_id}", ctx.settings.run_now_per_schedule
         )
-        await _take_rate(ctx, conn, tenant_id, "tenant", ctx.settings.run_now_per_tenant)
         run_id = uuid7()
-        try:
-            async with conn.transaction():
-                row = await db.fetch_one(
-                    conn,
-                    "run_insert_now",
-                    {
-                        "tenant_id": tenant_id,
-                        "id": run_id,
-                        "schedule_id": schedule_id,
-                        "install_id": schedule["install_id"],
-                        "scheduled_for": now,
-                        "idempotency_key": idempotency_key,
-                    },
-                )
+        try:  # no savepoint: a conflict ends the whole transaction anyway
+            row = await db.fetch_one(
+                conn,
+                "run_insert_now",
+                {
+                    "tenant_id": tenant_id,
+                    "id": run_id,
+                    "schedule_id": schedule_id,
+                    "install_id": schedule["install_id"],
+                    "scheduled_for": now,
+                    "idempotency_key": idempotency_key,
+                },
+            )
         except psycopg.errors.UniqueViolation as exc:  # pragma: no cover - guarded by row lock
             if constraint_name(exc) == "extension_schedule_run_idempotency_key":
                 raise field_error("Idempotency-Key", "is being used concurrently") from None
             raise
         assert row is not None
+        # The tenant's counter row is shared by all its run-nows: taken last before the
+        # backend call and the audit, so it is held as briefly as possible.
+        await _take_rate(ctx, conn, tenant_id, "tenant", ctx.settings.run_now_per_tenant)
         await ctx.backend.start_run(
             conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
         )

@@ -197,11 +197,10 @@ async def create(
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
-        # The tenant row lock serializes creates per tenant, so quotas hold under concurrency.
-        tenant_row = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
-        if tenant_row is None or not tenant_row["scheduled_tasks_enabled"]:
-            await tenants.require_feature(db, conn, tenant_id)
-        assert tenant_row is not None
+        # Everything that needs no lock first (the time engine's checks cost CPU), so the
+        # tenant row lock below, which serializes creates per tenant to keep quotas exact, is
+        # held only for the count, the insert and the bookkeeping.
+        tenant = await tenants.require_feature(db, conn, tenant_id)
         install = await installs.get(ctx, conn, tenant_id, extension_id)
         if not install.enabled:
             raise InstallDisabled()
@@ -214,7 +213,7 @@ async def create(
             endpoint = await _check_endpoint(ctx, conn, install, data.endpoint_id, errors)
         tz = data.timezone
         if tz is UNSET or tz is None:
-            tz = principal.user_timezone or tenant_row["timezone"] or "UTC"
+            tz = principal.user_timezone or tenant.timezone or "UTC"
         if data.cron is UNSET or data.cron is None:
             errors["cron"] = "is required"
         else:
@@ -225,6 +224,10 @@ async def create(
         if errors:
             raise ValidationFailed("the schedule is invalid", field_errors=errors)
         assert endpoint is not None
+        tenant_row = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
+        if tenant_row is None or not tenant_row["scheduled_tasks_enabled"]:
+            await tenants.require_feature(db, conn, tenant_id)  # switched off meanwhile
+        assert tenant_row is not None
         counts = await db.fetch_one(
             conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
         )
@@ -280,9 +283,9 @@ async def create(
 
 
 async def _insert_or_name_error(ctx: AppContext, conn: Conn, params: dict[str, Any]) -> Any:
+    # No savepoint: a conflict ends the whole transaction anyway (the error is raised).
     try:
-        async with conn.transaction():
-            return await ctx.db.fetch_one(conn, "schedule_insert", params)
+        return await ctx.db.fetch_one(conn, "schedule_insert", params)
     except psycopg.errors.UniqueViolation as exc:
         if constraint_name(exc) == "tenant_extension_schedule_name_key":
             raise _name_taken() from None
@@ -446,9 +449,8 @@ async def update(
             )
         }
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
-        try:
-            async with conn.transaction():
-                row = await db.fetch_one(conn, "schedule_update", params)
+        try:  # no savepoint: a conflict ends the whole transaction anyway
+            row = await db.fetch_one(conn, "schedule_update", params)
         except psycopg.errors.UniqueViolation as exc:
             if constraint_name(exc) == "tenant_extension_schedule_name_key":
                 raise _name_taken() from None
