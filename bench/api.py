@@ -3,6 +3,7 @@ concurrent clients against an `extsched api` process, plus each route's query co
 not grow with the list size).
 
     python -m bench.api --requests 200
+    python -m bench.api --requests 200 --tenants 8   # one client per tenant
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from extsched.config import Settings
 from extsched.runtime import open_context
 from extsched.services import tokens
 
+Lat = dict[str, list[float]]
 KEY = base64.urlsafe_b64encode(b"a" * 32).decode()
 MANIFEST = {
     "name": "com.example.apibench",
@@ -38,13 +41,28 @@ MANIFEST = {
 }
 
 
-async def make_tokens(settings: Settings, url: str) -> tuple[str, str]:
+async def make_tokens(settings: Settings, url: str, tenants: int) -> tuple[str, list[str]]:
     async with open_context(settings, url) as ctx:
         _, admin = await tokens.create(ctx.db, admin=True)
-        _, user = await tokens.create(
-            ctx.db, tenant_id="bench", user_id="u", timezone="Europe/Paris"
-        )
-    return admin, user
+        users = [
+            (
+                await tokens.create(
+                    ctx.db, tenant_id=f"bench{t}", user_id="u", timezone="Europe/Paris"
+                )
+            )[1]
+            for t in range(tenants)
+        ]
+    return admin, users
+
+
+@dataclass
+class TenantSetup:
+    """One tenant's token, installed extension, endpoint and 50 schedules."""
+
+    token: str
+    ext: str
+    endpoint: str
+    sids: list[str]
 
 
 async def query_counts(
@@ -77,46 +95,73 @@ async def query_counts(
             return out
 
 
-async def load(
-    base: str, user: str, ext: str, sids: list[str], endpoint: str, requests: int, clients: int
-) -> dict[str, list[float]]:
-    """``clients`` concurrent keep-alive clients per operation. aiohttp, not httpx: on two
-    cores shared with the server the client's own CPU must stay small (httpx costs ~3x more)."""
-    h = {"Authorization": f"Bearer {user}"}
-    lat: dict[str, list[float]] = {
-        k: [] for k in ("list (50)", "get", "create", "patch", "run-now")
-    }
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(base, headers=h, connector=connector) as c:
+async def load(base: str, setups: list[TenantSetup], requests: int, clients: int) -> Lat:
+    """``clients`` concurrent keep-alive clients per operation, client k acting for tenant
+    k mod len(setups). aiohttp, not httpx: on two cores shared with the server the client's
+    own CPU must stay small (httpx costs ~3x more)."""
+    lat: Lat = {k: [] for k in ("list (50)", "get", "create", "patch", "run-now")}
+    sessions = [
+        aiohttp.ClientSession(
+            base,
+            headers={"Authorization": f"Bearer {setups[k % len(setups)].token}"},
+            connector=aiohttp.TCPConnector(limit=1),
+        )
+        for k in range(clients)
+    ]
+    try:
 
-        async def one(name: str, i: int) -> None:
-            sid = sids[i % len(sids)]
+        async def one(k: int, name: str, i: int) -> None:
+            c, t = sessions[k], setups[k % len(setups)]
+            sid = t.sids[i % len(t.sids)]
+            body: Any = None
             if name == "list (50)":
-                method, path, body = "GET", f"/api/v1/extensions/{ext}/schedules", None
+                method, path = "GET", f"/api/v1/extensions/{t.ext}/schedules"
             elif name == "get":
-                method, path, body = "GET", f"/api/v1/schedules/{sid}", None
+                method, path = "GET", f"/api/v1/schedules/{sid}"
             elif name == "create":
-                method, path = "POST", f"/api/v1/extensions/{ext}/schedules"
-                body = {"endpoint_id": endpoint, "cron": "30 9 * * *"}
+                method, path = "POST", f"/api/v1/extensions/{t.ext}/schedules"
+                body = {"endpoint_id": t.endpoint, "cron": "30 9 * * *"}
             elif name == "patch":
                 method, path, body = "PATCH", f"/api/v1/schedules/{sid}", {"payload": {"i": i}}
             else:
-                method, path, body = "POST", f"/api/v1/schedules/{sid}/run-now", None
-            t = time.perf_counter()
+                method, path = "POST", f"/api/v1/schedules/{sid}/run-now"
+            started = time.perf_counter()
             async with c.request(method, path, json=body) as r:
                 text = await r.read()
-            lat[name].append(time.perf_counter() - t)
+            lat[name].append(time.perf_counter() - started)
             assert r.status < 300, (name, r.status, text)
 
         for name in lat:
             queue = list(range(requests))
 
-            async def worker(name: str = name, queue: list[int] = queue) -> None:
+            async def worker(k: int, name: str = name, queue: list[int] = queue) -> None:
                 while queue:
-                    await one(name, queue.pop())
+                    await one(k, name, queue.pop())
 
-            await asyncio.gather(*(worker() for _ in range(clients)))
+            await asyncio.gather(*(worker(k) for k in range(clients)))
+    finally:
+        for session in sessions:
+            await session.close()
     return lat
+
+
+def setup_tenant(base: str, admin: str, user: str, pub: dict[str, Any]) -> TenantSetup:
+    uh = {"Authorization": f"Bearer {user}"}
+    ext, endpoint = pub["extension_id"], pub["endpoints"][0]["id"]
+    httpx.post(
+        f"{base}/api/v1/extensions/{ext}/install",
+        json={"version_id": pub["version_id"]},
+        headers=uh,
+    ).raise_for_status()
+    sids = []
+    for i in range(50):
+        r = httpx.post(
+            f"{base}/api/v1/extensions/{ext}/schedules",
+            headers=uh,
+            json={"endpoint_id": endpoint, "cron": f"{i} 9 * * *", "name": f"s{i}"},
+        )
+        sids.append(r.json()["id"])
+    return TenantSetup(user, ext, endpoint, sids)
 
 
 def main() -> None:
@@ -124,6 +169,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="per operation")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--api-workers", type=int, default=1, help="`extsched api --workers`")
+    ap.add_argument(
+        "--tenants", type=int, default=1, help="spread the clients over this many tenants"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
         home = Path(tmp)
@@ -136,7 +184,7 @@ def main() -> None:
             run_now_per_schedule=100_000,
             run_now_per_tenant=100_000,
         )
-        admin, user = asyncio.run(make_tokens(settings, url))
+        admin, users = asyncio.run(make_tokens(settings, url, args.tenants))
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
         env.update(
@@ -176,23 +224,12 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             ah = {"Authorization": f"Bearer {admin}"}
-            uh = {"Authorization": f"Bearer {user}"}
             pub = httpx.post(f"{base}/api/v1/registry/versions", json=MANIFEST, headers=ah).json()
-            ext, endpoint = pub["extension_id"], pub["endpoints"][0]["id"]
-            httpx.post(
-                f"{base}/api/v1/extensions/{ext}/install",
-                json={"version_id": pub["version_id"]},
-                headers=uh,
-            ).raise_for_status()
-            sids = []
-            for i in range(50):
-                r = httpx.post(
-                    f"{base}/api/v1/extensions/{ext}/schedules",
-                    headers=uh,
-                    json={"endpoint_id": endpoint, "cron": f"{i} 9 * * *", "name": f"s{i}"},
-                )
-                sids.append(r.json()["id"])
-            counts_50 = asyncio.run(query_counts(settings, url, user, ext, sids[0], endpoint))
+            setups = [setup_tenant(base, admin, user, pub) for user in users]
+            first = setups[0]
+            counts_50 = asyncio.run(
+                query_counts(settings, url, first.token, first.ext, first.sids[0], first.endpoint)
+            )
             profile = os.environ.get("EXTSCHED_BENCH_PROFILE")  # py-spy raw profile path
             if profile:
                 spy = subprocess.Popen(
@@ -203,7 +240,7 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            lat = asyncio.run(load(base, user, ext, sids, endpoint, args.requests, args.clients))
+            lat = asyncio.run(load(base, setups, args.requests, args.clients))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -217,8 +254,8 @@ def main() -> None:
         rows.append((f"{name}: queries", counts_50[name]))
         result[name] = {"p50_ms": p50, "p95_ms": p95, "queries": counts_50[name]}
     print_table(
-        f"API under {args.clients} concurrent clients ({args.requests} requests each, "
-        f"{args.api_workers} API process(es))",
+        f"API under {args.clients} concurrent clients of {args.tenants} tenant(s) "
+        f"({args.requests} requests each, {args.api_workers} API process(es))",
         rows,
     )
     print(json.dumps(result))
