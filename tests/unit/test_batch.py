@@ -99,3 +99,28 @@ async def test_a_cancelled_caller_is_left_out_of_the_next_batch() -> None:
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert store.batches == [[("a", 0)], [("kept", 2)]]
+
+
+def test_it_keeps_working_when_used_from_a_new_event_loop() -> None:
+    flushed: list[list[str]] = []
+
+    async def slow_first(items: list[str]) -> list[str]:
+        flushed.append(items)
+        if len(flushed) == 1:
+            await asyncio.sleep(3600)  # still in flight when its loop goes away
+        return items
+
+    batcher: Batcher[str, str] = Batcher(slow_first)
+    old = asyncio.new_event_loop()
+    abandoned = old.create_task(batcher.submit("left"))
+    for _ in range(3):
+        old.run_until_complete(asyncio.sleep(0))
+    assert flushed == [["left"]]
+    old.close()  # gone with its flush unfinished
+    assert not abandoned.done()
+
+    async def next_submit() -> str:
+        return await asyncio.wait_for(batcher.submit("next"), 5)
+
+    assert asyncio.run(next_submit()) == "next"
+    assert flushed == [["left"], ["next"]]

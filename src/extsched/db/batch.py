@@ -47,7 +47,12 @@ class Batcher(Generic[P, R]):
         self.items = 0
 
     async def submit(self, item: P) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:
+            # Used from a new event loop (the old one is gone): forget what it left behind.
+            self._task = None
+            self._pending = [e for e in self._pending if e[1].get_loop() is loop]
+        future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=f"{self._name} flusher")
