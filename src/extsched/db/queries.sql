@@ -245,6 +245,26 @@ VALUES (%(tenant_id)s, %(id)s, %(install_id)s, %(extension_id)s, %(name)s, %(end
         %(disabled_reason)s, %(payload)s)
 RETURNING *;
 
+-- name: schedule_view
+-- One schedule for reading, with what decides whether it would fire, in one round trip: the
+-- tenant's switches (a row even when the schedule is missing) and its install's state.
+SELECT t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch,
+       coalesce(i.enabled, false) AS i_enabled, s.*
+FROM tenant t
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = t.tenant_id AND s.id = %(id)s
+LEFT JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+WHERE t.tenant_id = %(tenant_id)s;
+
+-- name: install_view
+-- An install for listing its schedules, with the tenant's switches (a row even when the
+-- extension is not installed), without the manifest.
+SELECT t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch,
+       i.id, i.enabled
+FROM tenant t
+LEFT JOIN tenant_extension_install i
+    ON i.tenant_id = t.tenant_id AND i.extension_id = %(extension_id)s
+WHERE t.tenant_id = %(tenant_id)s;
+
 -- name: schedule_get
 SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 

@@ -16,8 +16,10 @@ from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
 from extsched.domain.ids import uuid7
 from extsched.errors import (
+    FeatureDisabled,
     InstallDisabled,
     NotFound,
+    NotInstalled,
     QuotaExceeded,
     RevisionConflict,
     ValidationFailed,
@@ -332,12 +334,16 @@ async def get(
     """One schedule with its next 5 fires (``next_runs``)."""
     tenant_id = _tenant(principal)
     async with ctx.db.connection() as conn:
-        tenant = await tenants.require_feature(ctx.db, conn, tenant_id)
-        row = await _load(ctx, conn, tenant_id, schedule_id, extension_id)
-        install_enabled, _ = await handles.install_state(ctx, conn, tenant_id, row["install_id"])
+        row = await ctx.db.fetch_one(
+            conn, "schedule_view", {"tenant_id": tenant_id, "id": schedule_id}
+        )
+    if row is None or not row["t_enabled"]:
+        raise FeatureDisabled()
+    if row["id"] is None or (extension_id is not None and row["extension_id"] != extension_id):
+        raise NotFound("unknown schedule")
     return Schedule.from_row(
         row,
-        active=_active(row, install_enabled, tenant.kill_switch),
+        active=_active(row, row["i_enabled"], row["t_kill_switch"]),
         now=ctx.clock(),
         with_next_runs=True,
     )
@@ -346,17 +352,22 @@ async def get(
 async def list_for_extension(
     ctx: AppContext, principal: Principal, extension_id: uuid.UUID
 ) -> list[Schedule]:
-    """All schedules of an install, in three queries whatever their number."""
+    """All schedules of an install, in two queries whatever their number."""
     tenant_id = _tenant(principal)
     async with ctx.db.connection() as conn:
-        tenant = await tenants.require_feature(ctx.db, conn, tenant_id)
-        install = await installs.get(ctx, conn, tenant_id, extension_id)
+        view = await ctx.db.fetch_one(
+            conn, "install_view", {"tenant_id": tenant_id, "extension_id": extension_id}
+        )
+        if view is None or not view["t_enabled"]:
+            raise FeatureDisabled()
+        if view["id"] is None:
+            raise NotInstalled()
         rows = await ctx.db.fetch_all(
-            conn, "schedules_for_install", {"tenant_id": tenant_id, "install_id": install.id}
+            conn, "schedules_for_install", {"tenant_id": tenant_id, "install_id": view["id"]}
         )
     now = ctx.clock()
     return [
-        Schedule.from_row(r, active=_active(r, install.enabled, tenant.kill_switch), now=now)
+        Schedule.from_row(r, active=_active(r, view["enabled"], view["t_kill_switch"]), now=now)
         for r in rows
     ]
 
