@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.pq import PipelineStatus
 from psycopg.rows import dict_row
 
 from extsched.db.queries import QUERIES
@@ -62,15 +61,8 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
-        """A pooled connection inside one transaction, committed on clean exit.
-
-        The transaction runs in pipeline mode: a statement goes out at once, but the client
-        waits for the server only when it reads a result. ``BEGIN`` travels with the first
-        statement, and statements whose results nobody reads (:meth:`execute_later`) travel
-        with the next read or with ``COMMIT``; their errors surface there, and roll back
-        the whole transaction as before.
-        """
-        async with self.connection() as conn, conn.pipeline(), conn.transaction():
+        """A pooled connection inside one transaction, committed on clean exit."""
+        async with self.connection() as conn, conn.transaction():
             yield conn
 
     async def fetch_one(
@@ -94,19 +86,7 @@ class Database:
     async def execute(self, conn: Conn, name: str, params: Mapping[str, Any] | None = None) -> int:
         """Run a statement; returns the number of rows it changed."""
         cur = await self._execute(conn, name, params)
-        if conn.info.pipeline_status != PipelineStatus.OFF:
-            with translate_errors():
-                async with conn.pipeline():  # leaving a nested pipeline waits for the results
-                    pass
         return cur.rowcount
-
-    async def execute_later(
-        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
-    ) -> None:
-        """Run a statement whose outcome the caller does not read. Inside
-        :meth:`transaction` it shares the round trip of the next statement that is read, or
-        of ``COMMIT``; elsewhere it is simply executed."""
-        await self._execute(conn, name, params)
 
     async def _execute(
         self, conn: Conn, name: str, params: Mapping[str, Any] | None

@@ -38,7 +38,7 @@ async def record(
     changes: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row on ``conn`` (the caller's transaction)."""
-    await db.execute_later(
+    await db.execute(
         conn,
         "audit_insert",
         {

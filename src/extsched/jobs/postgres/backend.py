@@ -28,7 +28,7 @@ class PostgresBackend:
             by_tenant.setdefault(spec.tenant_id, []).append(spec)
         now = self.clock()
         for tenant_id, group in by_tenant.items():
-            await self.db.execute_later(
+            await self.db.execute(
                 conn,
                 "handles_put",
                 {
