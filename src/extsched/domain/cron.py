@@ -366,9 +366,13 @@ def _wall_stats(expr: CronExpr, lo: datetime, hi: datetime) -> tuple[int, int, i
     """Matching wall-clock minutes in [lo, hi), as absolute minutes (ordinal * 1440 + minute
     of day): the first, the last and the smallest difference between consecutive ones.
 
-    Works day by day with the expression's fixed daily pattern, so five years cost ~2k steps.
+    The first and last day may be cut by ``lo`` and ``hi`` and are taken minute by minute; the
+    days between them come from the cached matching days of each month's shape, so five years
+    cost a few dozen steps.
     """
     pattern = expr.day_minutes
+    if not pattern:
+        return None
     diffs = [b - a for a, b in pairwise(pattern)]
     full_day_gap = min(diffs) if diffs else None
     lo_ord, hi_ord = lo.toordinal(), (hi - _US).toordinal()
@@ -379,73 +383,69 @@ def _wall_stats(expr: CronExpr, lo: datetime, hi: datetime) -> tuple[int, int, i
     first: int | None = None
     last = 0
     best: int | None = None
+
+    def chain(seg_first: int, seg_last: int, seg_best: int | None) -> None:
+        nonlocal first, last, best
+        if first is None:
+            first = seg_first
+        else:
+            best = _smaller(best, seg_first - last)
+        best = _smaller(best, seg_best)
+        last = seg_last
+
+    def edge_day(ordinal: int, first_weekday: int, day: int) -> None:
+        """The first or last day, where ``lo`` or ``hi`` may cut the daily pattern."""
+        if not _day_matches(expr, first_weekday, day):
+            return
+        i = bisect_left(pattern, lo_min) if ordinal == lo_ord else 0
+        j = bisect_left(pattern, hi_min) if ordinal == hi_ord else len(pattern)
+        if i >= j:
+            return
+        inner = None
+        if j - i >= 2:
+            inner = full_day_gap if i == 0 and j == len(pattern) else min(diffs[i : j - 1])
+        minutes = ordinal * 1440
+        chain(minutes + pattern[i], minutes + pattern[j - 1], inner)
+
     year, month = lo.year, lo.month
     end = date.fromordinal(hi_ord)
     while (year, month) <= (end.year, end.month):
         if month in expr.months:
             first_weekday, days_in_month = _month_shape(year, month)
             base = date(year, month, 1).toordinal() - 1
-            if lo_ord <= base and base + days_in_month < hi_ord:
-                # A whole month strictly inside: its stats depend only on its shape.
-                shape = _month_stats(expr, first_weekday, days_in_month)
-                if shape is not None:
-                    m_first, m_last, m_best = shape
-                    if first is None:
-                        first = base * 1440 + m_first
-                    else:
-                        best = _smaller(best, base * 1440 + m_first - last)
-                    best = _smaller(best, m_best)
-                    last = base * 1440 + m_last
-                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-                continue
-            start_day = max(1, lo_ord - base)
-            for day in range(start_day, min(days_in_month, hi_ord - base) + 1):
-                if not _day_matches(expr, first_weekday, day):
-                    continue
-                ordinal = base + day
-                i = bisect_left(pattern, lo_min) if ordinal == lo_ord else 0
-                j = bisect_left(pattern, hi_min) if ordinal == hi_ord else len(pattern)
-                if i >= j:
-                    continue
-                minutes = ordinal * 1440
-                if first is None:
-                    first = minutes + pattern[i]
-                else:
-                    best = _smaller(best, minutes + pattern[i] - last)
-                if j - i >= 2:
-                    inner = full_day_gap if i == 0 and j == len(pattern) else min(diffs[i : j - 1])
-                    best = _smaller(best, inner)
-                last = minutes + pattern[j - 1]
+            from_day = max(1, lo_ord - base)
+            to_day = min(days_in_month, hi_ord - base)
+            if base + from_day == lo_ord:
+                edge_day(lo_ord, first_weekday, from_day)
+                from_day += 1
+            last_is_edge = base + to_day == hi_ord and hi_ord != lo_ord
+            if last_is_edge:
+                to_day -= 1
+            days, gaps = _month_days(expr, first_weekday, days_in_month)
+            i, j = bisect_left(days, from_day), bisect_right(days, to_day)
+            if i < j:
+                inner = min(gaps[i : j - 1]) if j - i >= 2 else None
+                chain(
+                    (base + days[i]) * 1440 + pattern[0],
+                    (base + days[j - 1]) * 1440 + pattern[-1],
+                    _smaller(inner, full_day_gap),
+                )
+            if last_is_edge:
+                edge_day(hi_ord, first_weekday, to_day + 1)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return None if first is None else (first, last, best)
 
 
 @lru_cache(maxsize=4096)
-def _month_stats(
+def _month_days(
     expr: CronExpr, first_weekday: int, days_in_month: int
-) -> tuple[int, int, int | None] | None:
-    """``_wall_stats`` of one whole month, in minutes from the start of its day 0: a month's
-    matching minutes depend only on its shape (weekday of the 1st, length), of which there
-    are 28, so five years of months cost a few dozen cached lookups instead of ~2k days."""
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The matching days of a month of this shape (weekday of the 1st, length; there are 28),
+    and the gap in minutes from each one's last fire to the next one's first."""
     pattern = expr.day_minutes
-    if not pattern:
-        return None
-    diffs = [b - a for a, b in pairwise(pattern)]
-    in_day = min(diffs) if diffs else None
-    first: int | None = None
-    last = 0
-    best: int | None = None
-    for day in range(1, days_in_month + 1):
-        if not _day_matches(expr, first_weekday, day):
-            continue
-        minutes = day * 1440
-        if first is None:
-            first = minutes + pattern[0]
-        else:
-            best = _smaller(best, minutes + pattern[0] - last)
-        best = _smaller(best, in_day)
-        last = minutes + pattern[-1]
-    return None if first is None else (first, last, best)
+    days = tuple(d for d in range(1, days_in_month + 1) if _day_matches(expr, first_weekday, d))
+    gaps = tuple((b - a) * 1440 + pattern[0] - pattern[-1] for a, b in pairwise(days))
+    return days, gaps
 
 
 def _smaller(a: int | None, b: int | None) -> int | None:
