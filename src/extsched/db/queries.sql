@@ -8,12 +8,8 @@ INSERT INTO api_token (id, token_hash, tenant_id, user_id, user_timezone, is_adm
 VALUES (%(id)s, %(token_hash)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(is_admin)s, %(permissions)s);
 
 -- name: token_by_hash
--- The token's principal, with its tenant's switches (read once per request).
-SELECT k.id, k.tenant_id, k.user_id, k.user_timezone, k.is_admin, k.permissions,
-       t.tenant_id IS NOT NULL AS t_exists, t.timezone AS t_timezone,
-       t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch
-FROM api_token k LEFT JOIN tenant t ON t.tenant_id = k.tenant_id
-WHERE k.token_hash = %(token_hash)s AND k.revoked_at IS NULL;
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions
+FROM api_token WHERE token_hash = %(token_hash)s AND revoked_at IS NULL;
 
 -- name: token_list
 SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions, created_at, revoked_at

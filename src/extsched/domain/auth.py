@@ -37,15 +37,6 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class TenantState:
-    """A tenant's switches and default time zone."""
-
-    timezone: str | None
-    scheduled_tasks_enabled: bool
-    kill_switch: bool
-
-
-@dataclass(frozen=True)
 class Principal:
     """The caller behind a bearer token."""
 
@@ -55,9 +46,6 @@ class Principal:
     user_timezone: str | None
     is_admin: bool
     permissions: frozenset[Permission]
-    #: The tenant's state as read together with the token, in this request (None when it was
-    #: not read, or the tenant has no row yet): saves tenant routes a round trip.
-    tenant: TenantState | None = None
 
     def has(self, perm: Permission) -> bool:
         return perm in self.permissions

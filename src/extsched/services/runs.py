@@ -81,7 +81,7 @@ async def run_now(
     db = ctx.db
     now = ctx.clock()
     async with db.transaction() as conn:
-        tenant = await tenants.require_feature(db, conn, tenant_id, principal.tenant)
+        tenant = await tenants.require_feature(db, conn, tenant_id)
         schedule = await db.fetch_one(
             conn, "schedule_get_for_update", {"tenant_id": tenant_id, "id": schedule_id}
         )
@@ -178,7 +178,7 @@ async def history(
             raise field_error("cursor", "invalid cursor") from None
     db = ctx.db
     async with db.connection() as conn:
-        await tenants.require_feature(db, conn, tenant_id, principal.tenant)
+        await tenants.require_feature(db, conn, tenant_id)
         schedule = await db.fetch_one(
             conn, "schedule_get", {"tenant_id": tenant_id, "id": schedule_id}
         )

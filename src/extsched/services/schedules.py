@@ -202,7 +202,7 @@ async def create(
         # Everything that needs no lock first (the time engine's checks cost CPU), so the
         # tenant row lock below, which serializes creates per tenant to keep quotas exact, is
         # held only for the count, the insert and the bookkeeping.
-        tenant = await tenants.require_feature(db, conn, tenant_id, principal.tenant)
+        tenant = await tenants.require_feature(db, conn, tenant_id)
         install = await installs.get(ctx, conn, tenant_id, extension_id)
         if not install.enabled:
             raise InstallDisabled()
@@ -385,7 +385,7 @@ async def update(
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
-        tenant = await tenants.require_feature(db, conn, tenant_id, principal.tenant)
+        tenant = await tenants.require_feature(db, conn, tenant_id)
         current = await _load(ctx, conn, tenant_id, schedule_id, extension_id, for_update=True)
         if revision is not None and revision != current["revision"]:
             raise RevisionConflict(
@@ -529,7 +529,7 @@ async def disable_all(ctx: AppContext, principal: Principal, extension_id: uuid.
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
-        await tenants.require_feature(db, conn, tenant_id, principal.tenant)
+        await tenants.require_feature(db, conn, tenant_id)
         install = await installs.get(ctx, conn, tenant_id, extension_id)
         rows = await db.fetch_all(
             conn, "schedules_disable_all", {"tenant_id": tenant_id, "install_id": install.id}

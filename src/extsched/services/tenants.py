@@ -7,7 +7,7 @@ from datetime import datetime
 
 from extsched.db.pool import Conn, Database
 from extsched.domain import cron
-from extsched.domain.auth import TENANT_ID_RE, TenantState
+from extsched.domain.auth import TENANT_ID_RE
 from extsched.errors import FeatureDisabled, NotFound, field_error
 
 
@@ -31,22 +31,15 @@ async def get(db: Database, conn: Conn, tenant_id: str) -> Tenant | None:
     return None if row is None else Tenant(**row)
 
 
-async def require_feature(
-    db: Database, conn: Conn, tenant_id: str, known: TenantState | None = None
-) -> TenantState:
-    """The tenant's state, or FEATURE_DISABLED when its scheduled tasks are switched off.
-    ``known`` is the state read with the caller's token in this request (no query then)."""
-    state = known
-    if state is None:
-        tenant = await get(db, conn, tenant_id)
-        if tenant is not None:
-            state = TenantState(tenant.timezone, tenant.scheduled_tasks_enabled, tenant.kill_switch)
-    if state is None:
+async def require_feature(db: Database, conn: Conn, tenant_id: str) -> Tenant:
+    """The tenant, or FEATURE_DISABLED when its scheduled tasks are switched off."""
+    tenant = await get(db, conn, tenant_id)
+    if tenant is None:
         # Tokens create their tenant; a missing row means it was never set up.
         raise FeatureDisabled()
-    if not state.scheduled_tasks_enabled:
+    if not tenant.scheduled_tasks_enabled:
         raise FeatureDisabled()
-    return state
+    return tenant
 
 
 async def put(

@@ -10,13 +10,7 @@ from datetime import datetime
 
 from extsched.db.pool import Database
 from extsched.domain import cron
-from extsched.domain.auth import (
-    DEFAULT_USER_PERMISSIONS,
-    TENANT_ID_RE,
-    Permission,
-    Principal,
-    TenantState,
-)
+from extsched.domain.auth import DEFAULT_USER_PERMISSIONS, TENANT_ID_RE, Permission, Principal
 from extsched.domain.ids import uuid7
 from extsched.errors import ValidationFailed
 
@@ -101,9 +95,6 @@ async def authenticate(db: Database, token: str) -> Principal | None:
         row = await db.fetch_one(conn, "token_by_hash", {"token_hash": hash_token(token)})
     if row is None:
         return None
-    tenant = None
-    if row["t_exists"]:
-        tenant = TenantState(row["t_timezone"], row["t_enabled"], row["t_kill_switch"])
     return Principal(
         token_id=row["id"],
         tenant_id=row["tenant_id"],
@@ -111,7 +102,6 @@ async def authenticate(db: Database, token: str) -> Principal | None:
         user_timezone=row["user_timezone"],
         is_admin=row["is_admin"],
         permissions=frozenset(Permission(p) for p in row["permissions"]),
-        tenant=tenant,
     )
 
 
