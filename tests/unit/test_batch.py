@@ -124,3 +124,17 @@ def test_it_keeps_working_when_used_from_a_new_event_loop() -> None:
 
     assert asyncio.run(next_submit()) == "next"
     assert flushed == [["left"], ["next"]]
+
+
+async def test_lanes_never_share_a_batch() -> None:
+    store = Store()
+    batcher: Batcher[tuple[str, int], str] = Batcher(store.flush, lane=lambda item: item[0])
+    got = await asyncio.gather(*(batcher.submit((f"t{i % 3}", i)) for i in range(9)))
+    assert got == [f"t{i % 3}:{i}" for i in range(9)]
+    assert sorted(store.batches) == [
+        [("t0", 0), ("t0", 3), ("t0", 6)],
+        [("t1", 1), ("t1", 4), ("t1", 7)],
+        [("t2", 2), ("t2", 5), ("t2", 8)],
+    ]
+    assert (batcher.flushes, batcher.items) == (3, 9)
+    assert batcher._lanes == {}  # idle lanes are dropped

@@ -7,6 +7,9 @@ items as arrived meanwhile, and at rest an item goes out at once (no added delay
 An item whose ``key`` is already in the batch waits for the next one: a batch touches each key
 (e.g. each schedule) once, so a set-based statement never has to pick between two rows.
 
+With ``lane``, items of different lanes (e.g. tenants) never share a batch: each lane batches
+on its own, and the lanes flush side by side. On Citus that keeps every statement on one shard.
+
 A failure of the whole batch (the database is unavailable) fails every item, and each caller
 decides whether to retry. Any other failure of a batch of several items is retried item by
 item, so one bad item cannot fail the others.
@@ -33,11 +36,15 @@ class Batcher(Generic[P, R]):
         flush: Callable[[list[P]], Awaitable[list[R]]],
         *,
         key: Callable[[P], Hashable] | None = None,
+        lane: Callable[[P], Hashable] | None = None,
         max_batch: int = 200,
         name: str = "batch",
     ) -> None:
         self._flush = flush
         self._key = key
+        self._lane = lane
+        self._lanes: dict[Hashable, Batcher[P, R]] = {}
+        self._parent: Batcher[P, R] | None = None
         self._max = max_batch
         self._name = name
         self._pending: list[tuple[P, asyncio.Future[R]]] = []
@@ -47,6 +54,8 @@ class Batcher(Generic[P, R]):
         self.items = 0
 
     async def submit(self, item: P) -> R:
+        if self._lane is not None:
+            return await self._submit_to_lane(self._lane(item), item)
         loop = asyncio.get_running_loop()
         if self._task is not None and self._task.get_loop() is not loop:
             # Used from a new event loop (the old one is gone): forget what it left behind.
@@ -57,6 +66,19 @@ class Batcher(Generic[P, R]):
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name=f"{self._name} flusher")
         return await future
+
+    async def _submit_to_lane(self, lane: Hashable, item: P) -> R:
+        child = self._lanes.get(lane)
+        if child is None:
+            child = Batcher(self._flush, key=self._key, max_batch=self._max, name=self._name)
+            child._parent = self
+            self._lanes[lane] = child
+        try:
+            return await child.submit(item)
+        finally:
+            idle = not child._pending and (child._task is None or child._task.done())
+            if idle and self._lanes.get(lane) is child:
+                del self._lanes[lane]  # lanes exist only while they have work
 
     async def _drain(self) -> None:
         try:
@@ -87,8 +109,10 @@ class Batcher(Generic[P, R]):
                 await self._run(batch)
 
     async def _run(self, batch: list[tuple[P, asyncio.Future[R]]]) -> None:
-        self.flushes += 1
-        self.items += len(batch)
+        for counter in (self, self._parent):
+            if counter is not None:
+                counter.flushes += 1
+                counter.items += len(batch)
         try:
             results = await self._flush([item for item, _ in batch])
         except asyncio.CancelledError:

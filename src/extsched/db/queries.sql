@@ -617,7 +617,8 @@ ORDER BY created_at, id;
 -- name: runs_prepare
 -- [cross-tenant] Everything a batch of attempts needs, and their no-overlap locks, in one round
 -- trip (one row per run whose schedule still exists; the caller sends each schedule at most
--- once per batch). A lock is taken only when every check of SPEC §9 passes; the caller reads
+-- once per batch). `tenants` lists the batch's tenants, so Citus can prune to their shards (the
+-- Temporal backend sends one tenant per batch: a single-shard statement). A lock is taken only when every check of SPEC §9 passes; the caller reads
 -- which check failed from the row.
 WITH v AS (
     SELECT * FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(run_ids)s::uuid[],
@@ -639,12 +640,13 @@ s AS (
     LEFT JOIN extension_version v2 ON v2.id = i.version_id
     LEFT JOIN extension e ON e.id = i.extension_id
     LEFT JOIN extension_api_endpoint ep ON ep.id = s.endpoint_id
+    WHERE s.tenant_id = ANY(%(tenants)s::text[])
 ),
 lock AS (
     UPDATE tenant_extension_schedule ts
     SET running_run_id = s.p_run_id, running_until = %(until)s
     FROM s
-    WHERE ts.tenant_id = s.tenant_id AND ts.id = s.id
+    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.i_id IS NOT NULL AND s.install_enabled AND NOT s.kill_switch
       AND (s.p_trigger = 'run_now' OR s.enabled)
       AND s.ep_id IS NOT NULL AND s.ep_version_id = s.i_version_id
@@ -657,7 +659,7 @@ SELECT s.*, s.p_run_id IN (SELECT running_run_id FROM lock) AS locked FROM s;
 -- name: runs_complete
 -- [cross-tenant] Finish a batch of runs (each only by its lease holder), release their
 -- schedules' locks and do the bookkeeping of SPEC §9, in one statement. The caller sends each
--- schedule at most once per batch. A run with no row lost its lease: nothing was changed.
+-- schedule at most once per batch; `tenants` as in runs_prepare. A run with no row lost its lease: nothing was changed.
 WITH v AS (
     SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
                          %(statuses)s::text[], %(skip_reasons)s::text[],
@@ -673,8 +675,8 @@ r AS (
         duration_ms = v.duration_ms, http_status = v.http_status, error = v.error,
         response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
     FROM v
-    WHERE x.tenant_id = v.tenant_id AND x.id = v.run_id AND x.status = 'running'
-      AND x.lease_owner = v.owner
+    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = v.tenant_id
+      AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
     RETURNING x.tenant_id, x.id, x.schedule_id
 )
 UPDATE tenant_extension_schedule s SET
@@ -690,7 +692,8 @@ UPDATE tenant_extension_schedule s SET
         WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
         ELSE s.consecutive_failures END
 FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
-WHERE s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
+  AND s.id = r.schedule_id
 RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
           s.consecutive_failures;
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from extsched import metrics
+from extsched.config import JobBackendKind
 from extsched.crypto import SecretsUnreadable, install_aad
 from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
@@ -75,12 +76,15 @@ class InvocationHandler:
         s = ctx.settings
         self.grace = timedelta(seconds=s.lease_grace_seconds)
         self.timeout = timedelta(milliseconds=s.runner_timeout_ms)
-        # Concurrent attempts share their two database steps: one statement per batch.
+        # Concurrent attempts share their two database steps: one statement per batch. The
+        # Temporal backend is the one for Citus: there a batch holds one tenant, so each
+        # statement stays on one shard; the postgres backend (one PostgreSQL) mixes tenants.
+        lane = _tenant_key if s.job_backend is JobBackendKind.TEMPORAL else None
         self.prepares: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
-            self._prepare_many, key=_schedule_key, name="runs_prepare"
+            self._prepare_many, key=_schedule_key, lane=lane, name="runs_prepare"
         )
         self.completions: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
-            self._complete_many, key=_schedule_key, name="runs_complete"
+            self._complete_many, key=_schedule_key, lane=lane, name="runs_complete"
         )
 
     @property
@@ -359,6 +363,7 @@ class InvocationHandler:
                     "schedule_ids": [r["schedule_id"] for r in runs],
                     "run_ids": [r["id"] for r in runs],
                     "triggers": [r["trigger"] for r in runs],
+                    "tenants": sorted({r["tenant_id"] for r in runs}),
                     "now": now,
                     "until": now + self.timeout + self.grace,
                 },
@@ -390,6 +395,7 @@ class InvocationHandler:
                 "errors": [c["error"] for c in items],
                 "response_previews": [c["response_preview"] for c in items],
                 "last_errors": [c["last_error"] for c in items],
+                "tenants": sorted({c["tenant_id"] for c in items}),
             },
         )
         by_run = {row["run_id"]: row for row in rows}
@@ -425,6 +431,11 @@ class InvocationHandler:
 
 def _schedule_key(item: dict[str, Any]) -> tuple[str, Any]:
     return (item["tenant_id"], item["schedule_id"])
+
+
+def _tenant_key(item: dict[str, Any]) -> str:
+    tenant_id: str = item["tenant_id"]
+    return tenant_id
 
 
 def new_owner(kind: str) -> str:
