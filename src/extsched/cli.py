@@ -129,6 +129,7 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
 
     s = settings()
     logs.setup(s.log_level)
+    _require_free_port(host, port)
     base = f"http://{host}:{port}"
     if roles.runner and s.runner_url is None:
         s = s.model_copy(update={"runner_url": f"{base}/runner"})
@@ -185,6 +186,20 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
         log_level="warning",
         access_log=False,
     )
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Stop with one line before printing addresses and tokens if nothing could listen there."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        fail(f"cannot listen on {host}:{port}: {reason} (choose another with --port)", 3)
 
 
 def _redact(url: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -284,3 +285,22 @@ async def test_it_serves_the_api_from_several_processes(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_it_says_in_one_line_when_its_port_is_taken(db_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _env(db_url, tmp_path / "home", "http://127.0.0.1:9")
+        done = subprocess.run(
+            [sys.executable, "-m", "extsched.cli", "api", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "token" not in done.stdout
