@@ -130,6 +130,7 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
     s = settings()
     logs.setup(s.log_level)
     _require_free_port(host, port)
+    _exit_on_sigterm()
     base = f"http://{host}:{port}"
     if roles.runner and s.runner_url is None:
         s = s.model_copy(update={"runner_url": f"{base}/runner"})
@@ -186,6 +187,18 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
         log_level="warning",
         access_log=False,
     )
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM a normal exit. uvicorn shuts down gracefully on it and then re-raises it;
+    with the default action the process would die without running its exit handlers, and an
+    embedded PostgreSQL would be left running."""
+    import signal
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
 
 
 def _require_free_port(host: str, port: int) -> None:

@@ -304,3 +304,48 @@ def test_it_says_in_one_line_when_its_port_is_taken(db_url: str, tmp_path: Path)
     assert done.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "token" not in done.stdout
+
+
+def _postgres_serving(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any(str(pgdata) in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
+    """`docker stop` or systemd send SIGTERM: the service stops and takes its embedded
+    PostgreSQL with it, instead of leaving it running."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
+    env.update({"EXTSCHED_HOME": str(home), "EXTSCHED_SECRET_KEY": TEST_KEY})
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "extsched.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.2)
+            assert _postgres_serving(home)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    deadline = time.monotonic() + 30
+    while _postgres_serving(home):
+        assert time.monotonic() < deadline, "the embedded PostgreSQL was left running"
+        time.sleep(0.2)
