@@ -25,6 +25,7 @@ from temporalio.client import Client
 from tests.helpers.http_server import free_port
 
 STARTUP_TIMEOUT_S = 90.0
+PORT_RACE_ATTEMPTS = 3
 NAMESPACE = "default"
 
 
@@ -69,33 +70,42 @@ def _poll_ready(address: str) -> bool:
 @pytest.fixture(scope="session")
 def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
     folder = tmp_path_factory.mktemp("temporal")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
     log_file = folder / "server.log"
-    command = [
-        temporal_binary(),
-        "server",
-        "start-dev",
-        "--headless",
-        "--ip",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--db-filename",
-        str(folder / "temporal.db"),
-        "--log-level",
-        "error",
-    ]
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    # The dev server picks its HTTP and metrics ports itself, a moment before binding them, so
+    # another test's server can take one first: a start that fails that way is retried.
+    for attempt in range(1, PORT_RACE_ATTEMPTS + 1):
+        port = free_port()
+        address = f"127.0.0.1:{port}"
+        command = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db-filename",
+            str(folder / f"temporal-{attempt}.db"),
+            "--log-level",
+            "error",
+        ]
+        with log_file.open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not _poll_ready(address):
             if process.poll() is not None:
-                pytest.fail(f"temporal dev server exited: {log_file.read_text()[-2000:]}")
+                break
             if time.monotonic() > deadline:
+                process.kill()
                 pytest.fail(f"temporal dev server not ready within {STARTUP_TIMEOUT_S} s")
             time.sleep(0.2)  # polling for readiness, not waiting for an outcome
+        if process.poll() is None:
+            break
+        output = log_file.read_text()
+        if "address already in use" not in output or attempt == PORT_RACE_ATTEMPTS:
+            pytest.fail(f"temporal dev server exited: {output[-2000:]}")
+    try:
         yield TemporalServer(address, NAMESPACE, log_file)
     finally:
         process.terminate()
