@@ -338,7 +338,7 @@ def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
                 except httpx.HTTPError:
                     pass
                 assert proc.poll() is None and time.monotonic() < deadline, "did not start"
-                time.sleep(0.2)
+                time.sleep(0.2)  # polling for readiness
             assert _postgres_serving(home)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 128 + signal.SIGTERM
@@ -348,4 +348,4 @@ def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while _postgres_serving(home):
         assert time.monotonic() < deadline, "the embedded PostgreSQL was left running"
-        time.sleep(0.2)
+        time.sleep(0.2)  # polling until the embedded server is gone
