@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from extsched.domain import cron
 from extsched.services import registry
@@ -17,12 +17,16 @@ from extsched.services.schedules import Schedule
 from extsched.services.tenants import Tenant
 
 
-def _utc_z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utc_seconds(value: datetime) -> datetime:
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(microsecond=0) if value.microsecond else value
 
 
-UtcTime = Annotated[datetime, PlainSerializer(_utc_z, return_type=str, when_used="json")]
-"""RFC 3339 UTC with ``Z`` (SPEC §5)."""
+UtcTime = Annotated[datetime, AfterValidator(_utc_seconds)]
+"""RFC 3339 UTC with ``Z`` and whole seconds (SPEC §5), e.g. ``2026-03-29T01:00:00Z``. Values
+are normalized when a response model is built, so pydantic's own (native) JSON encoder writes
+them: a Python formatter per value was a third of a 50-schedule listing's CPU."""
 
 ConfigMap = dict[StrictStr, StrictStr]
 
