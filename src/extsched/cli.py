@@ -9,6 +9,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from extsched import logs
 from extsched.config import ConfigError, Settings, load_settings
+from extsched.domain.timing import parse_duration
 from extsched.errors import ExtschedError
 from extsched.runtime import (
     bootstrap_token_file,
@@ -314,30 +316,49 @@ def token_create(
     ] = None,
     timezone: Annotated[str | None, typer.Option(help="The user's IANA time zone.")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="A platform admin token.")] = False,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(help="Lifetime such as 30d, 12h, 90m or 2w; default: no expiry."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (it is shown only this once)."""
     if not admin and (tenant is None or user is None):
         fail("give --tenant and --user, or --admin")
+    expires_at = None
+    if expires_in is not None:
+        try:
+            expires_at = datetime.now(UTC) + parse_duration(expires_in)
+        except ValueError as exc:
+            fail(f"--expires-in: {exc}")
     s = settings()
     url = _prepare(s)
 
-    async def go() -> tuple[uuid.UUID, str]:
+    async def go() -> tokens.NewToken:
         async with open_context(s, url) as ctx:
-            return await tokens.create(
+            return await tokens.create_token(
                 ctx.db,
                 tenant_id=tenant,
                 user_id=user,
                 permissions=perm,
                 timezone=timezone,
                 admin=admin,
+                expires_at=expires_at,
             )
 
-    token_id, token = run(go)
+    new = run(go)
     if as_json:
-        out.print_json(json.dumps({"id": str(token_id), "token": token}))
+        out.print_json(
+            json.dumps(
+                {
+                    "id": str(new.id),
+                    "token": new.token,
+                    "expires_at": new.expires_at.isoformat() if new.expires_at else None,
+                }
+            )
+        )
     else:
-        out.print(token, highlight=False)
+        out.print(new.token, highlight=False)
 
 
 @token_app.command("list")
@@ -367,23 +388,33 @@ def token_list(
                         "timezone": r.user_timezone,
                         "created_at": r.created_at.isoformat(),
                         "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                        "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+                        "last_used_at": r.last_used_at.isoformat() if r.last_used_at else None,
                     }
                     for r in records
                 ]
             )
         )
         return
-    table = Table("id", "tenant", "user", "permissions", "created", "revoked")
+    table = Table(
+        "id", "tenant", "user", "permissions", "created", "expires", "last used", "revoked"
+    )
     for r in records:
         table.add_row(
             str(r.id),
             r.tenant_id or "-",
             r.user_id or ("(admin)" if r.is_admin else "-"),
             ", ".join(r.permissions),
-            f"{r.created_at:%Y-%m-%d %H:%M}",
-            f"{r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "",
+            _minute(r.created_at),
+            _minute(r.expires_at),
+            _minute(r.last_used_at),
+            _minute(r.revoked_at),
         )
     out.print(table)
+
+
+def _minute(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M}" if at else ""
 
 
 @token_app.command("revoke")

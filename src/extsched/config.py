@@ -65,8 +65,17 @@ class Settings(BaseSettings):
     overdue_grace_seconds: int = Field(default=120, ge=10)
     session_secret: str | None = None
     log_level: str = "INFO"
+    # Host-platform identity (SPEC §4): JWTs signed with this HS256 secret or JWKS keys.
+    jwt_secret: str | None = Field(default=None, min_length=32)
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # A JWKS is refetched for an unknown key id at most this often, and refreshed in the
+    # background when older than the second value (known keys never wait for a fetch).
+    jwt_jwks_min_refetch_seconds: float = Field(default=5.0, ge=0, le=3600)
+    jwt_jwks_max_age_seconds: float = Field(default=600.0, ge=1, le=86400)
 
-    @field_validator("secret_key", "session_secret", mode="before")
+    @field_validator("secret_key", "session_secret", "jwt_secret", mode="before")
     @classmethod
     def _refuse_placeholders(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _PLACEHOLDER_SECRETS:
@@ -88,6 +97,17 @@ class Settings(BaseSettings):
                 raise ValueError("must be an http:// or https:// URL")
             return value.rstrip("/")
         return value
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.jwt_secret or self.jwt_jwks_url)
 
     @model_validator(mode="after")
     def _check_pool(self) -> Settings:
@@ -124,7 +144,12 @@ class ConfigError(Exception):
 
 
 def _apply_file_variants() -> None:
-    for name in ("EXTSCHED_SECRET_KEY", "EXTSCHED_DATABASE_URL", "EXTSCHED_SESSION_SECRET"):
+    for name in (
+        "EXTSCHED_SECRET_KEY",
+        "EXTSCHED_DATABASE_URL",
+        "EXTSCHED_SESSION_SECRET",
+        "EXTSCHED_JWT_SECRET",
+    ):
         file_var = f"{name}_FILE"
         if file_var in os.environ and name not in os.environ:
             try:

@@ -131,10 +131,10 @@ async def test_it_validates_token_creation(ctx: AppContext) -> None:
 
     with pytest.raises(ValidationFailed) as exc:
         await tokens.create(ctx.db, tenant_id="bad tenant!", user_id="u")
-    assert exc.value.field_errors is not None and "tenant" in exc.value.field_errors
+    assert exc.value.field_errors is not None and "tenant_id" in exc.value.field_errors
     with pytest.raises(ValidationFailed) as exc:
         await tokens.create(ctx.db, tenant_id="t", user_id="u", permissions=["platform:admin"])
-    assert exc.value.field_errors is not None and "perm" in exc.value.field_errors
+    assert exc.value.field_errors is not None and "perms" in exc.value.field_errors
     with pytest.raises(ValidationFailed):
         await tokens.create(ctx.db, tenant_id="t", user_id="u", timezone="Mars/Olympus")
     token_id, token = await tokens.create(ctx.db, tenant_id="t", user_id="u")

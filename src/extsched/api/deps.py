@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from extsched.domain.auth import Permission, Principal
 from extsched.errors import Forbidden, Unauthenticated
-from extsched.services import tokens
+from extsched.services import identity
 from extsched.services.context import AppContext
 
 
@@ -29,9 +29,7 @@ async def get_principal(request: Request, ctx: Ctx) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
-    principal = await tokens.authenticate(ctx.db, token.strip())
-    if principal is None:
-        raise Unauthenticated()
+    principal = await identity.authenticate(ctx, token.strip())
     request.state.principal = principal
     return principal
 

@@ -1,4 +1,5 @@
-"""Platform-admin routes: tenants, kill switch, cross-tenant schedules, reconcile, backfill."""
+"""Platform-admin routes: tenants, kill switch, cross-tenant schedules, reconcile, backfill,
+tokens."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ from extsched.api.schemas import (
     ScheduleOut,
     TenantOut,
     TenantPutIn,
+    TokenCreatedOut,
+    TokenCreateIn,
+    TokenListOut,
+    TokenOut,
 )
 from extsched.domain.auth import TENANT_ID_RE
 from extsched.errors import field_error
-from extsched.services import admin, lifecycle, reconcile, registry, schedules, tenants
+from extsched.services import admin, lifecycle, reconcile, registry, schedules, tenants, tokens
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -100,3 +105,37 @@ async def run_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOu
 async def backfill(ctx: Ctx, _: Admin, version_id: uuid.UUID | None = None) -> BackfillOut:
     versions, written = await registry.backfill_endpoints(ctx.db, version_id)
     return BackfillOut(versions=versions, endpoints_written=written)
+
+
+@router.post("/tokens", response_model=TokenCreatedOut, status_code=201)
+async def create_token(ctx: Ctx, a: Admin, body: TokenCreateIn) -> TokenCreatedOut:
+    """Create a tenant user's or an admin's token; its value is shown only in this answer."""
+    new = await tokens.create_token(
+        ctx.db,
+        tenant_id=body.tenant_id,
+        user_id=body.user,
+        permissions=body.perms,
+        timezone=body.timezone,
+        admin=body.admin,
+        expires_at=body.expires_at,
+        actor=a.actor,
+    )
+    return TokenCreatedOut(id=new.id, token=new.token, expires_at=new.expires_at)
+
+
+@router.get("/tokens", response_model=TokenListOut)
+async def list_tokens(
+    ctx: Ctx, _: Admin, tenant: str | None = Query(default=None, max_length=64)
+) -> TokenListOut:
+    """Tokens that are not revoked (expired ones included), oldest first; never their value."""
+    if tenant is not None and not TENANT_ID_RE.match(tenant):
+        raise field_error("tenant", "not a tenant id")
+    records = await tokens.list_tokens(ctx.db, tenant, include_revoked=False)
+    return TokenListOut(items=[TokenOut.of(r) for r in records])
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def revoke_token(ctx: Ctx, a: Admin, token_id: uuid.UUID) -> Response:
+    """Revoke a token at once; the UI sessions opened with it end with it."""
+    await tokens.revoke_or_404(ctx.db, token_id, a.actor)
+    return Response(status_code=204)

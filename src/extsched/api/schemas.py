@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from extsched.domain import cron
-from extsched.services import registry
+from extsched.services import registry, tokens
 from extsched.services.audit import AuditEntry
 from extsched.services.endpoints import EndpointPage
 from extsched.services.installs import Install
@@ -459,3 +459,47 @@ class ReconcileOut(BaseModel):
 class BackfillOut(BaseModel):
     versions: int
     endpoints_written: int
+
+
+# ----------------------------------------------------------------- tokens (admin)
+class TokenCreateIn(Strict):
+    """A tenant user's token (``tenant_id`` + ``user``) or, with ``admin: true``, an admin's."""
+
+    tenant_id: StrictStr | None = None
+    user: StrictStr | None = None
+    perms: list[StrictStr] | None = None
+    timezone: StrictStr | None = None
+    expires_at: datetime | None = None
+    admin: StrictBool = False
+
+
+class TokenCreatedOut(BaseModel):
+    id: uuid.UUID
+    token: str
+    expires_at: UtcTime | None
+
+
+class TokenOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str | None
+    user: str | None
+    perms: list[str]
+    created_at: UtcTime
+    expires_at: UtcTime | None
+    last_used_at: UtcTime | None
+
+    @classmethod
+    def of(cls, r: tokens.TokenRecord) -> TokenOut:
+        return cls(
+            id=r.id,
+            tenant_id=r.tenant_id,
+            user=r.user_id,
+            perms=r.permissions,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            last_used_at=r.last_used_at,
+        )
+
+
+class TokenListOut(BaseModel):
+    items: list[TokenOut]

@@ -4,21 +4,68 @@
 
 -- ================================================================ tokens
 -- name: token_insert
-INSERT INTO api_token (id, token_hash, tenant_id, user_id, user_timezone, is_admin, permissions)
-VALUES (%(id)s, %(token_hash)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(is_admin)s, %(permissions)s);
+INSERT INTO api_token (id, token_hash, tenant_id, user_id, user_timezone, is_admin, permissions, expires_at)
+VALUES (%(id)s, %(token_hash)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(is_admin)s, %(permissions)s, %(expires_at)s)
+RETURNING created_at;
 
 -- name: token_by_hash
-SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions
-FROM api_token WHERE token_hash = %(token_hash)s AND revoked_at IS NULL;
+-- Every API request: a live token (not revoked, not expired) by the hash of its value.
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions, last_used_at
+FROM api_token
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+  AND (expires_at IS NULL OR expires_at > now());
+
+-- name: token_touch
+-- Records a token's use at most once a minute (the caller also skips it while fresh).
+UPDATE api_token SET last_used_at = now()
+WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds');
 
 -- name: token_list
-SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions, created_at, revoked_at
+-- Tokens for the CLI and the admin API, oldest first; revoked ones only when asked.
+SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions, created_at, revoked_at,
+       expires_at, last_used_at
 FROM api_token
 WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+  AND (%(include_revoked)s OR revoked_at IS NULL)
 ORDER BY created_at, id;
 
 -- name: token_revoke
-UPDATE api_token SET revoked_at = now() WHERE id = %(id)s AND revoked_at IS NULL;
+-- Revokes a token; its UI sessions end with it (ui_session_get joins the token).
+UPDATE api_token SET revoked_at = now() WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING tenant_id, user_id, is_admin;
+
+-- ================================================================ UI sessions and SSO
+-- name: ui_session_insert
+INSERT INTO ui_session (id, token_id, tenant_id, user_id, user_timezone, permissions, expires_at)
+VALUES (%(id)s, %(token_id)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(permissions)s,
+        %(expires_at)s);
+
+-- name: ui_session_get
+-- Every UI request: a session that was not ended, has not expired, and whose token (if it was
+-- opened with one) is neither revoked nor expired.
+SELECT s.id, s.token_id, s.tenant_id, s.user_id, s.user_timezone, s.permissions
+FROM ui_session s
+LEFT JOIN api_token t ON t.id = s.token_id
+WHERE s.id = %(id)s AND s.ended_at IS NULL AND s.expires_at > now()
+  AND (s.token_id IS NULL
+       OR (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())));
+
+-- name: ui_session_end
+UPDATE ui_session SET ended_at = now() WHERE id = %(id)s AND ended_at IS NULL;
+
+-- name: ui_session_prune
+-- Drops sessions that ended or expired a day ago (run at sign-in; sessions are few).
+DELETE FROM ui_session
+WHERE expires_at < now() - interval '1 day' OR ended_at < now() - interval '1 day';
+
+-- name: sso_jti_claim
+-- Records a JWT id used for browser sign-in; no row back means it was used before.
+INSERT INTO sso_jti (jti, expires_at) VALUES (%(jti)s, %(expires_at)s)
+ON CONFLICT (jti) DO NOTHING
+RETURNING jti;
+
+-- name: sso_jti_prune
+DELETE FROM sso_jti WHERE expires_at < now() - interval '1 day';
 
 -- ================================================================ tenants
 -- name: tenant_ensure
@@ -578,11 +625,6 @@ GROUP BY 1;
 
 -- ===== ui
 -- Read models for the web UI (src/extsched/web) beyond what the API's queries give.
-
--- name: ui_token_by_id
--- The UI session keeps only the token id; it is re-checked on every request (revocation).
-SELECT id, tenant_id, user_id, user_timezone, is_admin, permissions
-FROM api_token WHERE id = %(id)s AND revoked_at IS NULL;
 
 -- name: ui_install_summaries
 -- Per install of a tenant: its number of schedules and its latest failed run.

@@ -38,9 +38,9 @@ class Actor:
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller behind a bearer token."""
+    """The caller behind a bearer token or a host-platform JWT (``token_id`` None)."""
 
-    token_id: uuid.UUID
+    token_id: uuid.UUID | None
     tenant_id: str | None
     user_id: str | None
     user_timezone: str | None
@@ -53,5 +53,5 @@ class Principal:
     @property
     def actor(self) -> Actor:
         if self.is_admin:
-            return Actor(ActorType.ADMIN, str(self.token_id))
+            return Actor(ActorType.ADMIN, self.user_id or str(self.token_id))
         return Actor(ActorType.USER, self.user_id)

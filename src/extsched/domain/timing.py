@@ -70,3 +70,19 @@ def backoff_seconds(
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     r = rng or random
     return float(delay * r.uniform(0.8, 1.2))
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w`` or ``45s`` as a timedelta; ValueError otherwise."""
+    value = text.strip().lower()
+    number, unit = value[:-1], value[-1:]
+    if (
+        unit not in _DURATION_UNITS
+        or not (number.isascii() and number.isdigit())
+        or int(number) <= 0
+    ):
+        raise ValueError(f"{text!r} is not a duration such as 30d, 12h, 90m or 2w")
+    return timedelta(seconds=int(number) * _DURATION_UNITS[unit])

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from extsched.config import Settings
 from extsched.crypto import SecretBox
 from extsched.db.pool import Database
 from extsched.jobs.backend import JobBackend
+from extsched.services.platform_jwt import JwtVerifier
 
 
 def utc_now() -> datetime:
@@ -23,3 +25,10 @@ class AppContext:
     backend: JobBackend
     secrets: SecretBox
     clock: Callable[[], datetime] = field(default=utc_now)
+    # Tenants this process has already made sure exist (a tenant comes with its first JWT).
+    known_tenants: set[str] = field(default_factory=set)
+
+    @cached_property
+    def jwt(self) -> JwtVerifier | None:
+        """The host-platform JWT verifier (with its JWKS cache), when JWTs are configured."""
+        return JwtVerifier(self.settings) if self.settings.jwt_enabled else None

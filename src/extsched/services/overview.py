@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from extsched.domain.auth import Permission, Principal
+from extsched.domain.auth import Principal
 from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
 from extsched.errors import field_error
 from extsched.services import audit, installs, tenants
@@ -28,22 +28,6 @@ class InstallSummary:
     last_failure_status: str | None
     last_failure_error: str | None
     last_failure_schedule_id: uuid.UUID | None
-
-
-async def principal_for_token_id(ctx: AppContext, token_id: uuid.UUID) -> Principal | None:
-    """The principal of a token that still exists and is not revoked, else None."""
-    async with ctx.db.connection() as conn:
-        row = await ctx.db.fetch_one(conn, "ui_token_by_id", {"id": token_id})
-    if row is None:
-        return None
-    return Principal(
-        token_id=row["id"],
-        tenant_id=row["tenant_id"],
-        user_id=row["user_id"],
-        user_timezone=row["user_timezone"],
-        is_admin=row["is_admin"],
-        permissions=frozenset(Permission(p) for p in row["permissions"]),
-    )
 
 
 async def viewer_timezone(ctx: AppContext, principal: Principal) -> str:

@@ -1,16 +1,21 @@
-"""Sign in with a token (form, or the ``?token=`` link ``extsched demo`` prints) and sign out."""
+"""Sign in with a token (form, or the ``?token=`` link ``extsched demo`` prints), with a
+host-platform JWT (``/ui/sso?jwt=``), and sign out."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from extsched.api.deps import Ctx
-from extsched.errors import Forbidden
-from extsched.services import tokens
+from extsched.domain.auth import Principal
+from extsched.errors import Forbidden, Unauthenticated
+from extsched.services import sessions, tokens
+from extsched.services.identity import ensure_tenant
+from extsched.services.platform_jwt import principal_from_claims
 from extsched.web import render, session
 from extsched.web.routing import UiRoute
 from extsched.web.session import SignedIn
@@ -20,6 +25,8 @@ router = APIRouter(prefix="/ui", route_class=UiRoute, include_in_schema=False)
 # The ?token= link's redirect must not pass its URL on as a Referer. (The form page keeps
 # "same-origin": under "no-referrer" Chrome sends ``Origin: null``, which we refuse.)
 NO_REFERRER = {"Referrer-Policy": "no-referrer"}
+# A JWT used for browser sign-in must be short-lived, so a leaked link is soon worthless.
+SSO_MAX_REMAINING = timedelta(minutes=10)
 
 
 def _safe_next(value: object) -> str:
@@ -57,10 +64,16 @@ async def _sign_in(request: Request, ctx: Ctx, token: str, next_url: str) -> Res
     if principal is None:
         return _login_page(
             request,
-            error="That token is not valid: it is unknown or was revoked.",
+            error="That token is not valid: it is unknown, was revoked or has expired.",
             status_code=401,
             next_url=next_url,
         )
+    return await _open_session(request, ctx, principal, next_url)
+
+
+async def _open_session(
+    request: Request, ctx: Ctx, principal: Principal, next_url: str
+) -> Response:
     if principal.tenant_id is None:
         return _login_page(
             request,
@@ -71,8 +84,38 @@ async def _sign_in(request: Request, ctx: Ctx, token: str, next_url: str) -> Res
         )
     response = render.redirect(request, next_url)
     response.headers.update(NO_REFERRER)
-    session.start_session(request, response, ctx.settings, principal.token_id)
+    await session.start_session(request, response, ctx, principal)
     return response
+
+
+@router.get("/sso")
+async def sso(request: Request, ctx: Ctx, jwt: str = "", next: str | None = None) -> Response:
+    """Sign a browser in with a host-platform JWT that expires within 10 minutes and whose
+    ``jti`` was never used; redirects to the UI without the JWT in the URL."""
+    next_url = _safe_next(next)
+
+    def refuse(message: str) -> Response:
+        response = _login_page(request, error=message, status_code=401, next_url=next_url)
+        response.headers.update(NO_REFERRER)
+        return response
+
+    if ctx.jwt is None:
+        return refuse("Single sign-on is not configured on this service.")
+    try:
+        claims = await ctx.jwt.claims(jwt)
+        principal = principal_from_claims(claims)
+    except Unauthenticated as exc:
+        return refuse(f"Single sign-on failed: {exc.message}.")
+    expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    if expires_at - datetime.now(UTC) > SSO_MAX_REMAINING:
+        return refuse("Single sign-on failed: the token must expire within 10 minutes.")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
+        return refuse("Single sign-on failed: the token lacks a jti claim.")
+    if not await sessions.claim_sso_jti(ctx, jti, expires_at):
+        return refuse("Single sign-on failed: this sign-in link was already used.")
+    await ensure_tenant(ctx, principal)
+    return await _open_session(request, ctx, principal, next_url)
 
 
 @router.get("/login")
@@ -110,8 +153,9 @@ async def login(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request, viewer: SignedIn) -> Response:
+async def logout(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
     await session.check_csrf(request, viewer.csrf)
+    await sessions.end(ctx, viewer.session_id)
     response = render.redirect(request, "/ui/login", "You are signed out.")
     session.clear_cookie(request, response, session.SESSION_COOKIE)
     return response

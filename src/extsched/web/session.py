@@ -1,7 +1,8 @@
-"""The UI session: a signed cookie holding the token *id* and a per-session CSRF token.
+"""The UI session: a signed cookie naming a server-side session row, and a CSRF token.
 
-The raw token never leaves the login request: the cookie names the token by id, and every
-request looks the token up again, so revoking it ends the session at once. Cookies are
+The raw token (or JWT) never leaves the sign-in request: the cookie names a ``ui_session`` row,
+and every request reads that row back joined with its token, so signing out, revoking the
+token or its expiry ends the session at once and a replayed cookie is refused. Cookies are
 HttpOnly and SameSite=Strict; state-changing requests must also echo the CSRF token (form
 field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends ``Origin``,
 come from this origin.
@@ -25,7 +26,8 @@ from extsched.api.deps import Ctx
 from extsched.config import Settings
 from extsched.domain.auth import Permission, Principal
 from extsched.errors import Forbidden, Unauthenticated
-from extsched.services import overview
+from extsched.services import overview, sessions
+from extsched.services.context import AppContext
 
 SESSION_COOKIE = "extsched_session"
 LOGIN_COOKIE = "extsched_login"
@@ -83,12 +85,13 @@ def clear_cookie(request: Request, response: Response, name: str) -> None:
     )
 
 
-def start_session(
-    request: Request, response: Response, settings: Settings, token_id: uuid.UUID
+async def start_session(
+    request: Request, response: Response, ctx: AppContext, principal: Principal
 ) -> None:
-    """Set a new session (and a new CSRF token) for ``token_id``."""
-    payload = {"tid": str(token_id), "csrf": secrets.token_urlsafe(32)}
-    value = serializer(settings, "session").dumps(payload)
+    """Open a server-side session for ``principal`` and set its cookie (with a new CSRF token)."""
+    session_id = await sessions.start(ctx, principal)
+    payload = {"sid": str(session_id), "csrf": secrets.token_urlsafe(32)}
+    value = serializer(ctx.settings, "session").dumps(payload)
     set_cookie(request, response, SESSION_COOKIE, str(value), SESSION_MAX_AGE)
     clear_cookie(request, response, LOGIN_COOKIE)
 
@@ -100,6 +103,7 @@ class Viewer:
     principal: Principal
     csrf: str
     timezone: str
+    session_id: uuid.UUID
 
     @property
     def tenant_id(self) -> str:
@@ -126,13 +130,17 @@ async def get_viewer(request: Request, ctx: Ctx) -> Viewer:
     if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
         raise Unauthenticated("please sign in")
     try:
-        token_id = uuid.UUID(str(data.get("tid")))
+        session_id = uuid.UUID(str(data.get("sid")))
     except ValueError:
         raise Unauthenticated("please sign in") from None
-    principal = await overview.principal_for_token_id(ctx, token_id)
-    if principal is None or principal.tenant_id is None:
-        raise Unauthenticated("your session ended (the token was revoked); sign in again")
-    viewer = Viewer(principal, data["csrf"], await overview.viewer_timezone(ctx, principal))
+    principal = await sessions.principal(ctx, session_id)
+    if principal is None:
+        raise Unauthenticated(
+            "your session ended (signed out, or the token was revoked or expired); sign in again"
+        )
+    viewer = Viewer(
+        principal, data["csrf"], await overview.viewer_timezone(ctx, principal), session_id
+    )
     request.state.viewer = viewer
     return viewer
 
