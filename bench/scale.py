@@ -22,8 +22,8 @@ import psycopg
 
 from bench.common import fresh_database, print_table
 from extsched.config import Settings
-from extsched.jobs.postgres.worker import Scheduler
 from extsched.runtime import open_context
+from extsched.workers.postgres import Scheduler
 
 KEY = base64.urlsafe_b64encode(b"s" * 32).decode()
 NOW = datetime(2027, 1, 4, 9, 0, 30, tzinfo=UTC)

@@ -13,9 +13,10 @@ from extsched.config import JobBackendKind, Settings
 from extsched.crypto import SecretBox
 from extsched.db import migrate
 from extsched.db.pool import Database
+from extsched.domain.timing import utc_now
 from extsched.jobs.backend import JobBackend
 from extsched.jobs.postgres.backend import PostgresBackend
-from extsched.services.context import AppContext, utc_now
+from extsched.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

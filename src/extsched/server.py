@@ -17,12 +17,12 @@ from fastapi import FastAPI
 
 from extsched.api.app import create_api
 from extsched.config import Settings
-from extsched.jobs.handler import InvocationHandler
-from extsched.jobs.postgres.worker import PostgresWorker
 from extsched.runner.client import RunnerClient
 from extsched.runtime import open_context
 from extsched.services import registry
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler
+from extsched.workers.postgres import PostgresWorker
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def runner_body_cap(client_cap: int) -> int:
 async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None]:
     """Run the job backend's worker loops beside the caller until it exits."""
     if ctx.backend.name == "temporal":
-        from extsched.jobs.temporal.worker import run_temporal_worker
+        from extsched.workers.temporal.worker import run_temporal_worker
 
         async with run_temporal_worker(ctx):
             yield None

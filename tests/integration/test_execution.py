@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from extsched.jobs.handler import InvocationHandler
-from extsched.jobs.postgres.worker import Executor, Reaper, Scheduler
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler
+from extsched.workers.postgres import Executor, Reaper, Scheduler
 from tests.conftest import Actor, Clock, endpoint_id, marked_settings
 from tests.fake_runner import FakeRunner, fake_runner
 

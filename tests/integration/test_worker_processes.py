@@ -21,10 +21,10 @@ import psutil
 import psycopg
 import pytest
 
-from extsched.jobs.handler import InvocationHandler
-from extsched.jobs.postgres.worker import PostgresWorker
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler
+from extsched.workers.postgres import PostgresWorker
 from tests.conftest import TEST_KEY, Actor, Clock, endpoint_id
 from tests.fake_runner import fake_runner
 from tests.helpers.http_server import free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from extsched.domain import cron
@@ -86,3 +86,8 @@ def parse_duration(text: str) -> timedelta:
     ):
         raise ValueError(f"{text!r} is not a duration such as 30d, 12h, 90m or 2w")
     return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+
+
+def utc_now() -> datetime:
+    """The real clock (services take an injectable clock defaulting to this)."""
+    return datetime.now(UTC)

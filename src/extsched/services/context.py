@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 
 from extsched.config import Settings
 from extsched.crypto import SecretBox
 from extsched.db.pool import Database
+from extsched.domain.timing import utc_now
 from extsched.jobs.backend import JobBackend
 from extsched.services.platform_jwt import JwtVerifier
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from extsched.jobs.handler import InvocationHandler
-from extsched.jobs.temporal.activities import Activities
 from extsched.jobs.temporal.types import AttemptInput, AttemptOutcome, RunInput
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler
+from extsched.workers.temporal.activities import Activities
 from tests.conftest import Actor, Clock
 from tests.fake_runner import FakeRunner
 

@@ -37,11 +37,11 @@ from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from extsched.config import Settings
 from extsched.db.pool import Conn, Database
 from extsched.domain import cron
+from extsched.domain.timing import utc_now
 from extsched.errors import BackendUnavailable
 from extsched.jobs.backend import HANDLE_PREFIX, HandleInfo, HandleSpec, RunRequest, handle_id
 from extsched.jobs.temporal import dst, spec
 from extsched.jobs.temporal.types import WORKFLOW, RunInput
-from extsched.services.context import utc_now
 
 log = logging.getLogger("extsched.jobs")
 

@@ -20,12 +20,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from extsched.config import ConfigError
 from extsched.errors import BackendUnavailable
-from extsched.jobs.handler import InvocationHandler, new_owner
-from extsched.jobs.temporal.activities import Activities
 from extsched.jobs.temporal.backend import TemporalBackend
-from extsched.jobs.temporal.workflows import RunWorkflow
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler, new_owner
+from extsched.workers.temporal.activities import Activities
+from extsched.workers.temporal.workflows import RunWorkflow
 
 log = logging.getLogger("extsched.jobs")
 

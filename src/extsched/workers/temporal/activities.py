@@ -23,10 +23,10 @@ from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus
-from extsched.jobs.handler import InvocationHandler, SkipReason
 from extsched.jobs.temporal import dst
 from extsched.jobs.temporal.types import ACTIVITY, AttemptInput, AttemptOutcome
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler, SkipReason
 
 log = logging.getLogger("extsched.jobs")
 

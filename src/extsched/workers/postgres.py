@@ -23,8 +23,8 @@ from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus
 from extsched.domain.timing import plan_due_fires
 from extsched.errors import BackendUnavailable
-from extsched.jobs.handler import InvocationHandler, SkipReason, new_owner
 from extsched.services.context import AppContext
+from extsched.services.execution import InvocationHandler, SkipReason, new_owner
 
 log = logging.getLogger("extsched.jobs")
 

@@ -1,0 +1,1 @@
+"""The Temporal worker: activities (calling services) and workflows (deterministic)."""
