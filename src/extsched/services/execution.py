@@ -1,22 +1,22 @@
-"""The invocation handler, shared by both job backends.
+"""The run rules of SPEC §9, shared by both job backends: this module decides, the workers
+(``workers/``) only claim runs and drive attempts.
 
 One call handles one *attempt* of a run that the caller has claimed (status ``running``,
-leased to ``owner``): the checks of SPEC §9, the no-overlap lock, the Runner call, and the
-bookkeeping. A retryable failure with attempts left is handed back with a time to retry at;
-everything else finishes the run, exactly once (the finishing UPDATE matches the lease).
+leased to ``owner``): the checks before invoking, the no-overlap lock, the Runner call, the
+outcome and the bookkeeping (auto-disable and audit included). A retryable failure with
+attempts left is handed back with a time to retry at; everything else finishes the run,
+exactly once (the finishing UPDATE matches the lease).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from extsched import metrics
@@ -26,27 +26,18 @@ from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
-from extsched.domain.runs import RunStatus
+from extsched.domain.runs import DisabledReason, RunStatus, SkipReason, Trigger
 from extsched.domain.timing import backoff_seconds
 from extsched.errors import BackendUnavailable
+from extsched.runner import envelope
 from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
 from extsched.services import audit, handles
 from extsched.services.context import AppContext
-from extsched.services.schedules import DisabledReason
 
 log = logging.getLogger("extsched.jobs")
 T = TypeVar("T")
 
 PREVIEW_BYTES = 1024
-
-
-class SkipReason:
-    OVERLAP = "overlap"
-    MISSED = "missed"
-    SCHEDULE_DISABLED = "schedule_disabled"
-    INSTALL_DISABLED = "install_disabled"
-    KILL_SWITCH = "kill_switch"
-    DST_REPEAT = "dst_repeat"
 
 
 @dataclass(frozen=True)
@@ -58,15 +49,113 @@ class AttemptResult:
     retry_at: datetime | None = None
 
 
-def _z(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run leased to this worker for one attempt (a row of a claim statement)."""
+
+    id: uuid.UUID
+    tenant_id: str
+    schedule_id: uuid.UUID
+    trigger: Trigger
+    scheduled_for: datetime
+    attempts: int
+    started_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ClaimedRun:
+        return cls(
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            schedule_id=row["schedule_id"],
+            trigger=Trigger(row["trigger"]),
+            scheduled_for=row["scheduled_for"],
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+        )
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """One row of ``runs_prepare``: the schedule with its install, version and endpoint."""
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """One row of ``runs_prepare``: the schedule with its install, version and endpoint as
+    they are now, and whether this run holds the schedule's overlap lock."""
 
-    row: dict[str, Any]
+    tenant_id: str
+    schedule_id: uuid.UUID
+    extension_id: uuid.UUID
+    install_id: uuid.UUID | None
+    enabled: bool
+    payload: Any
+    endpoint_method: str
+    endpoint_path: str
+    install_enabled: bool
+    version_id: uuid.UUID | None
+    config: dict[str, str]
+    secrets_encrypted: bytes | None
+    providers: list[str]
+    content_hash: str | None
+    version: str | None
+    extension_name: str | None
+    kill_switch: bool
+    endpoint_present: bool
+    locked: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PreparedRun:
+        return cls(
+            tenant_id=row["tenant_id"],
+            schedule_id=row["id"],
+            extension_id=row["extension_id"],
+            install_id=row["i_id"],
+            enabled=row["enabled"],
+            payload=row["payload"],
+            endpoint_method=row["endpoint_method"],
+            endpoint_path=row["endpoint_path"],
+            install_enabled=row["install_enabled"],
+            version_id=row["i_version_id"],
+            config=dict(row["i_config"] or {}),
+            secrets_encrypted=row["i_secrets_encrypted"],
+            providers=list(row["i_providers"] or []),
+            content_hash=row["v_content_hash"],
+            version=row["v_version"],
+            extension_name=row["e_name"],
+            kill_switch=row["kill_switch"],
+            # The endpoint must still exist in the install's current version.
+            endpoint_present=row["ep_id"] is not None
+            and row["ep_version_id"] == row["i_version_id"],
+            locked=row["locked"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One row of ``runs_complete``: how the run ended and what its schedule records."""
+
+    tenant_id: str
+    schedule_id: uuid.UUID
+    run_id: uuid.UUID
+    owner: str
+    status: RunStatus
+    skip_reason: SkipReason | None
+    finished_at: datetime
+    duration_ms: int
+    http_status: int | None
+    error: str | None
+    response_preview: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAfterRun:
+    """The schedule's bookkeeping as ``runs_complete`` left it."""
+
+    tenant_id: str
+    schedule_id: uuid.UUID
+    enabled: bool
+    consecutive_failures: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ScheduleAfterRun:
+        return cls(row["tenant_id"], row["id"], row["enabled"], row["consecutive_failures"])
 
 
 class InvocationHandler:
@@ -80,10 +169,10 @@ class InvocationHandler:
         # Temporal backend is the one for Citus: there a batch holds one tenant, so each
         # statement stays on one shard; the postgres backend (one PostgreSQL) mixes tenants.
         lane = _tenant_key if s.job_backend is JobBackendKind.TEMPORAL else None
-        self.prepares: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
+        self.prepares: Batcher[ClaimedRun, PreparedRun | None] = Batcher(
             self._prepare_many, key=_schedule_key, lane=lane, name="runs_prepare"
         )
-        self.completions: Batcher[dict[str, Any], dict[str, Any] | None] = Batcher(
+        self.completions: Batcher[Completion, ScheduleAfterRun | None] = Batcher(
             self._complete_many, key=_schedule_key, lane=lane, name="runs_complete"
         )
 
@@ -92,25 +181,18 @@ class InvocationHandler:
         """How long a claimed attempt may take before its lease lapses."""
         return (self.timeout + self.grace).total_seconds()
 
-    async def attempt(self, run: dict[str, Any], owner: str) -> AttemptResult:
-        """Handle one claimed attempt of ``run`` (a row with status running, leased to owner)."""
+    async def attempt(self, run: ClaimedRun, owner: str) -> AttemptResult:
+        """Handle one claimed attempt of ``run`` (status running, leased to ``owner``)."""
         started = time.monotonic()
-        if run["attempts"] == 1 and run["started_at"] is not None:
-            lag = (run["started_at"] - run["scheduled_for"]).total_seconds()
-            if run["trigger"] == "schedule":
-                metrics.FIRE_LAG.observe(max(0.0, lag))
+        if run.attempts == 1 and run.started_at is not None and run.trigger is Trigger.SCHEDULE:
+            lag = (run.started_at - run.scheduled_for).total_seconds()
+            metrics.FIRE_LAG.observe(max(0.0, lag))
         outcome_or_skip = await _retrying(lambda: self._prepare(run, owner))
         if isinstance(outcome_or_skip, AttemptResult):
             return outcome_or_skip
         prepared = outcome_or_skip
-        row = prepared.row
         try:
-            if row["i_secrets_encrypted"] is not None:
-                # Proves the stored secrets are readable before anything is sent.
-                self.ctx.secrets.decrypt(
-                    row["i_secrets_encrypted"],
-                    aad=install_aad(row["tenant_id"], str(row["install_id"])),
-                )
+            secret_envelope = self._secret_envelope(prepared)
         except SecretsUnreadable:
             return await self._finish(
                 run,
@@ -119,21 +201,21 @@ class InvocationHandler:
                 error="install configuration cannot be loaded: secrets cannot be decrypted",
                 started=started,
             )
-        envelope, headers = self.envelope(run, prepared)
-        outcome = await self.runner.execute(envelope, headers)
+        body, headers = envelope.build(self.invocation(run, prepared, secret_envelope))
+        outcome = await self.runner.execute(body, headers)
         log.debug(
             "runner answered",
             extra={
-                "tenant_id": run["tenant_id"],
-                "schedule_id": run["schedule_id"],
-                "run_id": run["id"],
-                "attempt": run["attempts"],
+                "tenant_id": run.tenant_id,
+                "schedule_id": run.schedule_id,
+                "run_id": run.id,
+                "attempt": run.attempts,
                 "status": outcome.status.value,
                 "http_status": outcome.http_status,
                 "duration_ms": outcome.duration_ms,
             },
         )
-        if outcome.retryable and run["attempts"] < self.ctx.settings.max_attempts:
+        if outcome.retryable and run.attempts < self.ctx.settings.max_attempts:
             return await self._retry(run, owner, outcome)
         return await self._finish(
             run,
@@ -146,99 +228,78 @@ class InvocationHandler:
         )
 
     # ------------------------------------------------------------------ steps
-    async def _prepare(self, run: dict[str, Any], owner: str) -> _Prepared | AttemptResult:
+    async def _prepare(self, run: ClaimedRun, owner: str) -> PreparedRun | AttemptResult:
         """The checks of SPEC §9 and the overlap lock (``runs_prepare``, batched)."""
-        db = self.ctx.db
-        row = await self.prepares.submit(run)
-        if row is None or row["i_id"] is None:
+        p = await self.prepares.submit(run)
+        if p is None or p.install_id is None:
             # Deleted (with its runs) or uninstalled meanwhile: nothing left to record.
             return AttemptResult(final=True)
-        if row["locked"]:
-            return _Prepared(row)
-        if row["kill_switch"]:
+        if p.locked:
+            return p
+        if p.kill_switch:
+            return await self._finish(run, owner, RunStatus.SKIPPED, skip=SkipReason.KILL_SWITCH)
+        if not p.install_enabled:
             return await self._finish(
-                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.KILL_SWITCH
+                run, owner, RunStatus.SKIPPED, skip=SkipReason.INSTALL_DISABLED
             )
-        if not row["install_enabled"]:
+        if run.trigger is Trigger.SCHEDULE and not p.enabled:
             return await self._finish(
-                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.INSTALL_DISABLED
+                run, owner, RunStatus.SKIPPED, skip=SkipReason.SCHEDULE_DISABLED
             )
-        if run["trigger"] == "schedule" and not row["enabled"]:
-            return await self._finish(
-                run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.SCHEDULE_DISABLED
-            )
-        if row["ep_id"] is None or row["ep_version_id"] != row["i_version_id"]:
+        if not p.endpoint_present:
             error = (
-                f"endpoint {row['endpoint_method']} {row['endpoint_path']} no longer exists in "
-                f"{row['e_name']} {row['v_version']}; the schedule was disabled"
+                f"endpoint {p.endpoint_method} {p.endpoint_path} no longer exists in "
+                f"{p.extension_name} {p.version}; the schedule was disabled"
             )
-            async with db.transaction() as conn:
-                await self._disable(conn, row, DisabledReason.ENDPOINT_MISSING)
+            async with self.ctx.db.transaction() as conn:
+                await self.disable(
+                    conn, p.tenant_id, p.schedule_id, DisabledReason.ENDPOINT_MISSING
+                )
                 completion = self._completion(run, owner, RunStatus.FAILED, error=error)
                 (schedule,) = await self._complete_on(conn, [completion])
             return self._finished(run, completion, schedule)
-        return await self._finish(run, owner, RunStatus.SKIPPED, skip_reason=SkipReason.OVERLAP)
+        return await self._finish(run, owner, RunStatus.SKIPPED, skip=SkipReason.OVERLAP)
 
-    def envelope(self, run: dict[str, Any], p: _Prepared) -> tuple[dict[str, Any], dict[str, str]]:
-        """The Runner request of SPEC §6 and its transport headers (values current now)."""
-        row = p.row
-        request_id = str(uuid.uuid4())
-        run_id, schedule_id = str(run["id"]), str(row["id"])
-        scheduled_for = _z(run["scheduled_for"])
-        method = row["endpoint_method"]
-        http_headers = {
-            "x-extsched-trigger": run["trigger"],
-            "x-extsched-schedule-id": schedule_id,
-            "x-extsched-run-id": run_id,
-            "x-extsched-scheduled-for": scheduled_for,
-        }
-        http: dict[str, Any] = {
-            "method": method,
-            "path": row["endpoint_path"],
-            "query": {},
-            "headers": http_headers,
-        }
-        payload = row["payload"]
-        if method == "POST" and payload is not None:
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-            http_headers["content-type"] = "application/json"
-            http["body_b64"] = base64.b64encode(body).decode()
-        envelope: dict[str, Any] = {
-            "context": {
-                "request_id": request_id,
-                "tenant_id": run["tenant_id"],
-                "extension_id": str(row["extension_id"]),
-                "install_id": str(row["install_id"]),
-                "version_id": str(row["i_version_id"]),
-                "content_hash": row["v_content_hash"],
-                "config": dict(row["i_config"]),
-                "trigger": run["trigger"],
-                "schedule_id": schedule_id,
-                "run_id": run_id,
-                "scheduled_for": scheduled_for,
-                "attempt": run["attempts"],
-            },
-            "http": http,
-            "limits": {"timeout_ms": self.ctx.settings.runner_timeout_ms},
-            "providers": list(row["i_providers"]),
-        }
-        if row["i_secrets_encrypted"] is not None:
-            envelope["secret_envelope"] = self.ctx.secrets.envelope(row["i_secrets_encrypted"])
-        headers = {
-            "content-type": "application/json",
-            "x-request-id": request_id,
-            "x-idempotency-key": f"{run_id}:{run['attempts']}",
-            "x-tenant-id": run["tenant_id"],
-            "x-extension-id": str(row["extension_id"]),
-        }
-        return envelope, headers
+    def _secret_envelope(self, p: PreparedRun) -> dict[str, Any] | None:
+        """The install's sealed secrets, after proving they are readable (nothing is sent
+        for an install whose configuration cannot be loaded)."""
+        if p.secrets_encrypted is None:
+            return None
+        self.ctx.secrets.decrypt(
+            p.secrets_encrypted, aad=install_aad(p.tenant_id, str(p.install_id))
+        )
+        return self.ctx.secrets.envelope(p.secrets_encrypted)
 
-    async def _retry(
-        self, run: dict[str, Any], owner: str, outcome: RunnerOutcome
-    ) -> AttemptResult:
+    def invocation(
+        self, run: ClaimedRun, p: PreparedRun, secret_envelope: dict[str, Any] | None
+    ) -> envelope.Invocation:
+        """What this attempt sends, with the install's values as they are now."""
+        assert p.install_id is not None and p.version_id is not None
+        return envelope.Invocation(
+            request_id=uuid.uuid4(),
+            tenant_id=run.tenant_id,
+            extension_id=p.extension_id,
+            install_id=p.install_id,
+            version_id=p.version_id,
+            content_hash=p.content_hash or "",
+            config=p.config,
+            providers=p.providers,
+            trigger=run.trigger.value,
+            schedule_id=p.schedule_id,
+            run_id=run.id,
+            scheduled_for=run.scheduled_for,
+            attempt=run.attempts,
+            method=p.endpoint_method,
+            path=p.endpoint_path,
+            payload=p.payload,
+            timeout_ms=self.ctx.settings.runner_timeout_ms,
+            secret_envelope=secret_envelope,
+        )
+
+    async def _retry(self, run: ClaimedRun, owner: str, outcome: RunnerOutcome) -> AttemptResult:
         ctx = self.ctx
         delay = backoff_seconds(
-            run["attempts"], ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds
+            run.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds
         )
         retry_at = ctx.clock() + timedelta(seconds=delay)
         async with ctx.db.transaction() as conn:
@@ -246,8 +307,8 @@ class InvocationHandler:
                 conn,
                 "run_requeue",
                 {
-                    "tenant_id": run["tenant_id"],
-                    "id": run["id"],
+                    "tenant_id": run.tenant_id,
+                    "id": run.id,
                     "owner": owner,
                     "available_at": retry_at,
                     "error": outcome.error,
@@ -259,20 +320,37 @@ class InvocationHandler:
                 conn,
                 "schedule_lock_acquire",
                 {
-                    "tenant_id": run["tenant_id"],
-                    "schedule_id": run["schedule_id"],
-                    "run_id": run["id"],
+                    "tenant_id": run.tenant_id,
+                    "schedule_id": run.schedule_id,
+                    "run_id": run.id,
                     "now": ctx.clock(),
                     "until": retry_at + self.timeout + self.grace,
                 },
             )
-        log.info("run will be retried", extra={"run_id": run["id"], "retry_in_s": round(delay, 1)})
+        log.info("run will be retried", extra={"run_id": run.id, "retry_in_s": round(delay, 1)})
         return AttemptResult(final=False, retry_at=retry_at)
 
     async def _finish(
-        self, run: dict[str, Any], owner: str, status: RunStatus, **kw: Any
+        self,
+        run: ClaimedRun,
+        owner: str,
+        status: RunStatus,
+        *,
+        skip: SkipReason | None = None,
+        error: str | None = None,
+        http_status: int | None = None,
+        response_preview: str | None = None,
+        started: float | None = None,
     ) -> AttemptResult:
-        completion = self._completion(run, owner, status, **kw)
+        completion = self._completion(
+            run,
+            owner,
+            status,
+            skip=skip,
+            error=error,
+            http_status=http_status,
+            response_preview=response_preview,
+        )
         # Idempotent (it matches the lease), so a connection lost to a restart is retried
         # rather than leaving a run the Runner already answered to be re-sent after its lease.
         schedule = await _retrying(lambda: self.completions.submit(completion))
@@ -280,134 +358,145 @@ class InvocationHandler:
         if (
             schedule is not None
             and limit
-            and schedule["enabled"]
-            and schedule["consecutive_failures"] >= limit
+            and schedule.enabled
+            and schedule.consecutive_failures >= limit
         ):
             async with self.ctx.db.transaction() as conn:
-                await self._disable(conn, schedule, DisabledReason.CONSECUTIVE_FAILURES)
+                await self.disable(
+                    conn,
+                    schedule.tenant_id,
+                    schedule.schedule_id,
+                    DisabledReason.CONSECUTIVE_FAILURES,
+                )
         return self._finished(run, completion, schedule)
 
     def _completion(
         self,
-        run: dict[str, Any],
+        run: ClaimedRun,
         owner: str,
         status: RunStatus,
         *,
+        skip: SkipReason | None = None,
         error: str | None = None,
-        skip_reason: str | None = None,
         http_status: int | None = None,
         response_preview: str | None = None,
-        started: float | None = None,
-    ) -> dict[str, Any]:
-        """One row of ``runs_complete``: how the run ended and what the schedule records."""
+    ) -> Completion:
         now = self.ctx.clock()
-        started_at = run["started_at"] or now
+        started_at = run.started_at or now
         error_line = None if error is None else one_line(error)
         if status is RunStatus.SUCCEEDED:
             last_error = None
         elif error_line:
             last_error = error_line
         else:
-            last_error = f"skipped: {skip_reason}" if skip_reason else None
-        return {
-            "tenant_id": run["tenant_id"],
-            "schedule_id": run["schedule_id"],
-            "run_id": run["id"],
-            "owner": owner,
-            "status": status.value,
-            "skip_reason": skip_reason,
-            "finished_at": now,
-            "duration_ms": max(0, int((now - started_at).total_seconds() * 1000)),
-            "http_status": http_status,
-            "error": error_line,
-            "response_preview": response_preview,
-            "last_error": last_error,
-        }
+            last_error = f"skipped: {skip}" if skip else None
+        return Completion(
+            tenant_id=run.tenant_id,
+            schedule_id=run.schedule_id,
+            run_id=run.id,
+            owner=owner,
+            status=status,
+            skip_reason=skip,
+            finished_at=now,
+            duration_ms=max(0, int((now - started_at).total_seconds() * 1000)),
+            http_status=http_status,
+            error=error_line,
+            response_preview=response_preview,
+            last_error=last_error,
+        )
 
     def _finished(
-        self, run: dict[str, Any], completion: dict[str, Any], schedule: dict[str, Any] | None
+        self, run: ClaimedRun, completion: Completion, schedule: ScheduleAfterRun | None
     ) -> AttemptResult:
-        status = RunStatus(completion["status"])
+        status = completion.status
         if schedule is None:
             # Our lease lapsed and the run was handed on (or deleted): nothing is changed.
-            log.warning("lost the lease before finishing", extra={"run_id": run["id"]})
+            log.warning("lost the lease before finishing", extra={"run_id": run.id})
             return AttemptResult(final=True)
-        skip_reason = completion["skip_reason"]
-        metrics.RUNS_TOTAL.labels(status=status.value, trigger=run["trigger"]).inc()
+        skip = completion.skip_reason
+        metrics.RUNS_TOTAL.labels(status=status.value, trigger=run.trigger.value).inc()
         if status is RunStatus.SKIPPED:
-            metrics.RUNS_SKIPPED.labels(reason=skip_reason or "unknown").inc()
+            metrics.RUNS_SKIPPED.labels(reason=skip or "unknown").inc()
         else:
-            metrics.RUN_DURATION.observe(completion["duration_ms"] / 1000)
+            metrics.RUN_DURATION.observe(completion.duration_ms / 1000)
         log.info(
             "run finished",
             extra={
-                "tenant_id": run["tenant_id"],
-                "schedule_id": run["schedule_id"],
-                "run_id": run["id"],
+                "tenant_id": run.tenant_id,
+                "schedule_id": run.schedule_id,
+                "run_id": run.id,
                 "status": status.value,
-                "skip_reason": skip_reason,
-                "attempts": run["attempts"],
+                "skip_reason": skip,
+                "attempts": run.attempts,
             },
         )
         return AttemptResult(final=True, status=status)
 
     # ------------------------------------------------------------ batched statements
-    async def _prepare_many(self, runs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    async def _prepare_many(self, runs: list[ClaimedRun]) -> list[PreparedRun | None]:
         now = self.ctx.clock()
         async with self.ctx.db.connection() as conn:
             rows = await self.ctx.db.fetch_all(
                 conn,
                 "runs_prepare",
                 {
-                    "tenant_ids": [r["tenant_id"] for r in runs],
-                    "schedule_ids": [r["schedule_id"] for r in runs],
-                    "run_ids": [r["id"] for r in runs],
-                    "triggers": [r["trigger"] for r in runs],
-                    "tenants": sorted({r["tenant_id"] for r in runs}),
+                    "tenant_ids": [r.tenant_id for r in runs],
+                    "schedule_ids": [r.schedule_id for r in runs],
+                    "run_ids": [r.id for r in runs],
+                    "triggers": [r.trigger.value for r in runs],
+                    "tenants": sorted({r.tenant_id for r in runs}),
                     "now": now,
                     "until": now + self.timeout + self.grace,
                 },
             )
         by_run = {row["p_run_id"]: row for row in rows}
-        return [by_run.get(r["id"]) for r in runs]
+        return [
+            PreparedRun.from_row(row) if (row := by_run.get(r.id)) is not None else None
+            for r in runs
+        ]
 
-    async def _complete_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    async def _complete_many(self, items: list[Completion]) -> list[ScheduleAfterRun | None]:
         async with self.ctx.db.connection() as conn:
             return await self._complete_on(conn, items)
 
     async def _complete_on(
-        self, conn: Conn, items: list[dict[str, Any]]
-    ) -> list[dict[str, Any] | None]:
-        """Run ``runs_complete`` for ``items`` on ``conn``; the schedule row per item, or None
+        self, conn: Conn, items: list[Completion]
+    ) -> list[ScheduleAfterRun | None]:
+        """Run ``runs_complete`` for ``items`` on ``conn``; the schedule per item, or None
         where the lease was lost."""
         rows = await self.ctx.db.fetch_all(
             conn,
             "runs_complete",
             {
-                "tenant_ids": [c["tenant_id"] for c in items],
-                "run_ids": [c["run_id"] for c in items],
-                "owners": [c["owner"] for c in items],
-                "statuses": [c["status"] for c in items],
-                "skip_reasons": [c["skip_reason"] for c in items],
-                "finished_ats": [c["finished_at"] for c in items],
-                "duration_ms": [c["duration_ms"] for c in items],
-                "http_statuses": [c["http_status"] for c in items],
-                "errors": [c["error"] for c in items],
-                "response_previews": [c["response_preview"] for c in items],
-                "last_errors": [c["last_error"] for c in items],
-                "tenants": sorted({c["tenant_id"] for c in items}),
+                "tenant_ids": [c.tenant_id for c in items],
+                "run_ids": [c.run_id for c in items],
+                "owners": [c.owner for c in items],
+                "statuses": [c.status.value for c in items],
+                "skip_reasons": [c.skip_reason for c in items],
+                "finished_ats": [c.finished_at for c in items],
+                "duration_ms": [c.duration_ms for c in items],
+                "http_statuses": [c.http_status for c in items],
+                "errors": [c.error for c in items],
+                "response_previews": [c.response_preview for c in items],
+                "last_errors": [c.last_error for c in items],
+                "tenants": sorted({c.tenant_id for c in items}),
             },
         )
         by_run = {row["run_id"]: row for row in rows}
-        return [by_run.get(c["run_id"]) for c in items]
+        return [
+            ScheduleAfterRun.from_row(row) if (row := by_run.get(c.run_id)) is not None else None
+            for c in items
+        ]
 
-    async def _disable(self, conn: Conn, schedule: dict[str, Any], reason: str) -> None:
+    async def disable(
+        self, conn: Conn, tenant_id: str, schedule_id: uuid.UUID, reason: DisabledReason
+    ) -> None:
         """Disable a schedule on the system's behalf (audited, handle paused)."""
         db = self.ctx.db
         row = await db.fetch_one(
             conn,
             "schedule_auto_disable",
-            {"tenant_id": schedule["tenant_id"], "schedule_id": schedule["id"], "reason": reason},
+            {"tenant_id": tenant_id, "schedule_id": schedule_id, "reason": reason.value},
         )
         if row is None:
             return
@@ -423,19 +512,18 @@ class InvocationHandler:
             target_id=row["id"],
             changes={
                 "enabled": {"from": True, "to": False},
-                "disabled_reason": reason,
+                "disabled_reason": reason.value,
                 "consecutive_failures": row["consecutive_failures"],
             },
         )
 
 
-def _schedule_key(item: dict[str, Any]) -> tuple[str, Any]:
-    return (item["tenant_id"], item["schedule_id"])
+def _schedule_key(item: ClaimedRun | Completion) -> tuple[str, uuid.UUID]:
+    return (item.tenant_id, item.schedule_id)
 
 
-def _tenant_key(item: dict[str, Any]) -> str:
-    tenant_id: str = item["tenant_id"]
-    return tenant_id
+def _tenant_key(item: ClaimedRun | Completion) -> str:
+    return item.tenant_id
 
 
 def new_owner(kind: str) -> str:

@@ -8,11 +8,11 @@ from typing import Any
 
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
+from extsched.domain.runs import DisabledReason
 from extsched.errors import NotFound, ScheduleRemapFailed, ValidationFailed
 from extsched.services import audit, handles, installs, registry
 from extsched.services.context import AppContext
 from extsched.services.installs import Install
-from extsched.services.schedules import DisabledReason
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from typing import Any
 
 from extsched import metrics
 from extsched.domain.auth import Actor
+from extsched.domain.runs import DisabledReason
 from extsched.jobs.backend import HandleSpec
 from extsched.services import audit, handles
 from extsched.services.context import AppContext
-from extsched.services.schedules import DisabledReason
 
 log = logging.getLogger(__name__)
 

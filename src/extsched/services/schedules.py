@@ -31,11 +31,6 @@ UNSET: Any = object()
 """Marks a field a PATCH did not mention (``None`` means "set to null")."""
 
 
-class DisabledReason:
-    ENDPOINT_MISSING = "endpoint_missing"
-    CONSECUTIVE_FAILURES = "consecutive_failures"
-
-
 @dataclass(frozen=True)
 class Schedule:
     tenant_id: str

@@ -20,11 +20,11 @@ import psycopg
 
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
-from extsched.domain.runs import RunStatus
+from extsched.domain.runs import RunStatus, SkipReason
 from extsched.domain.timing import plan_due_fires
 from extsched.errors import BackendUnavailable
 from extsched.services.context import AppContext
-from extsched.services.execution import InvocationHandler, SkipReason, new_owner
+from extsched.services.execution import ClaimedRun, InvocationHandler, new_owner
 
 log = logging.getLogger("extsched.jobs")
 
@@ -201,7 +201,7 @@ class Executor:
 
     async def _run(self, run: dict[str, Any]) -> None:
         try:
-            await self.handler.attempt(run, self.owner)
+            await self.handler.attempt(ClaimedRun.from_row(run), self.owner)
         except BackendUnavailable:
             log.warning(
                 "database lost during a run; its lease will lapse and it will be retried",

@@ -22,11 +22,11 @@ from extsched import metrics
 from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
-from extsched.domain.runs import RunStatus
+from extsched.domain.runs import RunStatus, SkipReason
 from extsched.jobs.temporal import dst
 from extsched.jobs.temporal.types import ACTIVITY, AttemptInput, AttemptOutcome
 from extsched.services.context import AppContext
-from extsched.services.execution import InvocationHandler, SkipReason
+from extsched.services.execution import ClaimedRun, InvocationHandler
 
 log = logging.getLogger("extsched.jobs")
 
@@ -65,7 +65,7 @@ class Activities:
             if task.run_id is not None and await self._may_appear(tenant_id, schedule_id, run_id):
                 raise RunNotVisibleYet(f"run {run_id} is not visible yet")
             return DONE
-        result = await self.handler.attempt(run, self.owner)
+        result = await self.handler.attempt(ClaimedRun.from_row(run), self.owner)
         if result.final:
             return DONE
         return AttemptOutcome(run_id=str(run_id), retry_at=result.retry_at)
