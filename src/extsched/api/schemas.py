@@ -321,6 +321,7 @@ class ActorOut(BaseModel):
 class TargetOut(BaseModel):
     type: str
     id: str | None
+    name: str | None = None
 
 
 class AuditEntryOut(BaseModel):
@@ -338,7 +339,7 @@ class AuditEntryOut(BaseModel):
             at=e.at,
             actor=ActorOut(type=e.actor_type, id=e.actor_id),
             action=e.action,
-            target=TargetOut(type=e.target_type, id=e.target_id),
+            target=TargetOut(type=e.target_type, id=e.target_id, name=e.target_name),
             changes=e.changes,
         )
 

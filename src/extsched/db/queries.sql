@@ -225,13 +225,16 @@ DELETE FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND instal
 
 -- ================================================================ audit
 -- name: audit_insert
+-- One audit entry, in the transaction of the change it records.
 INSERT INTO extension_audit_log
-    (tenant_id, id, extension_id, actor_type, actor_id, action, target_type, target_id, changes)
+    (tenant_id, id, extension_id, actor_type, actor_id, action, target_type, target_id,
+     target_name, changes)
 VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(actor_type)s, %(actor_id)s, %(action)s,
-        %(target_type)s, %(target_id)s, %(changes)s);
+        %(target_type)s, %(target_id)s, %(target_name)s, %(changes)s);
 
 -- name: audit_page
-SELECT id, at, actor_type, actor_id, action, target_type, target_id, changes
+-- An install's audit entries, newest first, one keyset page.
+SELECT id, at, actor_type, actor_id, action, target_type, target_id, target_name, changes
 FROM extension_audit_log
 WHERE tenant_id = %(tenant_id)s AND extension_id = %(extension_id)s
   AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +13,65 @@ from typing import Any
 from extsched.db.pool import Conn, Database
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
+
+
+class AuditAction(enum.StrEnum):
+    """Every action the audit log records (SPEC §9)."""
+
+    INSTALL_CREATE = "install.create"
+    INSTALL_UPDATE = "install.update"
+    INSTALL_UPDATE_SETTINGS = "install.update_settings"
+    INSTALL_ENABLE = "install.enable"
+    INSTALL_DISABLE = "install.disable"
+    INSTALL_DELETE = "install.delete"
+    SCHEDULE_CREATE = "schedule.create"
+    SCHEDULE_UPDATE = "schedule.update"
+    SCHEDULE_ENABLE = "schedule.enable"
+    SCHEDULE_DISABLE = "schedule.disable"
+    SCHEDULE_DELETE = "schedule.delete"
+    SCHEDULE_DISABLE_ALL = "schedule.disable_all"
+    SCHEDULE_RUN_NOW = "schedule.run_now"
+    SCHEDULE_REMAP = "schedule.remap"
+    SCHEDULE_DISABLE_OVERRIDE = "schedule.disable_override"
+    SCHEDULE_AUTO_DISABLE = "schedule.auto_disable"
+    SCHEDULE_OVERDUE = "schedule.overdue"
+    RECONCILE_DELETE_ORPHAN_SCHEDULE = "reconcile.delete_orphan_schedule"
+    RECONCILE_DISABLE_SCHEDULE = "reconcile.disable_schedule"
+    TENANT_KILL_SWITCH = "tenant.kill_switch"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+
+
+class TargetType(enum.StrEnum):
+    SCHEDULE = "schedule"
+    INSTALL = "install"
+    TENANT = "tenant"
+    TOKEN = "token"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What an entry is about: the object with its name, in its tenant (and extension)."""
+
+    type: TargetType
+    id: object
+    name: str | None
+    tenant_id: str
+    extension_id: uuid.UUID | None = None
+
+    @classmethod
+    def schedule(cls, row: Mapping[str, Any]) -> Target:
+        """A schedule from any row with ``tenant_id``, ``extension_id``, ``id``, ``name``."""
+        return cls(
+            TargetType.SCHEDULE, row["id"], row.get("name"), row["tenant_id"], row["extension_id"]
+        )
+
+    @classmethod
+    def install(
+        cls, tenant_id: str, extension_id: uuid.UUID, install_id: object, name: str | None
+    ) -> Target:
+        """An install, named by its extension's name."""
+        return cls(TargetType.INSTALL, install_id, name, tenant_id, extension_id)
 
 
 @dataclass(frozen=True)
@@ -22,19 +83,16 @@ class AuditEntry:
     action: str
     target_type: str
     target_id: str | None
+    target_name: str | None
     changes: dict[str, Any]
 
 
 async def record(
     db: Database,
     conn: Conn,
-    *,
-    tenant_id: str,
-    extension_id: uuid.UUID | None,
     actor: Actor,
-    action: str,
-    target_type: str,
-    target_id: object,
+    action: AuditAction,
+    target: Target,
     changes: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row on ``conn`` (the caller's transaction)."""
@@ -42,14 +100,15 @@ async def record(
         conn,
         "audit_insert",
         {
-            "tenant_id": tenant_id,
+            "tenant_id": target.tenant_id,
             "id": uuid7(),
-            "extension_id": extension_id,
+            "extension_id": target.extension_id,
             "actor_type": actor.type.value,
             "actor_id": actor.id,
-            "action": action,
-            "target_type": target_type,
-            "target_id": None if target_id is None else str(target_id),
+            "action": action.value,
+            "target_type": target.type.value,
+            "target_id": None if target.id is None else str(target.id),
+            "target_name": target.name,
             "changes": json.dumps(changes or {}, default=str),
         },
     )

@@ -504,13 +504,10 @@ class InvocationHandler:
         await audit.record(
             db,
             conn,
-            tenant_id=row["tenant_id"],
-            extension_id=row["extension_id"],
-            actor=Actor.system(),
-            action="schedule.auto_disable",
-            target_type="schedule",
-            target_id=row["id"],
-            changes={
+            Actor.system(),
+            audit.AuditAction.SCHEDULE_AUTO_DISABLE,
+            audit.Target.schedule(row),
+            {
                 "enabled": {"from": True, "to": False},
                 "disabled_reason": reason.value,
                 "consecutive_failures": row["consecutive_failures"],

@@ -177,13 +177,10 @@ async def install(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=extension_id,
-            actor=actor,
-            action="install.create",
-            target_type="install",
-            target_id=install_id,
-            changes={
+            actor,
+            audit.AuditAction.INSTALL_CREATE,
+            audit.Target.install(tenant_id, extension_id, install_id, version["name"]),
+            {
                 "version": version["version"],
                 "version_id": str(version_id),
                 "config_keys": sorted(settings.config or {}),
@@ -245,13 +242,10 @@ async def update_settings(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=extension_id,
-            actor=actor,
-            action="install.update_settings",
-            target_type="install",
-            target_id=current.id,
-            changes=changes,
+            actor,
+            audit.AuditAction.INSTALL_UPDATE_SETTINGS,
+            audit.Target.install(tenant_id, extension_id, current.id, current.name),
+            changes,
         )
         return await get(ctx, conn, tenant_id, extension_id)
 
@@ -274,13 +268,10 @@ async def set_enabled(
             await audit.record(
                 db,
                 conn,
-                tenant_id=tenant_id,
-                extension_id=extension_id,
-                actor=actor,
-                action="install.enable" if enabled else "install.disable",
-                target_type="install",
-                target_id=current.id,
-                changes={"enabled": {"from": not enabled, "to": enabled}},
+                actor,
+                audit.AuditAction.INSTALL_ENABLE if enabled else audit.AuditAction.INSTALL_DISABLE,
+                audit.Target.install(tenant_id, extension_id, current.id, current.name),
+                {"enabled": {"from": not enabled, "to": enabled}},
             )
         return await get(ctx, conn, tenant_id, extension_id)
 
@@ -305,13 +296,10 @@ async def uninstall(ctx: AppContext, actor: Actor, tenant_id: str, extension_id:
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=extension_id,
-            actor=actor,
-            action="install.delete",
-            target_type="install",
-            target_id=current.id,
-            changes={
+            actor,
+            audit.AuditAction.INSTALL_DELETE,
+            audit.Target.install(tenant_id, extension_id, current.id, current.name),
+            {
                 "version": current.version,
                 "schedules": [
                     {

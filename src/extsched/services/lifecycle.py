@@ -20,6 +20,7 @@ class Remapped:
     schedule_id: uuid.UUID
     from_endpoint_id: uuid.UUID
     to_endpoint_id: uuid.UUID
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ async def update_version(
         unm = [_unmatched(s) for s in unmatched]
         return UpdateReport(
             install=install,
-            remapped=[Remapped(s["id"], s["endpoint_id"], e["id"]) for s, e in matched],
+            remapped=[Remapped(s["id"], s["endpoint_id"], e["id"], s["name"]) for s, e in matched],
             disabled=[u.schedule_id for u in unm] if disable_missing else [],
             unmatched=unm,
         )
@@ -146,7 +147,7 @@ async def update_version(
                         "disabled_reason": s["disabled_reason"],
                     },
                 )
-            remapped.append(Remapped(s["id"], s["endpoint_id"], e["id"]))
+            remapped.append(Remapped(s["id"], s["endpoint_id"], e["id"], s["name"]))
         for s in unmatched:
             # Keep the old endpoint reference for display; the schedule waits for a new one.
             await db.fetch_one(
@@ -166,13 +167,10 @@ async def update_version(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=extension_id,
-            actor=actor,
-            action="install.update",
-            target_type="install",
-            target_id=install.id,
-            changes={
+            actor,
+            audit.AuditAction.INSTALL_UPDATE,
+            audit.Target.install(tenant_id, extension_id, install.id, install.name),
+            {
                 "version": {"from": install.version, "to": version["version"]},
                 "version_id": {"from": str(install.version_id), "to": str(version_id)},
                 "remapped": len(remapped),
@@ -184,13 +182,12 @@ async def update_version(
                 await audit.record(
                     db,
                     conn,
-                    tenant_id=tenant_id,
-                    extension_id=extension_id,
-                    actor=actor,
-                    action="schedule.remap",
-                    target_type="schedule",
-                    target_id=r.schedule_id,
-                    changes={
+                    actor,
+                    audit.AuditAction.SCHEDULE_REMAP,
+                    audit.Target(
+                        audit.TargetType.SCHEDULE, r.schedule_id, r.name, tenant_id, extension_id
+                    ),
+                    {
                         "endpoint_id": {
                             "from": str(r.from_endpoint_id),
                             "to": str(r.to_endpoint_id),
@@ -201,13 +198,12 @@ async def update_version(
             await audit.record(
                 db,
                 conn,
-                tenant_id=tenant_id,
-                extension_id=extension_id,
-                actor=actor,
-                action="schedule.disable_override",
-                target_type="schedule",
-                target_id=u.schedule_id,
-                changes={
+                actor,
+                audit.AuditAction.SCHEDULE_DISABLE_OVERRIDE,
+                audit.Target(
+                    audit.TargetType.SCHEDULE, u.schedule_id, u.name, tenant_id, extension_id
+                ),
+                {
                     "enabled": {"from": True, "to": False},
                     "disabled_reason": DisabledReason.ENDPOINT_MISSING,
                     "missing_endpoint": f"{u.method} {u.path}",
@@ -238,12 +234,11 @@ async def set_kill_switch(ctx: AppContext, actor: Actor, tenant_id: str, enabled
             await audit.record(
                 db,
                 conn,
-                tenant_id=tenant_id,
-                extension_id=inst["extension_id"],
-                actor=actor,
-                action="tenant.kill_switch",
-                target_type="tenant",
-                target_id=tenant_id,
-                changes={"kill_switch": {"from": not enabled, "to": enabled}},
+                actor,
+                audit.AuditAction.TENANT_KILL_SWITCH,
+                audit.Target(
+                    audit.TargetType.TENANT, tenant_id, tenant_id, tenant_id, inst["extension_id"]
+                ),
+                {"kill_switch": {"from": not enabled, "to": enabled}},
             )
         return True

@@ -109,13 +109,10 @@ async def reconcile(
             await audit.record(
                 db,
                 conn,
-                tenant_id=r["tenant_id"],
-                extension_id=r["extension_id"],
-                actor=actor,
-                action="reconcile.delete_orphan_schedule",
-                target_type="schedule",
-                target_id=r["id"],
-                changes={"reason": "install_missing"},
+                actor,
+                audit.AuditAction.RECONCILE_DELETE_ORPHAN_SCHEDULE,
+                audit.Target.schedule(r),
+                {"reason": "install_missing"},
             )
             report.repaired += 1
         for r in to_disable:
@@ -138,13 +135,10 @@ async def reconcile(
                 await audit.record(
                     db,
                     conn,
-                    tenant_id=r["tenant_id"],
-                    extension_id=r["extension_id"],
-                    actor=actor,
-                    action="reconcile.disable_schedule",
-                    target_type="schedule",
-                    target_id=r["id"],
-                    changes={
+                    actor,
+                    audit.AuditAction.RECONCILE_DISABLE_SCHEDULE,
+                    audit.Target.schedule(r),
+                    {
                         "enabled": {"from": True, "to": False},
                         "disabled_reason": DisabledReason.ENDPOINT_MISSING,
                     },
@@ -207,13 +201,10 @@ async def _flag_overdue(
             await audit.record(
                 db,
                 conn,
-                tenant_id=r["tenant_id"],
-                extension_id=r["extension_id"],
-                actor=actor,
-                action="schedule.overdue",
-                target_type="schedule",
-                target_id=r["id"],
-                changes={"grace_seconds": ctx.settings.overdue_grace_seconds},
+                actor,
+                audit.AuditAction.SCHEDULE_OVERDUE,
+                audit.Target.schedule(r),
+                {"grace_seconds": ctx.settings.overdue_grace_seconds},
             )
     if overdue:
         log.warning("overdue schedules", extra={"count": len(overdue)})

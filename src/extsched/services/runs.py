@@ -147,13 +147,10 @@ async def run_now(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=schedule["extension_id"],
-            actor=principal.actor,
-            action="schedule.run_now",
-            target_type="schedule",
-            target_id=schedule_id,
-            changes={"run_id": str(run_id)},
+            principal.actor,
+            audit.AuditAction.SCHEDULE_RUN_NOW,
+            audit.Target.schedule(schedule),
+            {"run_id": str(run_id)},
         )
         return RunNowResult(Run.from_row(row), created=True)
 

@@ -266,13 +266,10 @@ async def create(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=install.extension_id,
-            actor=principal.actor,
-            action="schedule.create",
-            target_type="schedule",
-            target_id=schedule_id,
-            changes=_audit_view(row),
+            principal.actor,
+            audit.AuditAction.SCHEDULE_CREATE,
+            audit.Target.schedule(row),
+            _audit_view(row),
         )
         return Schedule.from_row(
             row, active=_active(row, install.enabled, tenant_row["kill_switch"]), now=ctx.clock()
@@ -464,19 +461,20 @@ async def update(
         assert row is not None  # the row is locked FOR UPDATE, so the revision still matches
         if {"cron", "timezone", "enabled"} & changes.keys():
             await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
-        action = "schedule.update"
+        action = audit.AuditAction.SCHEDULE_UPDATE
         if set(changes) == {"enabled"}:
-            action = "schedule.enable" if row["enabled"] else "schedule.disable"
+            action = (
+                audit.AuditAction.SCHEDULE_ENABLE
+                if row["enabled"]
+                else audit.AuditAction.SCHEDULE_DISABLE
+            )
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=install.extension_id,
-            actor=principal.actor,
-            action=action,
-            target_type="schedule",
-            target_id=schedule_id,
-            changes=changes,
+            principal.actor,
+            action,
+            audit.Target.schedule(row),
+            changes,
         )
         return Schedule.from_row(
             row,
@@ -509,13 +507,10 @@ async def delete(
         await audit.record(
             db,
             conn,
-            tenant_id=tenant_id,
-            extension_id=row["extension_id"],
-            actor=actor,
-            action="schedule.delete",
-            target_type="schedule",
-            target_id=schedule_id,
-            changes=_audit_view(row),
+            actor,
+            audit.AuditAction.SCHEDULE_DELETE,
+            audit.Target.schedule(row),
+            _audit_view(row),
         )
 
 
@@ -534,12 +529,9 @@ async def disable_all(ctx: AppContext, principal: Principal, extension_id: uuid.
             await audit.record(
                 db,
                 conn,
-                tenant_id=tenant_id,
-                extension_id=extension_id,
-                actor=principal.actor,
-                action="schedule.disable_all",
-                target_type="install",
-                target_id=install.id,
-                changes={"disabled": [str(r["id"]) for r in rows]},
+                principal.actor,
+                audit.AuditAction.SCHEDULE_DISABLE_ALL,
+                audit.Target.install(tenant_id, extension_id, install.id, install.name),
+                {"disabled": [str(r["id"]) for r in rows]},
             )
         return len(rows)

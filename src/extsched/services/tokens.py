@@ -178,13 +178,10 @@ async def create_token(
             await audit.record(
                 db,
                 conn,
-                tenant_id=tenant_id,
-                extension_id=None,
-                actor=actor or Actor.system("cli"),
-                action="token.create",
-                target_type="token",
-                target_id=token_id,
-                changes={"user": user_id, "perms": perms, "expires_at": expires_at},
+                actor or Actor.system("cli"),
+                audit.AuditAction.TOKEN_CREATE,
+                audit.Target(audit.TargetType.TOKEN, token_id, user_id, tenant_id),
+                {"user": user_id, "perms": perms, "expires_at": expires_at},
             )
     if admin:
         log.info(
@@ -263,13 +260,10 @@ async def revoke(db: Database, token_id: uuid.UUID, actor: Actor | None = None) 
             await audit.record(
                 db,
                 conn,
-                tenant_id=row["tenant_id"],
-                extension_id=None,
-                actor=actor or Actor.system("cli"),
-                action="token.revoke",
-                target_type="token",
-                target_id=token_id,
-                changes={"user": row["user_id"]},
+                actor or Actor.system("cli"),
+                audit.AuditAction.TOKEN_REVOKE,
+                audit.Target(audit.TargetType.TOKEN, token_id, row["user_id"], row["tenant_id"]),
+                {"user": row["user_id"]},
             )
     if row["is_admin"]:
         log.info(
