@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import psycopg
@@ -19,7 +19,13 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from extsched.db.queries import QUERIES
-from extsched.errors import BackendUnavailable, ValidationFailed
+from extsched.errors import (
+    AlreadyInstalled,
+    BackendUnavailable,
+    ExtschedError,
+    ValidationFailed,
+    field_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +128,31 @@ async def _check_if_idle(conn: Conn) -> None:
     await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
+# Unique constraints whose violation is a business outcome, by constraint name: the error the
+# caller gets instead of the driver's (SPEC §5). Any other violation is a bug and passes on.
+UNIQUE_VIOLATIONS: dict[str, Callable[[], ExtschedError]] = {
+    "tenant_extension_install_extension_key": AlreadyInstalled,
+    "tenant_extension_schedule_name_key": lambda: ValidationFailed(
+        "the schedule is invalid",
+        field_errors={"name": "another schedule of this extension already has this name"},
+    ),
+    "extension_schedule_run_idempotency_key": lambda: field_error(
+        "Idempotency-Key", "is being used concurrently"
+    ),
+}
+
+
 @contextlib.contextmanager
 def translate_errors() -> Any:
-    """Turn a lost database into BACKEND_UNAVAILABLE; integrity errors pass through for mapping."""
+    """Turn driver errors into the service's: a lost database into BACKEND_UNAVAILABLE, a
+    known unique violation into its business error, unstorable input into a 422."""
     try:
         yield
+    except psycopg.errors.UniqueViolation as exc:
+        business = UNIQUE_VIOLATIONS.get(constraint_name(exc) or "")
+        if business is None:
+            raise
+        raise business() from None
     except psycopg.DataError as exc:
         # Input the database cannot store (a NUL character, an out-of-range number): the
         # caller's data is at fault, and nothing was written.

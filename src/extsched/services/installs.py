@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
 from extsched.crypto import SecretsUnreadable, install_aad
-from extsched.db.pool import Conn, constraint_name
+from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
-from extsched.errors import AlreadyInstalled, NotFound, NotInstalled, ValidationFailed
+from extsched.errors import NotFound, NotInstalled, ValidationFailed
 from extsched.services import audit, handles
 from extsched.services.context import AppContext
 
@@ -154,26 +152,21 @@ async def install(
         _check_providers(providers, capabilities)
         install_id = uuid7()
         secrets = {k: v for k, v in (settings.secrets or {}).items() if v is not None}
-        try:
-            async with conn.transaction():
-                await db.execute(
-                    conn,
-                    "install_insert",
-                    {
-                        "tenant_id": tenant_id,
-                        "id": install_id,
-                        "extension_id": extension_id,
-                        "version_id": version_id,
-                        "config": json.dumps(settings.config or {}),
-                        "secret_names": sorted(secrets),
-                        "secrets_encrypted": _encrypt_secrets(ctx, tenant_id, install_id, secrets),
-                        "providers": list(dict.fromkeys(providers)),
-                    },
-                )
-        except psycopg.errors.UniqueViolation as exc:
-            if constraint_name(exc) == "tenant_extension_install_extension_key":
-                raise AlreadyInstalled() from None
-            raise
+        # ALREADY_INSTALLED comes from the unique constraint (db.pool.UNIQUE_VIOLATIONS).
+        await db.execute(
+            conn,
+            "install_insert",
+            {
+                "tenant_id": tenant_id,
+                "id": install_id,
+                "extension_id": extension_id,
+                "version_id": version_id,
+                "config": json.dumps(settings.config or {}),
+                "secret_names": sorted(secrets),
+                "secrets_encrypted": _encrypt_secrets(ctx, tenant_id, install_id, secrets),
+                "providers": list(dict.fromkeys(providers)),
+            },
+        )
         await audit.record(
             db,
             conn,

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
-from extsched.db.pool import Conn, constraint_name
+from extsched.db.pool import Conn
 from extsched.domain.auth import Principal
 from extsched.domain.ids import uuid7
 from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
@@ -120,23 +118,20 @@ async def run_now(
             ctx, conn, tenant_id, f"schedule:{schedule_id}", ctx.settings.run_now_per_schedule
         )
         run_id = uuid7()
-        try:  # no savepoint: a conflict ends the whole transaction anyway
-            row = await db.fetch_one(
-                conn,
-                "run_insert_now",
-                {
-                    "tenant_id": tenant_id,
-                    "id": run_id,
-                    "schedule_id": schedule_id,
-                    "install_id": schedule["install_id"],
-                    "scheduled_for": now,
-                    "idempotency_key": idempotency_key,
-                },
-            )
-        except psycopg.errors.UniqueViolation as exc:  # pragma: no cover - guarded by row lock
-            if constraint_name(exc) == "extension_schedule_run_idempotency_key":
-                raise field_error("Idempotency-Key", "is being used concurrently") from None
-            raise
+        # A concurrent use of the same Idempotency-Key is a field error, by the unique
+        # constraint (db.pool.UNIQUE_VIOLATIONS); no savepoint: a conflict ends it all anyway.
+        row = await db.fetch_one(
+            conn,
+            "run_insert_now",
+            {
+                "tenant_id": tenant_id,
+                "id": run_id,
+                "schedule_id": schedule_id,
+                "install_id": schedule["install_id"],
+                "scheduled_for": now,
+                "idempotency_key": idempotency_key,
+            },
+        )
         assert row is not None
         # The tenant's counter row is shared by all its run-nows: taken last before the
         # backend call and the audit, so it is held as briefly as possible.

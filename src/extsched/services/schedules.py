@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
-from extsched.db.pool import Conn, constraint_name
+from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
@@ -243,9 +241,10 @@ async def create(
                 details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
             )
         schedule_id = uuid7()
-        row = await _insert_or_name_error(
-            ctx,
+        # A taken name is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
+        row = await ctx.db.fetch_one(
             conn,
+            "schedule_insert",
             {
                 "tenant_id": tenant_id,
                 "id": schedule_id,
@@ -262,6 +261,7 @@ async def create(
                 "payload": None if payload is None else json.dumps(payload),
             },
         )
+        assert row is not None
         await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
         await audit.record(
             db,
@@ -274,23 +274,6 @@ async def create(
         return Schedule.from_row(
             row, active=_active(row, install.enabled, tenant_row["kill_switch"]), now=ctx.clock()
         )
-
-
-async def _insert_or_name_error(ctx: AppContext, conn: Conn, params: dict[str, Any]) -> Any:
-    # No savepoint: a conflict ends the whole transaction anyway (the error is raised).
-    try:
-        return await ctx.db.fetch_one(conn, "schedule_insert", params)
-    except psycopg.errors.UniqueViolation as exc:
-        if constraint_name(exc) == "tenant_extension_schedule_name_key":
-            raise _name_taken() from None
-        raise
-
-
-def _name_taken() -> ValidationFailed:
-    return ValidationFailed(
-        "the schedule is invalid",
-        field_errors={"name": "another schedule of this extension already has this name"},
-    )
 
 
 def _tenant(principal: Principal) -> str:
@@ -452,12 +435,8 @@ async def update(
             )
         }
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
-        try:  # no savepoint: a conflict ends the whole transaction anyway
-            row = await db.fetch_one(conn, "schedule_update", params)
-        except psycopg.errors.UniqueViolation as exc:
-            if constraint_name(exc) == "tenant_extension_schedule_name_key":
-                raise _name_taken() from None
-            raise
+        # A taken name is a field error, by the unique constraint (no savepoint needed).
+        row = await db.fetch_one(conn, "schedule_update", params)
         assert row is not None  # the row is locked FOR UPDATE, so the revision still matches
         if {"cron", "timezone", "enabled"} & changes.keys():
             await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
