@@ -33,6 +33,8 @@ from extsched.services import tokens
 from extsched.services.context import AppContext
 
 TEST_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
+# What the service sends to the Runner and what the fake and reference Runners require.
+TEST_RUNNER_TOKEN = "test-runner-token-0123456789"
 
 
 def _server_url() -> str:
@@ -124,6 +126,7 @@ def settings(tmp_path: Path, db_url: str, settings_overrides: dict[str, Any]) ->
         database_url=db_url,
         home=tmp_path / "home",
         secret_key=TEST_KEY,
+        runner_token=TEST_RUNNER_TOKEN,
         db_pool_min=1,
         db_pool_max=25,
         **settings_overrides,

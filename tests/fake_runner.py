@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from tests.conftest import TEST_RUNNER_TOKEN
 from tests.helpers.http_server import run_asgi_server
 
 
@@ -45,13 +46,18 @@ class Call:
 class FakeRunner:
     """Behaviours by endpoint path: ``ok``, ``ext_404``, ``ext_500``, ``runner_500``,
     ``runner_429``, ``runner_400``, ``non_json``, ``empty``, ``huge``, ``hang``,
-    ``slow`` (300 ms), ``flaky:N`` (Runner 503 N times, then ok)."""
+    ``slow`` (300 ms), ``flaky:N`` (Runner 503 N times, then ok).
+
+    Like the reference Runner it answers 401 (and records nothing but the count in
+    ``refused``) to a call without ``authorization: Bearer <token>``."""
 
     behaviour: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    token: str = TEST_RUNNER_TOKEN
+    refused: int = 0
 
     def calls_to(self, path: str) -> list[Call]:
         with self.lock:
@@ -62,6 +68,10 @@ class FakeRunner:
 
         @app.post("/v1/execute")
         async def execute(request: Request) -> Response:
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                with self.lock:
+                    self.refused += 1
+                return Response(b"unauthenticated", status_code=401)
             envelope = await request.json()
             call = Call(dict(request.headers), envelope, time.monotonic())
             with self.lock:

@@ -66,6 +66,14 @@ def settings() -> Settings:
         fail(str(exc), 2)
 
 
+def _require_runner_token(s: Settings) -> None:
+    """Read (or generate) the Runner token now, so a bad one stops the process in one line."""
+    try:
+        s.runner_token_value  # noqa: B018 - resolved for its side effect and check
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
 def _prepare(s: Settings) -> str:
     """Resolve and migrate the database, or stop with one line saying why it is unreachable."""
     import psycopg
@@ -138,6 +146,8 @@ def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: i
         s = s.model_copy(update={"runner_url": f"{base}/runner"})
     if roles.worker and s.runner_url is None:
         fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
+    if roles.runner or roles.worker:
+        _require_runner_token(s)
     url = _prepare(s)
     admin_token = run(lambda: _bootstrap_admin(s, url))
     out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
@@ -266,6 +276,7 @@ def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
     s = settings()
     logs.setup(s.log_level)
+    _require_runner_token(s)
     url = _prepare(s)
     out.print(f"reference Runner listening on http://{host}:{port}/v1/execute")
     uvicorn.run(
@@ -288,6 +299,7 @@ def worker() -> None:
     logs.setup(s.log_level)
     if s.runner_url is None and s.job_backend.value == "postgres":
         fail("EXTSCHED_RUNNER_URL: required for `extsched worker` (no Runner runs in it)")
+    _require_runner_token(s)
     url = _prepare(s)
 
     async def go() -> None:

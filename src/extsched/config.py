@@ -7,6 +7,7 @@ with the value (for container secrets).
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import os
 import secrets
@@ -14,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +25,9 @@ class JobBackendKind(enum.StrEnum):
 
 
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "xxx", "changethis"}
+# Never echoed in a configuration error: the rejected value may be the real secret.
+_SECRET_FIELDS = {"secret_key", "session_secret", "runner_token", "jwt_secret"}
+MIN_RUNNER_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -50,6 +54,7 @@ class Settings(BaseSettings):
     pause_after_failures: int = Field(default=10, ge=0)
     catchup_window_seconds: int = Field(default=600, ge=0)
     secret_key: str | None = None
+    runner_token: SecretStr | None = None
     # Operational knobs beyond the SPEC's list (documented in docs/operations.md).
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
@@ -75,11 +80,18 @@ class Settings(BaseSettings):
     jwt_jwks_min_refetch_seconds: float = Field(default=5.0, ge=0, le=3600)
     jwt_jwks_max_age_seconds: float = Field(default=600.0, ge=1, le=86400)
 
-    @field_validator("secret_key", "session_secret", "jwt_secret", mode="before")
+    @field_validator("secret_key", "session_secret", "runner_token", "jwt_secret", mode="before")
     @classmethod
     def _refuse_placeholders(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _PLACEHOLDER_SECRETS:
             raise ValueError("is a placeholder; set a real random value")
+        return value
+
+    @field_validator("runner_token")
+    @classmethod
+    def _check_runner_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_token_text(value.get_secret_value())
         return value
 
     @field_validator("database_url")
@@ -128,6 +140,53 @@ class Settings(BaseSettings):
                 f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         return _decode_key(path.read_text().strip(), str(path))
 
+    @cached_property
+    def runner_token_value(self) -> str:
+        """The bearer token for Runner calls; generated into ``home`` on first use.
+
+        Every process sharing ``home`` (``serve``, or ``worker`` + ``runner`` on one host) reads
+        the same file; processes on other hosts need the variable (or ``_FILE``) set.
+        """
+        if self.runner_token is not None:
+            return self.runner_token.get_secret_value()
+        path = self.home / "runner.token"
+        if not path.exists():
+            _create_private(path, secrets.token_urlsafe(32))
+        try:
+            text = path.read_text().strip()
+            _check_token_text(text)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise ConfigError(f"{path}: {reason} (delete it to generate a new token)") from exc
+        return text
+
+
+def _create_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file readable by the owner only, unless ``path`` exists.
+
+    Written to a temporary file first and linked into place, so a process starting at the
+    same moment either finds no file or a complete one, never a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        # If another process won the race, its value is the one everybody uses.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink()
+
+
+def _check_token_text(text: str) -> None:
+    """Refuse a Runner token that is too short or cannot travel in an HTTP header."""
+    if len(text) < MIN_RUNNER_TOKEN_CHARS:
+        raise ValueError(f"must be at least {MIN_RUNNER_TOKEN_CHARS} characters")
+    if not all("!" <= ch <= "~" for ch in text):
+        raise ValueError("must be printable ASCII without spaces")
+
 
 def _decode_key(text: str, source: str) -> bytes:
     try:
@@ -148,6 +207,7 @@ def _apply_file_variants() -> None:
         "EXTSCHED_SECRET_KEY",
         "EXTSCHED_DATABASE_URL",
         "EXTSCHED_SESSION_SECRET",
+        "EXTSCHED_RUNNER_TOKEN",
         "EXTSCHED_JWT_SECRET",
     ):
         file_var = f"{name}_FILE"
@@ -170,4 +230,6 @@ def load_settings(**overrides: Any) -> Settings:
         loc = str(err["loc"][0]) if err["loc"] else ""
         name = f"EXTSCHED_{loc.upper()}" if loc else "configuration"
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if loc in _SECRET_FIELDS:
+            raise ConfigError(f"{name}: {msg}") from None
         raise ConfigError(f"{name}: {msg} (got {err.get('input')!r})") from None

@@ -53,7 +53,7 @@ async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None
         return
     s = ctx.settings
     assert s.runner_url is not None, "the runner URL is resolved before the worker starts"
-    client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient.for_settings(s)
     worker = PostgresWorker(
         ctx, InvocationHandler(ctx, client), stop_grace_seconds=s.worker_stop_grace_seconds
     )
@@ -102,6 +102,7 @@ def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
             create_runner_app(
                 resolve,
                 signing_secret_for,
+                token=settings.runner_token_value,
                 # The Runner base64-encodes the upstream body (about 4/3 larger), so its cap
                 # leaves room for the client's cap on the whole response.
                 max_response_bytes=runner_body_cap(settings.runner_max_response_bytes),
@@ -132,6 +133,7 @@ def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
     app = create_runner_app(
         resolve,
         signing_secret_for,
+        token=settings.runner_token_value,
         max_response_bytes=runner_body_cap(settings.runner_max_response_bytes),
         upstream_client=upstream,
     )

@@ -28,7 +28,10 @@ class Harness:
     def __init__(self, ctx: AppContext, clock: Clock, runner: FakeRunner) -> None:
         self.ctx, self.clock, self.runner = ctx, clock, runner
         self.client = RunnerClient(
-            runner.url, ctx.settings.runner_timeout_ms, ctx.settings.runner_max_response_bytes
+            runner.url,
+            ctx.settings.runner_timeout_ms,
+            ctx.settings.runner_max_response_bytes,
+            token=ctx.settings.runner_token_value,
         )
         self.handler = InvocationHandler(ctx, self.client)
         self.scheduler = Scheduler(ctx)

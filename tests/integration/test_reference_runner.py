@@ -24,6 +24,8 @@ from tests.helpers.http_server import free_port, run_asgi_server
 
 INSTALL = "install-alice"
 SECRET = b"alice-signing-secret"
+TOKEN = "reference-runner-test-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 RUNNER_CAP = 64 * 1024
 
 
@@ -104,7 +106,7 @@ def world() -> Iterator[World]:
     def secret_for(install_id: str) -> bytes:
         return {INSTALL: SECRET}.get(install_id, b"someone-else")
 
-    runner = create_runner_app(resolve, secret_for, max_response_bytes=RUNNER_CAP)
+    runner = create_runner_app(resolve, secret_for, token=TOKEN, max_response_bytes=RUNNER_CAP)
     with (
         run_asgi_server(host) as demo_url,
         run_asgi_server(capture) as capture_url,
@@ -169,7 +171,7 @@ def envelope(
 
 
 async def execute(http: httpx.AsyncClient, world: World, env: dict[str, Any]) -> dict[str, Any]:
-    response = await http.post(f"{world.runner_url}/v1/execute", json=env)
+    response = await http.post(f"{world.runner_url}/v1/execute", json=env, headers=AUTH)
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -210,7 +212,7 @@ class TestForwarding:
         assert summary["headers"]["x-extsched-trigger"] == "schedule"
         assert summary["headers"]["x-extsched-scheduled-for"] == "2026-11-27T09:00:00Z"
 
-    async def test_it_forwards_method_path_query_body_and_only_extsched_headers(
+    async def test_it_forwards_method_path_query_body_and_content_type(
         self, http: httpx.AsyncClient, world: World
     ) -> None:
         result = await execute(
@@ -223,10 +225,8 @@ class TestForwarding:
                 query={"page": "2", "tag": ["x", "y"]},
                 headers={
                     "Content-Type": "application/json",
-                    "X-Extsched-Run-Id": "run-1",
                     "authorization": "Bearer must-not-leak",
                     "x-other": "dropped",
-                    "x-extsched-signature": "t=1,v1=forged",
                 },
             ),
         )
@@ -236,10 +236,57 @@ class TestForwarding:
         assert seen["query"] == "page=2&tag=x&tag=y"
         assert seen["body"] == b'{"a":1}'
         assert seen["headers"]["content-type"] == "application/json"
-        assert seen["headers"]["x-extsched-run-id"] == "run-1"
         assert "authorization" not in seen["headers"]
         assert "x-other" not in seen["headers"]
-        assert seen["headers"]["x-extsched-signature"] != "t=1,v1=forged"
+
+    async def test_it_computes_extsched_headers_from_the_context_and_ignores_the_callers(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        await execute(
+            http,
+            world,
+            envelope(
+                world.hash_of("capture"),
+                path="/echo",
+                body=b"{}",
+                headers={
+                    "X-Extsched-Run-Id": "forged-run",
+                    "x-extsched-trigger": "run_now",
+                    "x-extsched-schedule-id": "forged-schedule",
+                    "x-extsched-scheduled-for": "1999-01-01T00:00:00Z",
+                    "x-extsched-signature": "t=1,v1=forged",
+                    "x-extsched-tenant-id": "globex",
+                    "x-extsched-secrets": "eyJ9",
+                },
+            ),
+        )
+        extsched = {
+            name: value
+            for name, value in world.capture.state.requests[-1]["headers"].items()
+            if name.startswith("x-extsched-")
+        }
+        signature = extsched.pop("x-extsched-signature")
+        assert verify_signature(SECRET, b"{}", signature)
+        assert extsched == {
+            "x-extsched-trigger": "schedule",
+            "x-extsched-schedule-id": "sch-1",
+            "x-extsched-run-id": "run-1",
+            "x-extsched-scheduled-for": "2026-11-27T09:00:00Z",
+        }
+
+    async def test_it_sends_no_extsched_header_the_context_does_not_carry(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        env = envelope(
+            world.hash_of("capture"), path="/echo", headers={"x-extsched-trigger": "schedule"}
+        )
+        for key in ("trigger", "schedule_id", "run_id", "scheduled_for"):
+            del env["context"][key]
+        await execute(http, world, env)
+        headers = world.capture.state.requests[-1]["headers"]
+        assert [name for name in headers if name.startswith("x-extsched-")] == [
+            "x-extsched-signature"
+        ]
 
     async def test_it_signs_the_exact_body_with_the_installs_secret(
         self, http: httpx.AsyncClient, world: World
@@ -372,16 +419,133 @@ class TestRefusals:
     ) -> None:
         env = envelope(world.hash_of("demo"), body=b"{}")
         mutate(env)
-        response = await http.post(f"{world.runner_url}/v1/execute", json=env)
+        response = await http.post(f"{world.runner_url}/v1/execute", json=env, headers=AUTH)
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "BAD_REQUEST"
 
     async def test_it_answers_400_to_a_body_that_is_not_json(
         self, http: httpx.AsyncClient, world: World
     ) -> None:
-        response = await http.post(f"{world.runner_url}/v1/execute", content=b"{oops")
+        response = await http.post(f"{world.runner_url}/v1/execute", content=b"{oops", headers=AUTH)
         assert response.status_code == 400
         assert response.json()["error"]["message"].startswith("invalid envelope")
+
+
+@dataclass
+class Guarded:
+    """A reference Runner in front of its own upstream, recording every lookup it makes."""
+
+    runner_url: str
+    upstream: FastAPI
+    lookups: list[str]
+    content_hash: str
+
+
+@pytest.fixture
+def guarded() -> Iterator[Guarded]:
+    upstream = make_capture_app()
+    lookups: list[str] = []
+    by_hash: dict[str, dict[str, Any]] = {}
+
+    async def resolve(content_hash: str) -> dict[str, Any] | None:
+        lookups.append(f"manifest {content_hash}")
+        return by_hash.get(content_hash)
+
+    def secret_for(install_id: str) -> bytes:
+        lookups.append(f"secret {install_id}")
+        return SECRET
+
+    runner = create_runner_app(resolve, secret_for, token=TOKEN)
+    with run_asgi_server(upstream) as upstream_url, run_asgi_server(runner) as runner_url:
+        raw = capture_manifest(f"{upstream_url}/base/")
+        content_hash = parse_manifest(raw).content_hash
+        by_hash[content_hash] = raw
+        yield Guarded(runner_url, upstream, lookups, content_hash)
+
+
+class TestAuthentication:
+    @pytest.mark.parametrize(
+        "authorization",
+        [
+            None,
+            "",
+            "Bearer",
+            "Bearer wrong",
+            f"Bearer {TOKEN}x",
+            f"Bearer {TOKEN} {TOKEN}",
+            f"Bearer {TOKEN[:-1]}",
+            f"Basic {TOKEN}",
+            TOKEN,
+            f"Bearer {TOKEN.upper()}",
+        ],
+        ids=[
+            "absent",
+            "empty",
+            "scheme-only",
+            "wrong",
+            "longer",
+            "twice",
+            "prefix",
+            "basic",
+            "no-scheme",
+            "other-case",
+        ],
+    )
+    async def test_it_refuses_a_call_without_the_token_and_reaches_no_upstream(
+        self, http: httpx.AsyncClient, guarded: Guarded, authorization: str | None
+    ) -> None:
+        headers = {} if authorization is None else {"authorization": authorization}
+        env = envelope(guarded.content_hash, path="/echo", body=b'{"drop":"all"}')
+        response = await http.post(f"{guarded.runner_url}/v1/execute", json=env, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+        assert guarded.upstream.state.requests == []
+        assert guarded.lookups == []
+
+    async def test_it_refuses_before_reading_the_body(
+        self, http: httpx.AsyncClient, guarded: Guarded
+    ) -> None:
+        bad_json = await http.post(f"{guarded.runner_url}/v1/execute", content=b"{oops")
+        assert bad_json.status_code == 401
+        assert guarded.upstream.state.requests == []
+
+    async def test_it_executes_a_call_with_the_token(
+        self, http: httpx.AsyncClient, guarded: Guarded
+    ) -> None:
+        response = await http.post(
+            f"{guarded.runner_url}/v1/execute",
+            json=envelope(guarded.content_hash, path="/echo", body=b"{}"),
+            headers={"authorization": f"bearer {TOKEN}"},  # the scheme is case-insensitive
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == 201
+        [seen] = guarded.upstream.state.requests
+        assert verify_signature(SECRET, b"{}", seen["headers"]["x-extsched-signature"])
+        assert "authorization" not in seen["headers"]  # the Runner token stays here
+
+    async def test_it_keeps_healthz_open(self, http: httpx.AsyncClient, guarded: Guarded) -> None:
+        response = await http.get(f"{guarded.runner_url}/healthz")
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+    async def test_a_client_with_another_token_records_a_failed_run(self, guarded: Guarded) -> None:
+        async with RunnerClient(guarded.runner_url, 10_000, 262_144, token="not-the-one") as c:
+            outcome = await c.execute(envelope(guarded.content_hash, path="/echo"), {})
+        assert (outcome.status, outcome.retryable, outcome.http_status) == (
+            RunStatus.FAILED,
+            False,
+            None,
+        )
+        assert outcome.error is not None
+        assert outcome.error.startswith("runner answered HTTP 401")
+        assert guarded.upstream.state.requests == []
+
+    def test_it_refuses_to_start_without_a_token(self) -> None:
+        async def resolve(_: str) -> None:
+            return None
+
+        with pytest.raises(ValueError, match="token"):
+            create_runner_app(resolve, lambda _: SECRET, token="")
 
 
 class TestUpstreamLimits:
@@ -411,7 +575,7 @@ class TestUpstreamLimits:
 
 class TestWithRunnerClient:
     async def test_it_turns_demo_answers_into_run_outcomes(self, world: World) -> None:
-        async with RunnerClient(world.runner_url, 10_000, 262_144) as client:
+        async with RunnerClient(world.runner_url, 10_000, 262_144, token=TOKEN) as client:
             ok = await client.execute(
                 envelope(world.hash_of("demo"), body=b"[1,2]"), {"x-request-id": "req-1"}
             )

@@ -30,6 +30,7 @@ ENVELOPE: dict[str, Any] = {
     "providers": [],
 }
 HEADERS = {"x-request-id": "r-1", "x-idempotency-key": "run-1:1", "x-tenant-id": "acme"}
+TOKEN = "runner-client-test-token"
 
 
 def b64(data: bytes) -> str:
@@ -82,6 +83,7 @@ def make_runner_app() -> FastAPI:
             {
                 "envelope": await request.json(),
                 "headers": dict(request.headers),
+                "authorization": request.headers.getlist("authorization"),
                 "peer": request.client.port if request.client else None,
             }
         )
@@ -114,6 +116,7 @@ async def call(runner_url: str) -> AsyncIterator[Any]:
             f"{runner_url}/{scenario}",
             timeout_ms=kwargs.pop("timeout_ms", 5000),
             max_response_bytes=kwargs.pop("max_response_bytes", CAP),
+            token=kwargs.pop("token", TOKEN),
             **kwargs,
         )
         clients.append(client)
@@ -142,6 +145,16 @@ class TestOutcomes:
         assert received["headers"]["x-idempotency-key"] == "run-1:1"
         assert received["headers"]["x-request-id"] == "r-1"
         assert received["headers"]["x-tenant-id"] == "acme"
+        assert received["authorization"] == [f"Bearer {TOKEN}"]
+
+    async def test_it_sends_its_own_token_whatever_the_caller_headers_say(
+        self, runner_url: str, runner_app: FastAPI
+    ) -> None:
+        forged = {**HEADERS, "Authorization": "Bearer forged", "authorization": "Bearer x"}
+        async with RunnerClient(f"{runner_url}/ok", 5000, CAP, token=TOKEN) as client:
+            outcome = await client.execute(ENVELOPE, forged)
+        assert outcome.status is RunStatus.SUCCEEDED
+        assert runner_app.state.received[-1]["authorization"] == [f"Bearer {TOKEN}"]
 
     async def test_it_succeeds_without_a_body_and_on_3xx(self, call: Any) -> None:
         no_body = await call("ok-no-body")
@@ -234,7 +247,7 @@ class TestLimits:
 
         async with (
             serve_tcp(declared) as port,
-            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP) as client,
+            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
         ):
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.FAILED and outcome.retryable is False
@@ -252,7 +265,7 @@ class TestLimits:
 
         async with (
             serve_tcp(endless) as port,
-            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP) as client,
+            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
         ):
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.FAILED
@@ -267,7 +280,7 @@ class TestLimits:
 
         async with (
             serve_tcp(hang) as port,
-            RunnerClient(f"http://127.0.0.1:{port}", 300, CAP) as client,
+            RunnerClient(f"http://127.0.0.1:{port}", 300, CAP, token=TOKEN) as client,
         ):
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.TIMED_OUT
@@ -287,7 +300,7 @@ class TestLimits:
 
         async with (
             serve_tcp(trickle) as port,
-            RunnerClient(f"http://127.0.0.1:{port}", 300, CAP) as client,
+            RunnerClient(f"http://127.0.0.1:{port}", 300, CAP, token=TOKEN) as client,
         ):
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.TIMED_OUT
@@ -296,7 +309,9 @@ class TestLimits:
 
 class TestNetworkFaults:
     async def test_it_retries_a_refused_connection(self) -> None:
-        async with RunnerClient(f"http://127.0.0.1:{free_port()}", 5000, CAP) as client:
+        async with RunnerClient(
+            f"http://127.0.0.1:{free_port()}", 5000, CAP, token=TOKEN
+        ) as client:
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.FAILED
         assert outcome.retryable is True
@@ -325,7 +340,9 @@ class TestNetworkFaults:
             serve_tcp(reset) as port,
             aiohttp.ClientSession(trace_configs=[trace]) as shared,
         ):
-            client = RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, session=shared)
+            client = RunnerClient(
+                f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN, session=shared
+            )
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.FAILED
         assert outcome.retryable is True
@@ -340,7 +357,7 @@ class TestNetworkFaults:
 
         async with (
             serve_tcp(truncate) as port,
-            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP) as client,
+            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
         ):
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert (outcome.status, outcome.retryable) == (RunStatus.FAILED, True)
@@ -352,7 +369,7 @@ class TestClientLifecycle:
     async def test_it_reuses_connections_between_calls(
         self, runner_url: str, runner_app: FastAPI
     ) -> None:
-        async with RunnerClient(f"{runner_url}/ok", 5000, CAP) as client:
+        async with RunnerClient(f"{runner_url}/ok", 5000, CAP, token=TOKEN) as client:
             await client.execute(ENVELOPE, HEADERS)
             await client.execute(ENVELOPE, HEADERS)
         first, second = runner_app.state.received[-2:]
@@ -360,16 +377,18 @@ class TestClientLifecycle:
 
     async def test_it_leaves_a_shared_client_open(self, runner_url: str) -> None:
         async with aiohttp.ClientSession() as shared:
-            client = RunnerClient(f"{runner_url}/ok/", 5000, CAP, session=shared)
+            client = RunnerClient(f"{runner_url}/ok/", 5000, CAP, token=TOKEN, session=shared)
             await client.aclose()
             assert not shared.closed
             assert (await client.execute(ENVELOPE, HEADERS)).status is RunStatus.SUCCEEDED
 
     def test_it_refuses_nonsensical_limits(self) -> None:
         with pytest.raises(ValueError, match="timeout_ms"):
-            RunnerClient("http://x", 0, CAP)
+            RunnerClient("http://x", 0, CAP, token=TOKEN)
         with pytest.raises(ValueError, match="max_response_bytes"):
-            RunnerClient("http://x", 1000, 0)
+            RunnerClient("http://x", 1000, 0, token=TOKEN)
+        with pytest.raises(ValueError, match="token"):
+            RunnerClient("http://x", 1000, CAP, token="")
 
 
 def test_it_flattens_and_truncates_error_text() -> None:

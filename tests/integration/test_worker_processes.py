@@ -25,7 +25,7 @@ from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
 from extsched.workers.postgres import PostgresWorker
-from tests.conftest import TEST_KEY, Actor, Clock, endpoint_id
+from tests.conftest import TEST_KEY, TEST_RUNNER_TOKEN, Actor, Clock, endpoint_id
 from tests.fake_runner import fake_runner
 from tests.helpers.http_server import free_port
 from tests.integration.test_execution import Harness
@@ -38,6 +38,7 @@ def _env(db_url: str, home: Path, runner_url: str, **extra: str) -> dict[str, st
             "EXTSCHED_DATABASE_URL": db_url,
             "EXTSCHED_HOME": str(home),
             "EXTSCHED_SECRET_KEY": TEST_KEY,
+            "EXTSCHED_RUNNER_TOKEN": TEST_RUNNER_TOKEN,
             "EXTSCHED_RUNNER_URL": runner_url,
             "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0",
             "EXTSCHED_LOG_LEVEL": "WARNING",
@@ -219,7 +220,7 @@ async def test_it_fires_through_the_live_loop_promptly(
 ) -> None:
     [sid] = await _create(client, alice, published, 1)
     with fake_runner() as runner:
-        rc = RunnerClient(runner.url, 5000, 262144)
+        rc = RunnerClient(runner.url, 5000, 262144, token=TEST_RUNNER_TOKEN)
         worker = PostgresWorker(ctx, InvocationHandler(ctx, rc))
         task = asyncio.create_task(worker.run())
         try:

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from extsched.config import ConfigError, Settings
 from extsched.domain.runs import RunStatus
 
 MAX_ERROR_CHARS = 1000
@@ -63,6 +64,7 @@ class _RunnerReply:
 class RunnerClient:
     """Calls one Runner; reuses connections (keep-alive) across calls.
 
+    Every call carries ``authorization: Bearer <token>`` (SPEC §4 "Runner authentication").
     ``timeout_ms`` bounds the whole exchange (connect, send, read of the full body);
     responses larger than ``max_response_bytes`` are abandoned while streaming, so they never
     sit in memory. A ``session`` passed in is shared and left open by ``aclose``.
@@ -74,13 +76,17 @@ class RunnerClient:
         timeout_ms: int,
         max_response_bytes: int,
         *,
+        token: str,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if timeout_ms <= 0:
             raise ValueError("timeout_ms must be positive")
         if max_response_bytes <= 0:
             raise ValueError("max_response_bytes must be positive")
+        if not token:
+            raise ValueError("token must not be empty")
         self.base_url = base_url.rstrip("/")
+        self._authorization = f"Bearer {token}"
         self.timeout_ms = timeout_ms
         self.max_response_bytes = max_response_bytes
         self._owns_session = session is None
@@ -106,6 +112,18 @@ class RunnerClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RunnerClient:
+        """The client for ``EXTSCHED_RUNNER_URL`` with the configured token and limits."""
+        if settings.runner_url is None:
+            raise ConfigError("EXTSCHED_RUNNER_URL: required to call the Runner")
+        return cls(
+            settings.runner_url,
+            settings.runner_timeout_ms,
+            settings.runner_max_response_bytes,
+            token=settings.runner_token_value,
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -140,7 +158,13 @@ class RunnerClient:
             )
 
         body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        request_headers = {**headers, "content-type": "application/json"}
+        request_headers = {
+            name: value
+            for name, value in headers.items()
+            if name.lower() not in ("authorization", "content-type")
+        }
+        request_headers["content-type"] = "application/json"
+        request_headers["authorization"] = self._authorization
         try:
             async with asyncio.timeout(self.timeout_ms / 1000):
                 reply = await self._post(body, request_headers)

@@ -10,7 +10,12 @@ in the JSON body's ``status`` (the extension's status, or the Runner's own verdi
 - 502 the upstream is unreachable, broke the connection, or sent more than
   ``max_response_bytes``.
 
-A malformed envelope is transport 400 with ``{"error": {"code": "BAD_REQUEST", ...}}``.
+A malformed envelope is transport 400 with ``{"error": {"code": "BAD_REQUEST", ...}}``. A call
+without ``authorization: Bearer <runner token>`` is transport 401 (``UNAUTHENTICATED``), answered
+before the body is read: only the service can make this Runner sign a call. ``/healthz`` is open.
+
+The ``x-extsched-*`` headers the upstream receives are computed here from ``context``; any the
+caller put in ``http.headers`` are dropped, so they cannot be forged through the Runner.
 
 The upstream client is created on first use. Sub-app lifespans do not run when this app is
 mounted inside another one, so a host that mounts it should pass ``upstream_client`` and close
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,7 +49,6 @@ from extsched.runner.signing import SIGNATURE_HEADER, sign
 DEFAULT_MAX_RESPONSE_BYTES = 262_144
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 MAX_TIMEOUT_MS = 3_600_000
-FORWARDED_PREFIX = "x-extsched-"
 # Upstream response headers worth handing back; everything else (cookies, hop-by-hop,
 # server details) stays behind the Runner.
 RETURNED_HEADERS = frozenset(
@@ -72,6 +77,27 @@ class EnvelopeContext(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
     content_hash: str = Field(min_length=1)
     install_id: str = Field(min_length=1)
+    trigger: str | None = Field(default=None, max_length=64)
+    schedule_id: str | None = Field(default=None, max_length=256)
+    run_id: str | None = Field(default=None, max_length=256)
+    scheduled_for: str | None = Field(default=None, max_length=64)
+
+    @field_validator("trigger", "schedule_id", "run_id", "scheduled_for")
+    @classmethod
+    def _header_value_safe(cls, value: str | None) -> str | None:
+        if value is not None and not _no_line_breaks(value):
+            raise ValueError("must not contain line breaks")
+        return value
+
+    def extsched_headers(self) -> dict[str, str]:
+        """The ``x-extsched-*`` headers for the upstream (SPEC §6), from this context only."""
+        values = {
+            "x-extsched-trigger": self.trigger,
+            "x-extsched-schedule-id": self.schedule_id,
+            "x-extsched-run-id": self.run_id,
+            "x-extsched-scheduled-for": self.scheduled_for,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
 
 class EnvelopeHttp(BaseModel):
@@ -137,6 +163,23 @@ def _result(
     return JSONResponse(content)
 
 
+def _unauthenticated() -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "UNAUTHENTICATED", "message": "a valid Runner token is required"}},
+        status_code=401,
+        headers={"www-authenticate": "Bearer"},
+    )
+
+
+def _bearer_matches(authorization: str, expected: bytes) -> bool:
+    """Whether ``authorization`` is ``Bearer <expected>``; compared in constant time."""
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # Header values arrive decoded as latin-1; any bytes compare, a wrong one never matches.
+    return hmac.compare_digest(presented.strip().encode("latin-1", "replace"), expected)
+
+
 def _bad_request(message: str, status_code: int = 400) -> JSONResponse:
     code = "BAD_REQUEST" if status_code == 400 else "REQUEST_TOO_LARGE"
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
@@ -165,14 +208,19 @@ def create_runner_app(
     resolve_manifest: ManifestResolver,
     signing_secret_for: SecretLookup,
     *,
+    token: str,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     upstream_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
     """Build the reference Runner.
 
     ``resolve_manifest(content_hash)`` returns the raw manifest of that version (None if
-    unknown); ``signing_secret_for(install_id)`` returns the key for ``x-extsched-signature``.
+    unknown); ``signing_secret_for(install_id)`` returns the key for ``x-extsched-signature``;
+    ``token`` is the bearer token every ``/v1/execute`` call must carry.
     """
+    if not token:
+        raise ValueError("the Runner token must not be empty")
+    expected = token.encode()
     state: dict[str, httpx.AsyncClient] = {}
     if upstream_client is not None:
         state["client"] = upstream_client
@@ -199,6 +247,9 @@ def create_runner_app(
 
     @app.post("/v1/execute")
     async def execute(request: Request) -> JSONResponse:
+        # First, before the body is read or anything is looked up.
+        if not _bearer_matches(request.headers.get("authorization", ""), expected):
+            return _unauthenticated()
         raw = await _read_capped(request, MAX_ENVELOPE_BYTES)
         if raw is None:
             return _bad_request(f"envelope exceeds {MAX_ENVELOPE_BYTES} bytes", 413)
@@ -231,11 +282,14 @@ def create_runner_app(
         if manifest.upstream_url is None:
             return _result(501, error="extension declares no runtime.upstream_url")
 
+        # Only content-type is taken from the caller; every x-extsched-* header comes from
+        # the context, so a caller cannot hand the upstream a forged one.
         headers = {
             name.lower(): value
             for name, value in envelope.http.headers.items()
-            if name.lower().startswith(FORWARDED_PREFIX) or name.lower() == "content-type"
+            if name.lower() == "content-type"
         }
+        headers.update(envelope.context.extsched_headers())
         secret = signing_secret_for(envelope.context.install_id)
         headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
         url = manifest.upstream_url.rstrip("/") + path

@@ -29,7 +29,9 @@ SECOND_0230 = datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
 @pytest.fixture
 async def activities(ctx: AppContext, runner: FakeRunner) -> AsyncIterator[Activities]:
     s = ctx.settings
-    client = RunnerClient(runner.url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient(
+        runner.url, s.runner_timeout_ms, s.runner_max_response_bytes, token=s.runner_token_value
+    )
     yield Activities(ctx, InvocationHandler(ctx, client), "temporal:test")
     await client.aclose()
 

@@ -135,7 +135,7 @@ async def run_temporal_worker(ctx: AppContext) -> AsyncIterator[TemporalWorker]:
     backend = ctx.backend
     if not isinstance(backend, TemporalBackend):
         backend = TemporalBackend(s, ctx.db, ctx.clock)
-    client = RunnerClient(s.runner_url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient.for_settings(s)
     worker = TemporalWorker(ctx, backend, InvocationHandler(ctx, client))
     task = asyncio.create_task(worker.run(), name="extsched temporal worker")
     try:
