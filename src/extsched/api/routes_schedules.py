@@ -26,8 +26,7 @@ from extsched.domain import cron
 from extsched.domain.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    BadCursor,
-    decode_cursor,
+    before_id,
     encode_cursor,
 )
 from extsched.errors import ValidationFailed, field_error
@@ -199,12 +198,7 @@ async def audit_log(
     cursor: str | None = Query(default=None, max_length=200),
 ) -> AuditPageOut:
     assert p.tenant_id is not None
-    before = None
-    if cursor:
-        try:
-            before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
-        except (BadCursor, ValueError):
-            raise field_error("cursor", "invalid cursor") from None
+    before = before_id(cursor)
     async with ctx.db.connection() as conn:
         # The audit log outlives an uninstall, so only the extension id is checked, not the install.
         entries = await audit.page(

@@ -1,18 +1,24 @@
-"""Opaque cursors: base64url JSON of the last item's sort key."""
+"""Opaque keyset cursors: base64url JSON of the last item's sort key."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import uuid
 from typing import Any
+
+from extsched.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class BadCursor(ValueError):
-    pass
+class BadCursor(ValidationFailed):
+    """A cursor this service did not hand out: a 422 on the ``cursor`` field."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid cursor", field_errors={"cursor": "invalid cursor"})
 
 
 def encode_cursor(key: list[Any]) -> str:
@@ -24,7 +30,20 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise BadCursor("invalid cursor") from exc
+        raise BadCursor() from exc
     if not isinstance(data, list) or len(data) != arity:
-        raise BadCursor("invalid cursor")
+        raise BadCursor()
     return data
+
+
+def before_id(cursor: str | None) -> uuid.UUID | None:
+    """The id an id-keyed page (newest first) continues before; None for the first page.
+
+    Raises BadCursor for a cursor that is not one of ours.
+    """
+    if not cursor:
+        return None
+    try:
+        return uuid.UUID(str(decode_cursor(cursor, 1)[0]))
+    except ValueError:
+        raise BadCursor() from None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
-from extsched.errors import field_error
+from extsched.domain.pagination import decode_cursor, encode_cursor
 from extsched.services import installs
 from extsched.services.context import AppContext
 from extsched.services.registry import Endpoint
@@ -37,10 +36,7 @@ async def list_page(
 ) -> EndpointPage:
     after_path = after_method = None
     if cursor:
-        try:
-            after_path, after_method = decode_cursor(cursor, 2)
-        except BadCursor:
-            raise field_error("cursor", "invalid cursor") from None
+        after_path, after_method = decode_cursor(cursor, 2)
     async with ctx.db.connection() as conn:
         install = await installs.get(ctx, conn, tenant_id, extension_id)
         rows = await ctx.db.fetch_all(

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from extsched.domain.auth import Principal
-from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
-from extsched.errors import field_error
+from extsched.domain.pagination import before_id, encode_cursor
 from extsched.services import audit, installs, tenants
 from extsched.services.audit import AuditEntry
 from extsched.services.context import AppContext
@@ -89,12 +88,7 @@ async def audit_page(
     ctx: AppContext, tenant_id: str, extension_id: uuid.UUID, *, limit: int, cursor: str | None
 ) -> tuple[list[AuditEntry], str | None]:
     """One page of an extension's audit log, newest first, with the cursor of the next page."""
-    before = None
-    if cursor:
-        try:
-            before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
-        except (BadCursor, ValueError):
-            raise field_error("cursor", "invalid cursor") from None
+    before = before_id(cursor)
     async with ctx.db.connection() as conn:
         entries = await audit.page(
             ctx.db,

@@ -11,7 +11,7 @@ from typing import Any
 from extsched.db.pool import Conn
 from extsched.domain.auth import Principal
 from extsched.domain.ids import uuid7
-from extsched.domain.pagination import BadCursor, decode_cursor, encode_cursor
+from extsched.domain.pagination import before_id, encode_cursor
 from extsched.errors import InstallDisabled, NotFound, RateLimited, SchedulesPaused, field_error
 from extsched.jobs.backend import RunRequest
 from extsched.services import audit, installs, tenants
@@ -162,12 +162,7 @@ async def history(
     """Runs of a schedule, newest first, with an opaque cursor."""
     assert principal.tenant_id is not None
     tenant_id = principal.tenant_id
-    before = None
-    if cursor:
-        try:
-            before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
-        except (BadCursor, ValueError):
-            raise field_error("cursor", "invalid cursor") from None
+    before = before_id(cursor)
     db = ctx.db
     async with db.connection() as conn:
         await tenants.require_feature(db, conn, tenant_id)

@@ -182,6 +182,57 @@ def _check_timing(ctx: AppContext, cron_text: Any, tz: Any, errors: dict[str, st
     )
 
 
+async def _validated(
+    ctx: AppContext,
+    conn: Conn,
+    install: installs.Install,
+    base: dict[str, Any],
+    data: ScheduleInput,
+    *,
+    creating: bool,
+) -> dict[str, Any]:
+    """``base`` with ``data`` applied, for create (every field checked; a missing time zone or
+    ``enabled`` takes its default) and PATCH (the given fields checked, ``null`` refused where
+    a value is required). Raises ValidationFailed with one field error per bad field."""
+    errors: dict[str, str] = {}
+    new = dict(base)
+    if data.name is not UNSET:
+        new["name"] = _check_name(data.name, errors)
+    enabling = data.enabled is not UNSET and bool(data.enabled) and not base["enabled"]
+    if creating or data.endpoint_id is not UNSET or enabling:
+        wanted = base["endpoint_id"] if data.endpoint_id is UNSET else data.endpoint_id
+        if wanted is None:
+            errors["endpoint_id"] = "is required"
+        else:
+            endpoint = await _check_endpoint(ctx, conn, install, wanted, errors)
+            if endpoint is not None:
+                new["endpoint_id"] = endpoint["id"]
+                new["endpoint_method"] = endpoint["method"]
+                new["endpoint_path"] = endpoint["path"]
+    if data.cron is not UNSET:
+        new["cron"] = data.cron
+    if data.timezone is not UNSET and not (creating and data.timezone is None):
+        new["timezone"] = data.timezone
+    if creating or data.cron is not UNSET or data.timezone is not UNSET:
+        if new["cron"] is None:
+            errors["cron"] = "is required"
+        elif new["timezone"] is None:
+            errors["timezone"] = "must be an IANA time zone name"
+        else:
+            _check_timing(ctx, new["cron"], new["timezone"], errors)
+    if data.payload is not UNSET:
+        _check_payload(ctx, data.payload, errors)
+        new["payload"] = data.payload
+    if data.enabled is not UNSET and not (creating and data.enabled is None):
+        if data.enabled is None:
+            errors["enabled"] = "must be true or false"
+        else:
+            new["enabled"] = bool(data.enabled)
+    if errors:
+        raise ValidationFailed("the schedule is invalid", field_errors=errors)
+    return new
+
+
 def _active(row: dict[str, Any], install_enabled: bool, kill_switch: bool) -> bool:
     return bool(row["enabled"]) and install_enabled and not kill_switch
 
@@ -199,26 +250,22 @@ async def create(
         install = await installs.get(ctx, conn, tenant_id, extension_id)
         if not install.enabled:
             raise InstallDisabled()
-        errors: dict[str, str] = {}
-        name = _check_name(None if data.name is UNSET else data.name, errors)
-        if data.endpoint_id is UNSET or data.endpoint_id is None:
-            errors["endpoint_id"] = "is required"
-            endpoint = None
-        else:
-            endpoint = await _check_endpoint(ctx, conn, install, data.endpoint_id, errors)
-        tz = data.timezone
-        if tz is UNSET or tz is None:
-            tz = principal.user_timezone or tenant.timezone or "UTC"
-        if data.cron is UNSET or data.cron is None:
-            errors["cron"] = "is required"
-        else:
-            _check_timing(ctx, data.cron, tz, errors)
-        payload = None if data.payload is UNSET else data.payload
-        _check_payload(ctx, payload, errors)
-        enabled = True if data.enabled is UNSET or data.enabled is None else bool(data.enabled)
-        if errors:
-            raise ValidationFailed("the schedule is invalid", field_errors=errors)
-        assert endpoint is not None
+        default_tz = principal.user_timezone or tenant.timezone or "UTC"
+        new = await _validated(
+            ctx,
+            conn,
+            install,
+            {
+                "name": None,
+                "endpoint_id": None,
+                "cron": None,
+                "timezone": default_tz,
+                "enabled": True,
+                "payload": None,
+            },
+            data,
+            creating=True,
+        )
         tenant_row = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
         if tenant_row is None or not tenant_row["scheduled_tasks_enabled"]:
             await tenants.require_feature(db, conn, tenant_id)  # switched off meanwhile
@@ -250,15 +297,15 @@ async def create(
                 "id": schedule_id,
                 "install_id": install.id,
                 "extension_id": install.extension_id,
-                "name": name,
-                "endpoint_id": endpoint["id"],
-                "endpoint_method": endpoint["method"],
-                "endpoint_path": endpoint["path"],
-                "cron": data.cron,
-                "timezone": tz,
-                "enabled": enabled,
+                "name": new["name"],
+                "endpoint_id": new["endpoint_id"],
+                "endpoint_method": new["endpoint_method"],
+                "endpoint_path": new["endpoint_path"],
+                "cron": new["cron"],
+                "timezone": new["timezone"],
+                "enabled": new["enabled"],
                 "disabled_reason": None,
-                "payload": None if payload is None else json.dumps(payload),
+                "payload": None if new["payload"] is None else json.dumps(new["payload"]),
             },
         )
         assert row is not None
@@ -367,42 +414,7 @@ async def update(
                 details={"current_revision": current["revision"], "given_revision": revision}
             )
         install = await installs.get(ctx, conn, tenant_id, current["extension_id"])
-        errors: dict[str, str] = {}
-        new = dict(current)
-        if data.name is not UNSET:
-            new["name"] = _check_name(data.name, errors)
-        enabling = data.enabled is not UNSET and bool(data.enabled) and not current["enabled"]
-        if data.endpoint_id is not UNSET or enabling:
-            wanted = current["endpoint_id"] if data.endpoint_id is UNSET else data.endpoint_id
-            if wanted is None:
-                errors["endpoint_id"] = "is required"
-            else:
-                endpoint = await _check_endpoint(ctx, conn, install, wanted, errors)
-                if endpoint is not None:
-                    new["endpoint_id"] = endpoint["id"]
-                    new["endpoint_method"] = endpoint["method"]
-                    new["endpoint_path"] = endpoint["path"]
-        if data.cron is not UNSET:
-            new["cron"] = data.cron
-        if data.timezone is not UNSET:
-            new["timezone"] = data.timezone
-        if data.cron is not UNSET or data.timezone is not UNSET:
-            if new["cron"] is None:
-                errors["cron"] = "is required"
-            elif new["timezone"] is None:
-                errors["timezone"] = "must be an IANA time zone name"
-            else:
-                _check_timing(ctx, new["cron"], new["timezone"], errors)
-        if data.payload is not UNSET:
-            _check_payload(ctx, data.payload, errors)
-            new["payload"] = data.payload
-        if data.enabled is not UNSET:
-            if data.enabled is None:
-                errors["enabled"] = "must be true or false"
-            else:
-                new["enabled"] = bool(data.enabled)
-        if errors:
-            raise ValidationFailed("the schedule is invalid", field_errors=errors)
+        new = await _validated(ctx, conn, install, current, data, creating=False)
         if new["enabled"] and not current["enabled"]:
             new["disabled_reason"] = None
             new["consecutive_failures"] = 0
