@@ -205,16 +205,9 @@ async def audit_log(
             before = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
         except (BadCursor, ValueError):
             raise field_error("cursor", "invalid cursor") from None
-    async with ctx.db.connection() as conn:
-        # The audit log outlives an uninstall, so only the extension id is checked, not the install.
-        entries = await audit.page(
-            ctx.db,
-            conn,
-            tenant_id=p.tenant_id,
-            extension_id=extension_id,
-            limit=limit + 1,
-            before_id=before,
-        )
+    entries = await audit.extension_page(
+        ctx.db, tenant_id=p.tenant_id, extension_id=extension_id, limit=limit + 1, before_id=before
+    )
     next_cursor = encode_cursor([str(entries[limit - 1].id)]) if len(entries) > limit else None
     return AuditPageOut(
         items=[AuditEntryOut.of(e) for e in entries[:limit]], next_cursor=next_cursor
