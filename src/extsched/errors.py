@@ -45,10 +45,6 @@ class BadRequest(ExtschedError):
 class Unauthenticated(ExtschedError):
     code, status, default_message = "UNAUTHENTICATED", 401, "missing or invalid bearer token"
 
-    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.headers.setdefault("WWW-Authenticate", "Bearer")
-
 
 class Forbidden(ExtschedError):
     code, status, default_message = "FORBIDDEN", 403, "missing permission"

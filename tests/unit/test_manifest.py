@@ -344,6 +344,7 @@ class TestEndpointNormalization:
             ("/contacts/{id}/notes", "/contacts/{id}/notes"),
             ("/files/*", "/files/*"),
             ("/a-b_c.d~e/%20", "/a-b_c.d~e/%20"),
+            ("/caf%C3%A9/%2e%2e.txt", "/caf%C3%A9/%2e%2e.txt"),
         ],
     )
     def test_it_normalizes_paths(self, given: str, expected: str) -> None:
@@ -366,6 +367,19 @@ class TestEndpointNormalization:
             "/a/../b",
             "/./a",
             "/" + "a" * 2048,
+            # Servers that decode before routing would see another path.
+            "/%2e%2e/etc",
+            "/%2E%2E/etc",
+            "/a/.%2e/b",
+            "/%2e/a",
+            "/a\\b",
+            "\\a",
+            "/a%5cb",
+            "/a%2Fb",
+            "/a%00b",
+            "/a%0Ab",
+            "/a%zzb",
+            "/a%2",
         ],
     )
     def test_it_skips_invalid_paths(self, path: str) -> None:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from extsched.errors import BadRequest, ExtschedError, NotFound, RequestTooLarge, ValidationFailed
+from extsched.domain import inputs
+from extsched.errors import (
+    BadRequest,
+    ExtschedError,
+    NotFound,
+    RequestTooLarge,
+    ValidationFailed,
+    field_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,50 +87,34 @@ def install_handlers(app: FastAPI) -> None:
 
 
 class BodyGuard:
-    """Refuses API bodies over 1 MiB (413) and non-JSON bodies (400) before any handler runs."""
+    """The edge every API and UI request passes first (SPEC §4 "Hostile input").
 
-    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+    Refuses, before any handler runs and in the error shape: a header that is not UTF-8 (400),
+    a body over 1 MiB (413), a non-JSON API body (400), a form or JSON body that is not UTF-8,
+    percent-escapes included (400), a JSON body that breaks ``domain.inputs`` (422: nested
+    deeper than 64 levels, a lone surrogate or NUL in any string). Adds
+    ``x-content-type-options: nosniff`` to every response, and to API responses
+    ``cache-control: no-store`` and, on a 401, ``WWW-Authenticate: Bearer``.
+    """
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...] = ("/api/", "/ui/")) -> None:
         self.app = app
-        self.prefix = prefix
+        self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            await error_response(RequestTooLarge())(scope, receive, send)
+        api = scope["path"].startswith("/api/")
+        send = _with_security_headers(send, api=api)
+        try:
+            body = await self._checked_body(scope, receive, api=api)
+        except ExtschedError as exc:
+            await error_response(exc)(scope, receive, send)
             return
-        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if (
-            has_body
-            and scope["method"] in ("POST", "PUT", "PATCH")
-            and not (ctype == "application/json" or ctype.endswith("+json"))
-        ):
-            err = BadRequest("the request body must be JSON (content-type: application/json)")
-            await error_response(err)(scope, receive, send)
-            return
-        if length is not None:
+        if body is None:
             await self.app(scope, receive, send)
             return
-        # No Content-Length (chunked): read up to the limit here, then replay the body.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                await error_response(RequestTooLarge())(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
         replayed = False
 
         async def replay() -> Message:
@@ -131,3 +125,84 @@ class BodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _checked_body(self, scope: Scope, receive: Receive, *, api: bool) -> bytes | None:
+        """The body, read here when it has to be (chunked, or JSON to inspect), else None."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            # ASGI servers pass header bytes through; a non-UTF-8 value is refused here so no
+            # later ``.decode()`` can fail (HTTP itself only guarantees latin-1).
+            name = raw_name.decode("latin-1").lower()
+            try:
+                raw_value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"the {name} header is not valid UTF-8") from None
+            headers[name] = raw_value.decode("latin-1")
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise RequestTooLarge()
+        has_body = (length is not None and length != "0") or "transfer-encoding" in headers
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = ctype == "application/json" or ctype.endswith("+json")
+        is_form = ctype == "application/x-www-form-urlencoded"
+        if api and has_body and scope["method"] in ("POST", "PUT", "PATCH") and not is_json:
+            raise BadRequest("the request body must be JSON (content-type: application/json)")
+        if not has_body or (length is not None and not (is_json or is_form)):
+            return None
+        body = await _read_capped(receive)
+        if is_json and body:
+            _check_json(body)
+        elif is_form:
+            try:  # the form parser would silently turn invalid bytes into U+FFFD
+                unquote_to_bytes(body.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("the form is not valid UTF-8") from None
+        return body
+
+
+async def _read_capped(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _check_json(body: bytes) -> None:
+    """Refuse a JSON body ``inputs.loads`` would refuse; malformed JSON is left to the route
+    (its 400 names the position)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid UTF-8") from None
+    if not inputs.may_break_rules(text):
+        return
+    try:
+        inputs.loads(text)
+    except inputs.InputRefused as exc:
+        raise field_error(exc.problem.field, exc.problem.message) from None
+    except ValueError:
+        return
+
+
+def _with_security_headers(send: Send, *, api: bool) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers.setdefault("x-content-type-options", "nosniff")
+            if api:
+                headers.setdefault("cache-control", "no-store")
+                if message["status"] == 401:
+                    headers.setdefault("www-authenticate", "Bearer")
+        await send(message)
+
+    return wrapped

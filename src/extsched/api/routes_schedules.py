@@ -198,17 +198,13 @@ async def audit_log(
     cursor: str | None = Query(default=None, max_length=200),
 ) -> AuditPageOut:
     assert p.tenant_id is not None
-    before = before_id(cursor)
-    async with ctx.db.connection() as conn:
-        # The audit log outlives an uninstall, so only the extension id is checked, not the install.
-        entries = await audit.page(
-            ctx.db,
-            conn,
-            tenant_id=p.tenant_id,
-            extension_id=extension_id,
-            limit=limit + 1,
-            before_id=before,
-        )
+    entries = await audit.extension_page(
+        ctx.db,
+        tenant_id=p.tenant_id,
+        extension_id=extension_id,
+        limit=limit + 1,
+        before_id=before_id(cursor),
+    )
     next_cursor = encode_cursor([str(entries[limit - 1].id)]) if len(entries) > limit else None
     return AuditPageOut(
         items=[AuditEntryOut.of(e) for e in entries[:limit]], next_cursor=next_cursor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from extsched.db.queries import QUERIES
 from extsched.errors import (
@@ -45,6 +47,7 @@ class Database:
             max_size=max_size,
             open=False,
             kwargs={"row_factory": dict_row, "autocommit": True},
+            configure=_configure,
             check=_check_if_idle,
             reset=_mark_returned,
             # How long a request waits for a connection before answering 503.
@@ -112,6 +115,21 @@ class Database:
 
 
 _IDLE_CHECK_SECONDS = 5.0
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """``json.loads``, except that a value nested too deep for Python's decoder (stored by
+    hand: requests are limited to 64 levels) reads as null instead of failing the whole query,
+    so one bad row cannot break every listing it appears in."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        log.warning("a stored JSON value is nested too deeply to decode; read as null")
+        return None
+
+
+async def _configure(conn: Conn) -> None:
+    set_json_loads(_json_loads, conn)
 
 
 async def _mark_returned(conn: Conn) -> None:

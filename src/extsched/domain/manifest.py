@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 SCHEDULABLE_METHODS = frozenset({"GET", "POST"})
@@ -42,7 +42,9 @@ _SEMVER_RE = re.compile(
     rf"(?:-{_PRE_ID}(?:\.{_PRE_ID})*)?"
     rf"(?:\+{_BUILD_ID}(?:\.{_BUILD_ID})*)?"
 )
-_BAD_PATH_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f?#]")
+_BAD_PATH_CHARS_RE = re.compile(r"[\s\x00-\x1f\x7f?#\\]")
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_BAD_DECODED_RE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 MAX_PUBLISHER_CHARS = 200
 MAX_DESCRIPTION_CHARS = 4000
@@ -118,20 +120,35 @@ def normalize_path(path: str) -> str | None:
     """Return the canonical form of an endpoint path, or None if it is invalid.
 
     Canonical: surrounding whitespace stripped, exactly one leading ``/``, no trailing ``/``
-    except for the root. Invalid: empty, inner whitespace or control characters, a query
-    (``?``) or fragment (``#``), an empty inner segment (``//``), a ``.`` or ``..`` segment
-    (URL clients would rewrite it), or longer than ``MAX_PATH_CHARS``.
+    except for the root. Invalid: empty, inner whitespace or control characters, a backslash, a
+    query (``?``) or fragment (``#``), an empty inner segment (``//``), a ``.`` or ``..``
+    segment (URL clients would rewrite it), also percent-encoded (``%2e%2e``), a malformed
+    ``%`` escape or one that decodes to ``/``, ``\\`` or a control character (servers that
+    decode before routing would see another path), or longer than ``MAX_PATH_CHARS``.
     """
     candidate = path.strip()
-    if not candidate or len(candidate) > MAX_PATH_CHARS or _BAD_PATH_CHARS_RE.search(candidate):
+    if (
+        not candidate
+        or len(candidate) > MAX_PATH_CHARS
+        or _BAD_PATH_CHARS_RE.search(candidate)
+        or _BAD_ESCAPE_RE.search(candidate)
+    ):
         return None
     inner = candidate.strip("/")
     if not inner:
         return "/"
     segments = inner.split("/")
-    if any(segment in ("", ".", "..") for segment in segments):
+    if any(_unsafe_segment(segment) for segment in segments):
         return None
     return "/" + inner
+
+
+def _unsafe_segment(segment: str) -> bool:
+    if "%" in segment:
+        segment = unquote(segment, errors="replace")
+        if _BAD_DECODED_RE.search(segment):
+            return True
+    return segment in ("", ".", "..")
 
 
 _PARAM_TOKEN_RE = re.compile(r"\{[^/{}]*\}|\*")

@@ -10,6 +10,7 @@ from typing import Any
 
 from extsched.crypto import SecretsUnreadable, install_aad
 from extsched.db.pool import Conn
+from extsched.domain import inputs
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
 from extsched.errors import NotFound, NotInstalled, ValidationFailed
@@ -109,6 +110,25 @@ def _check_providers(providers: list[str], capabilities: list[str]) -> None:
         )
 
 
+def _check_settings(settings: InstallSettings) -> None:
+    """Config keys and secret names are names people read: the name rule of SPEC §4 applies;
+    values may hold anything that can be stored."""
+    errors: dict[str, str] = {}
+    for field, values in (("config", settings.config), ("secrets", settings.secrets)):
+        label = "key" if field == "config" else "name"
+        for key, value in (values or {}).items():
+            problem = inputs.name_problem(key)
+            if problem is not None:
+                errors[field] = f"a {label} {problem}"
+                break
+            problem = None if value is None else inputs.text_problem(value)
+            if problem is not None:
+                errors[field] = f"a value {problem}"
+                break
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), field_errors=errors)
+
+
 def _encrypt_secrets(
     ctx: AppContext, tenant_id: str, install_id: uuid.UUID, secrets: dict[str, str]
 ) -> bytes | None:
@@ -135,6 +155,7 @@ async def install(
     settings: InstallSettings,
 ) -> Install:
     """Install an extension version for a tenant (ALREADY_INSTALLED if it is)."""
+    _check_settings(settings)
     db = ctx.db
     async with db.transaction() as conn:
         if await db.fetch_one(conn, "extension_get", {"id": extension_id}) is None:
@@ -192,6 +213,7 @@ async def update_settings(
     settings: InstallSettings,
 ) -> Install:
     """Change config (replaced whole), secrets (merged; null deletes) and providers."""
+    _check_settings(settings)
     db = ctx.db
     async with db.transaction() as conn:
         current = await get_for_update(ctx, conn, tenant_id, extension_id)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from extsched.db.pool import Conn
-from extsched.domain import cron
+from extsched.domain import cron, inputs
 from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
 from extsched.domain.ids import uuid7
@@ -24,6 +25,8 @@ from extsched.errors import (
 )
 from extsched.services import audit, handles, installs, tenants
 from extsched.services.context import AppContext
+
+log = logging.getLogger(__name__)
 
 UNSET: Any = object()
 """Marks a field a PATCH did not mention (``None`` means "set to null")."""
@@ -84,7 +87,7 @@ class Schedule:
             timezone=r["timezone"],
             enabled=r["enabled"],
             disabled_reason=r["disabled_reason"],
-            payload=r["payload"],
+            payload=_served_payload(r),
             revision=r["revision"],
             last_run_at=r["last_run_at"],
             last_run_status=r["last_run_status"],
@@ -96,6 +99,20 @@ class Schedule:
             next_run_at=next_run_at,
             next_runs=next_runs,
         )
+
+
+def _served_payload(r: dict[str, Any]) -> Any:
+    """The stored payload, or None (logged) if no response could encode it: payloads are
+    limited at the edge, but a row stored before that limit must not break a listing."""
+    payload = r["payload"]
+    if payload is not None and inputs.exceeds_depth(payload, inputs.MAX_READABLE_JSON_DEPTH):
+        log.warning(
+            "schedule %s: payload nested deeper than %d levels is shown as null",
+            r["id"],
+            inputs.MAX_READABLE_JSON_DEPTH,
+        )
+        return None
+    return payload
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,8 @@ def _check_name(value: Any, errors: dict[str, str]) -> str | None:
     name = str(value).strip()
     if not 1 <= len(name) <= 128:
         errors["name"] = "must be 1-128 characters after trimming spaces"
+    elif problem := inputs.name_problem(name):
+        errors["name"] = problem
     return name
 
 
@@ -133,6 +152,10 @@ def _check_payload(ctx: AppContext, value: Any, errors: dict[str, str]) -> None:
         return
     if not isinstance(value, dict | list):
         errors["payload"] = "must be a JSON object or array"
+        return
+    # Checked at the API edge already; here for every other way in (UI, run-now, imports).
+    if problem := inputs.json_problem(value):
+        errors["payload"] = problem.message
         return
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > ctx.settings.max_payload_bytes:

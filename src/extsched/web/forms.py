@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from extsched.domain import inputs
 from extsched.errors import ValidationFailed
 from extsched.services.installs import Install, InstallSettings
 from extsched.services.schedules import UNSET, Schedule, ScheduleInput
@@ -58,16 +59,17 @@ class ScheduleForm:
         )
 
     def payload_value(self) -> Any:
-        """The payload as JSON, ``None`` when empty; a field error when it is not JSON."""
+        """The payload as JSON, ``None`` when empty; a field error when it is not JSON or breaks
+        the input rules (too deep, unstorable text)."""
         if not self.payload.strip():
             return None
         try:
-            return json.loads(self.payload)
+            return inputs.loads(self.payload)
+        except inputs.InputRefused as exc:
+            message = exc.problem.message
         except ValueError as exc:
-            raise ValidationFailed(
-                "the schedule is invalid",
-                field_errors={"payload": f"is not valid JSON ({exc})"},
-            ) from None
+            message = f"is not valid JSON ({exc})"
+        raise ValidationFailed("the schedule is invalid", field_errors={"payload": message})
 
     def for_create(self) -> ScheduleInput:
         return ScheduleInput(
