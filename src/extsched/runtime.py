@@ -53,6 +53,12 @@ def prepare_database(settings: Settings) -> str:
     return url
 
 
+def schema_status(settings: Settings) -> tuple[str, str | None, str]:
+    """The URL, the database's schema revision (None before any) and the one this code needs."""
+    url = database_url(settings)
+    return url, migrate.current_revision(url), migrate.newest_revision()
+
+
 def make_backend(settings: Settings, db: Database) -> JobBackend:
     if settings.job_backend is JobBackendKind.TEMPORAL:
         from extsched.jobs.temporal.backend import TemporalBackend

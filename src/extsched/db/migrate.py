@@ -45,6 +45,15 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+def newest_revision() -> str:
+    """The head revision this code's migrations lead to."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config("postgresql://unused")).get_current_head()
+    assert head is not None
+    return head
+
+
 def run_sql_file(revision_file: str) -> None:
     """Execute the ``.sql`` file beside a revision module, as one multi-statement batch."""
     sql = Path(revision_file).with_suffix(".sql").read_text()

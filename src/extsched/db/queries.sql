@@ -4,6 +4,7 @@
 
 -- ================================================================ tokens
 -- name: token_insert
+-- A new token (its hash only); returns when it was created.
 INSERT INTO api_token (id, token_hash, tenant_id, user_id, user_timezone, is_admin, permissions, expires_at)
 VALUES (%(id)s, %(token_hash)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(is_admin)s, %(permissions)s, %(expires_at)s)
 RETURNING created_at;
@@ -36,6 +37,7 @@ RETURNING tenant_id, user_id, is_admin;
 
 -- ================================================================ UI sessions and SSO
 -- name: ui_session_insert
+-- Opens a UI session with the principal copied from its token or JWT.
 INSERT INTO ui_session (id, token_id, tenant_id, user_id, user_timezone, permissions, expires_at)
 VALUES (%(id)s, %(token_id)s, %(tenant_id)s, %(user_id)s, %(user_timezone)s, %(permissions)s,
         %(expires_at)s);
@@ -51,6 +53,7 @@ WHERE s.id = %(id)s AND s.ended_at IS NULL AND s.expires_at > now()
        OR (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())));
 
 -- name: ui_session_end
+-- Signing out: the session ends for every copy of its cookie.
 UPDATE ui_session SET ended_at = now() WHERE id = %(id)s AND ended_at IS NULL;
 
 -- name: ui_session_prune
@@ -65,13 +68,16 @@ ON CONFLICT (jti) DO NOTHING
 RETURNING jti;
 
 -- name: sso_jti_prune
+-- Forgets used JWT ids a day after their JWT expired.
 DELETE FROM sso_jti WHERE expires_at < now() - interval '1 day';
 
 -- ================================================================ tenants
 -- name: tenant_ensure
+-- A tenant comes into being with its first token or JWT (idempotent).
 INSERT INTO tenant (tenant_id) VALUES (%(tenant_id)s) ON CONFLICT (tenant_id) DO NOTHING;
 
 -- name: tenant_get
+-- A tenant's defaults and switches.
 SELECT tenant_id, timezone, scheduled_tasks_enabled, kill_switch, created_at, updated_at
 FROM tenant WHERE tenant_id = %(tenant_id)s;
 
@@ -81,6 +87,7 @@ SELECT tenant_id, timezone, scheduled_tasks_enabled, kill_switch
 FROM tenant WHERE tenant_id = %(tenant_id)s FOR UPDATE;
 
 -- name: tenant_upsert
+-- Admin: creates a tenant or sets its default zone and feature flag.
 INSERT INTO tenant (tenant_id, timezone, scheduled_tasks_enabled)
 VALUES (%(tenant_id)s, %(timezone)s, coalesce(%(scheduled_tasks_enabled)s, true))
 ON CONFLICT (tenant_id) DO UPDATE SET
@@ -90,47 +97,58 @@ ON CONFLICT (tenant_id) DO UPDATE SET
 RETURNING tenant_id, timezone, scheduled_tasks_enabled, kill_switch, created_at, updated_at;
 
 -- name: tenant_set_kill_switch
+-- Admin: flips the kill switch; no row back when it was already so.
 UPDATE tenant SET kill_switch = %(enabled)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND kill_switch IS DISTINCT FROM %(enabled)s;
 
 -- ================================================================ registry
 -- name: extension_by_name
+-- Publish: the extension a manifest name belongs to.
 SELECT id, name, publisher FROM extension WHERE name = %(name)s;
 
 -- name: extension_get
+-- An extension by id (install checks it exists).
 SELECT id, name, publisher FROM extension WHERE id = %(id)s;
 
 -- name: extension_insert
+-- Publish: registers an extension name once (concurrent publishes race safely).
 INSERT INTO extension (id, name, publisher) VALUES (%(id)s, %(name)s, %(publisher)s)
 ON CONFLICT (name) DO NOTHING;
 
 -- name: version_by_name
+-- Publish: an existing name+version (same content is idempotent, else 409).
 SELECT id, extension_id, version, content_hash, manifest
 FROM extension_version WHERE extension_id = %(extension_id)s AND version = %(version)s;
 
 -- name: version_get
+-- A version with its manifest and extension name.
 SELECT v.id, v.extension_id, v.version, v.content_hash, v.manifest, e.name, e.publisher
 FROM extension_version v JOIN extension e ON e.id = v.extension_id
 WHERE v.id = %(id)s;
 
 -- name: version_by_content_hash
+-- The reference Runner resolves an envelope to its manifest by content hash.
 SELECT v.id, v.extension_id, v.version, v.content_hash, v.manifest
 FROM extension_version v WHERE v.content_hash = %(content_hash)s
 ORDER BY v.created_at LIMIT 1;
 
 -- name: version_insert
+-- Publish: stores a version and its manifest.
 INSERT INTO extension_version (id, extension_id, version, manifest, content_hash)
 VALUES (%(id)s, %(extension_id)s, %(version)s, %(manifest)s, %(content_hash)s)
 ON CONFLICT (extension_id, version) DO NOTHING;
 
 -- name: version_delete
+-- Admin: deletes an unused version (its endpoints go first, same transaction).
 DELETE FROM extension_version WHERE id = %(id)s;
 
 -- name: version_ids
+-- Backfill: the versions to (re)write endpoint rows for, oldest first.
 SELECT id FROM extension_version
 WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
 
 -- name: registry_list
+-- Admin: every extension with its versions.
 SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at
 FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
 ORDER BY e.name, v.created_at, v.id;
@@ -140,16 +158,19 @@ ORDER BY e.name, v.created_at, v.id;
 SELECT EXISTS (SELECT 1 FROM tenant_extension_install WHERE version_id = %(version_id)s) AS in_use;
 
 -- name: endpoints_insert
+-- Publish and backfill: a version's normalized endpoints in one statement.
 INSERT INTO extension_api_endpoint (id, version_id, method, path, handler, unschedulable_reason)
 SELECT * FROM unnest(%(ids)s::uuid[], %(version_ids)s::uuid[], %(methods)s::text[],
                      %(paths)s::text[], %(handlers)s::text[], %(reasons)s::text[])
 ON CONFLICT (version_id, method, path) DO NOTHING;
 
 -- name: endpoints_for_version
+-- Every endpoint of a version (remap planning, UI).
 SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint
 WHERE version_id = %(version_id)s ORDER BY path, method;
 
 -- name: endpoints_page
+-- The endpoint picker: a keyset page of a version, filtered by text and schedulability.
 SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint
 WHERE version_id = %(version_id)s
   AND (%(q)s::text IS NULL OR method ILIKE %(q)s OR path ILIKE %(q)s OR handler ILIKE %(q)s)
@@ -159,19 +180,23 @@ ORDER BY path, method
 LIMIT %(limit)s;
 
 -- name: endpoint_get
+-- Schedule validation: one endpoint by id.
 SELECT id, version_id, method, path, handler, unschedulable_reason FROM extension_api_endpoint WHERE id = %(id)s;
 
 -- name: endpoints_delete_for_version
+-- Version delete: its endpoint rows first (no cascades).
 DELETE FROM extension_api_endpoint WHERE version_id = %(version_id)s;
 
 -- ================================================================ installs
 -- name: install_insert
+-- Installs an extension version for a tenant (unique per tenant and extension).
 INSERT INTO tenant_extension_install
     (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted, providers)
 VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(version_id)s, true, %(config)s,
         %(secret_names)s, %(secrets_encrypted)s, %(providers)s);
 
 -- name: install_get
+-- A tenant's install of an extension, with its version and extension name.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
        e.name, v.version, v.content_hash, v.manifest
@@ -181,6 +206,7 @@ JOIN extension_version v ON v.id = i.version_id
 WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s;
 
 -- name: install_get_for_update
+-- The same, locked for a settings change, update or uninstall.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
        e.name, v.version, v.content_hash, v.manifest
@@ -191,6 +217,7 @@ WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s
 FOR UPDATE OF i;
 
 -- name: install_list
+-- Every install of a tenant.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
        e.name, v.version, v.content_hash, v.manifest
@@ -201,26 +228,32 @@ WHERE i.tenant_id = %(tenant_id)s
 ORDER BY e.name;
 
 -- name: install_update_settings
+-- Writes an install's config, secret names, sealed secrets and providers.
 UPDATE tenant_extension_install
 SET config = %(config)s, secret_names = %(secret_names)s, secrets_encrypted = %(secrets_encrypted)s,
     providers = %(providers)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: install_set_enabled
+-- Disables or enables an install; no row back when unchanged (idempotent).
 UPDATE tenant_extension_install SET enabled = %(enabled)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND enabled IS DISTINCT FROM %(enabled)s;
 
 -- name: install_set_version
+-- Update: moves an install to another version (with the remap, same transaction).
 UPDATE tenant_extension_install SET version_id = %(version_id)s, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: install_delete
+-- Uninstall, last step: the install row itself.
 DELETE FROM tenant_extension_install WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: runs_delete_for_install
+-- Uninstall: the install's runs (before its schedules; no cascades).
 DELETE FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
 
 -- name: schedules_delete_for_install
+-- Uninstall: the install's schedules (after their handles and runs).
 DELETE FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
 
 -- ================================================================ audit
@@ -265,6 +298,7 @@ ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     updated_at = now();
 
 -- name: handles_delete
+-- postgres backend: removes schedules' handles (delete, uninstall).
 DELETE FROM job_handle WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
 
 -- name: handles_list
@@ -275,6 +309,7 @@ WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
 ORDER BY tenant_id, schedule_id;
 
 -- name: handles_for_schedules
+-- postgres backend: the handles of some schedules (admin listing, reconcile).
 SELECT schedule_id, handle_id, paused, next_fire_at FROM job_handle
 WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
 
@@ -283,10 +318,12 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
 SELECT id FROM extension_version WHERE id = %(id)s FOR SHARE;
 
 -- name: version_lock
+-- Version delete: locks the version against a concurrent install.
 SELECT id FROM extension_version WHERE id = %(id)s FOR UPDATE;
 
 -- ================================================================ schedules
 -- name: schedule_insert
+-- Creates a schedule (the name is unique per install, case-insensitively).
 INSERT INTO tenant_extension_schedule
     (tenant_id, id, install_id, extension_id, name, endpoint_id, endpoint_method, endpoint_path,
      cron, timezone, enabled, disabled_reason, payload)
@@ -316,26 +353,32 @@ LEFT JOIN tenant_extension_install i
 WHERE t.tenant_id = %(tenant_id)s;
 
 -- name: schedule_get
+-- One schedule of a tenant.
 SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: schedule_get_for_update
+-- One schedule, locked for a change (optimistic revision check follows).
 SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s FOR UPDATE;
 
 -- name: schedules_for_install
+-- An install's schedules, oldest first.
 SELECT * FROM tenant_extension_schedule
 WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
 ORDER BY created_at, id;
 
 -- name: schedules_for_install_for_update
+-- The same, locked (disable, enable, update of the install).
 SELECT * FROM tenant_extension_schedule
 WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
 ORDER BY created_at, id FOR UPDATE;
 
 -- name: schedule_counts
+-- Quotas: schedules of the install and of the tenant (under the tenant lock).
 SELECT count(*) FILTER (WHERE install_id = %(install_id)s) AS per_install, count(*) AS per_tenant
 FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s;
 
 -- name: schedule_update
+-- Writes a changed schedule and bumps its revision.
 UPDATE tenant_extension_schedule SET
     name = %(name)s, endpoint_id = %(endpoint_id)s, endpoint_method = %(endpoint_method)s,
     endpoint_path = %(endpoint_path)s, cron = %(cron)s, timezone = %(timezone)s,
@@ -346,22 +389,27 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revision = %(revision)s
 RETURNING *;
 
 -- name: schedule_delete
+-- Deletes a schedule (after its handle and runs).
 DELETE FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: runs_delete_for_schedule
+-- Schedule delete: its runs first (no cascades).
 DELETE FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s;
 
 -- name: schedules_disable_all
+-- Disables every enabled schedule of an install; returns those it changed.
 UPDATE tenant_extension_schedule
 SET enabled = false, disabled_reason = NULL, revision = revision + 1, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s AND enabled
 RETURNING *;
 
 -- name: schedules_endpoint_names
+-- An install's schedule names (update preview details).
 SELECT id, name FROM tenant_extension_schedule
 WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
 
 -- name: install_state
+-- Whether an install would fire now: its enabled flag and the tenant's kill switch.
 SELECT i.enabled AS install_enabled, t.kill_switch
 FROM tenant_extension_install i JOIN tenant t ON t.tenant_id = i.tenant_id
 WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s;
@@ -380,11 +428,13 @@ ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' D
 RETURNING tenant_id, id, schedule_id, status;
 
 -- name: run_fire_get
+-- The run recorded for one fire of a schedule, if any (exactly once per fire).
 SELECT * FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
   AND scheduled_for = %(scheduled_for)s AND trigger = 'schedule';
 
 -- name: run_insert_now
+-- Run-now: a queued run (its idempotency key unique per schedule).
 INSERT INTO extension_schedule_run
     (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, idempotency_key,
      available_at, created_at)
@@ -393,6 +443,7 @@ VALUES (%(tenant_id)s, %(id)s, %(schedule_id)s, %(install_id)s, 'run_now', %(sch
 RETURNING *;
 
 -- name: run_by_idempotency_key
+-- Run-now: the run an Idempotency-Key already started.
 SELECT * FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
   AND idempotency_key = %(idempotency_key)s;
@@ -404,9 +455,11 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
   AND idempotency_key = %(idempotency_key)s AND created_at < %(cutoff)s;
 
 -- name: run_get
+-- One run of a tenant.
 SELECT * FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: runs_page
+-- A schedule's runs, newest first, one keyset page.
 SELECT * FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
   AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
@@ -414,6 +467,7 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: runs_active_for_schedule
+-- How many runs of a schedule are queued or running.
 SELECT count(*) AS n FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN ('queued', 'running');
 
@@ -479,6 +533,7 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease
 RETURNING *;
 
 -- name: run_requeue
+-- A retryable failure with attempts left: back to the queue at its retry time.
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(available_at)s, error = %(error)s,
     http_status = %(http_status)s, lease_owner = NULL, lease_expires_at = NULL
@@ -493,12 +548,14 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: run_release_lease
+-- Drain: hands a leased run back to the queue (another worker takes it).
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
     error = %(error)s
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running';
 
 -- name: run_fail_lost
+-- A run whose last allowed attempt lost its worker fails once (not re-sent).
 UPDATE extension_schedule_run
 SET status = 'failed', finished_at = %(now)s, error = %(error)s, lease_owner = NULL,
     lease_expires_at = NULL,
@@ -524,10 +581,12 @@ WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s
 RETURNING id;
 
 -- name: schedule_lock_release
+-- Releases a schedule's overlap lock if this run holds it.
 UPDATE tenant_extension_schedule SET running_run_id = NULL, running_until = NULL
 WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s AND running_run_id = %(run_id)s;
 
 -- name: schedule_record_outcome
+-- A run's bookkeeping on its schedule (last run, failures in a row).
 UPDATE tenant_extension_schedule SET
     last_run_at = %(at)s,
     last_run_status = %(status)s,
@@ -541,6 +600,7 @@ WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s
 RETURNING *;
 
 -- name: schedule_auto_disable
+-- The system disables a schedule (endpoint gone, failures, invalid); audited by the caller.
 UPDATE tenant_extension_schedule
 SET enabled = false, disabled_reason = %(reason)s, revision = revision + 1, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(schedule_id)s AND enabled
@@ -558,6 +618,7 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: handles_advance
+-- Scheduler: moves fired handles to their next fire, one statement per tick.
 UPDATE job_handle h SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at
 FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(next_fire_ats)s::timestamptz[],
             %(last_fire_ats)s::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
@@ -569,6 +630,7 @@ SELECT min(next_fire_at) AS at FROM job_handle WHERE NOT paused;
 
 -- ================================================================ rate limits
 -- name: rate_limit_hit
+-- Run-now limits: counts a hit in the current minute, shared by every API process.
 INSERT INTO rate_limit_counter (tenant_id, bucket, window_start, hits)
 VALUES (%(tenant_id)s, %(bucket)s, %(window_start)s, 1)
 ON CONFLICT (tenant_id, bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1
@@ -580,6 +642,7 @@ DELETE FROM rate_limit_counter WHERE window_start < %(cutoff)s;
 
 -- ================================================================ lifecycle
 -- name: schedule_remap
+-- Update: points a schedule at the new version's endpoint, or disables it.
 UPDATE tenant_extension_schedule SET
     endpoint_id = %(endpoint_id)s, endpoint_method = %(endpoint_method)s,
     endpoint_path = %(endpoint_path)s, enabled = %(enabled)s,
@@ -588,6 +651,7 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 RETURNING *;
 
 -- name: installs_of_tenant
+-- The kill switch: every install of the tenant, to pause or resume its handles.
 SELECT id, extension_id FROM tenant_extension_install WHERE tenant_id = %(tenant_id)s;
 
 -- name: admin_schedules
@@ -654,6 +718,7 @@ WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
   AND status IN ('queued', 'running');
 
 -- name: ui_extension_versions
+-- The UI's version picker: an extension's versions, oldest first.
 SELECT id AS version_id, version, created_at FROM extension_version
 WHERE extension_id = %(extension_id)s
 ORDER BY created_at, id;

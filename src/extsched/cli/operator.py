@@ -1,320 +1,30 @@
-"""Operator commands. Every option can also come from an ``EXTSCHED_*`` variable."""
+"""Operator commands: tokens, the registry, reconcile, the kill switch and the cross-tenant
+schedule listing. They work on the database directly and never migrate it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import os
-import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from extsched import logs
-from extsched.config import ConfigError, Settings, load_settings
+from extsched.cli.common import JsonFlag, database, err, fail, out, run, settings
 from extsched.domain.timing import parse_duration
-from extsched.errors import ExtschedError
-from extsched.runtime import (
-    bootstrap_token_file,
-    open_context,
-    prepare_database,
-    write_private,
-)
-from extsched.server import Roles
+from extsched.runtime import open_context
 from extsched.services import registry, tokens
 
-app = typer.Typer(
-    help="extsched: cron schedules for installed extensions' API endpoints.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+app = typer.Typer()
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 registry_app = typer.Typer(
     help="Publish manifests and maintain the registry.", no_args_is_help=True
 )
 app.add_typer(token_app, name="token")
 app.add_typer(registry_app, name="registry")
-
-# Piped output (scripts, logs) gets wide tables, so ids are never cut.
-_WIDTH = None if sys.stdout.isatty() else 240
-out = Console(soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-Host = Annotated[str, typer.Option(envvar="EXTSCHED_HOST", help="Address to listen on.")]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        fail(str(exc), 2)
-
-
-def _require_runner_token(s: Settings) -> None:
-    """Read (or generate) the Runner token now, so a bad one stops the process in one line."""
-    try:
-        s.runner_token_value  # noqa: B018 - resolved for its side effect and check
-    except ConfigError as exc:
-        fail(str(exc), 2)
-
-
-def _prepare(s: Settings) -> str:
-    """Resolve and migrate the database, or stop with one line saying why it is unreachable."""
-    import psycopg
-    import sqlalchemy.exc
-
-    try:
-        return prepare_database(s)
-    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        fail(f"database unreachable: {reason}", 3)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it comes with uvicorn[standard]): a faster event loop for the
-    worker's many concurrent Runner calls and database round trips."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        return None
-    return uvloop.new_event_loop
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async operation, rendering expected errors as one clear message."""
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(coro_fn())  # type: ignore[arg-type]
-    except ExtschedError as exc:
-        detail = "".join(f"\n  {k}: {v}" for k, v in (exc.field_errors or {}).items())
-        fail(f"{exc.message} [{exc.code}]{detail}")
-    except ConfigError as exc:
-        fail(str(exc), 2)
-
-
-# ----------------------------------------------------------------------------- processes
-@app.command()
-def migrate() -> None:
-    """Bring the database schema to the newest version."""
-    s = settings()
-    url = _prepare(s)
-    from extsched.db.migrate import current_revision
-
-    out.print(f"database migrated to revision {current_revision(url)}")
-
-
-async def _bootstrap_admin(s: Settings, url: str) -> str:
-    """The bootstrap admin token kept in EXTSCHED_HOME (made anew if missing or revoked)."""
-    path = bootstrap_token_file(s)
-    async with open_context(s, url) as ctx:
-        if path.exists():
-            token = path.read_text().strip()
-            if await tokens.authenticate(ctx.db, token) is not None:
-                return token
-        _, token = await tokens.create(ctx.db, admin=True)
-    write_private(path, token)
-    return token
-
-
-def _serve(host: str, port: int, roles: Roles, *, demo: bool = False, workers: int = 1) -> None:
-    import uvicorn
-
-    from extsched.server import create_service_app
-
-    s = settings()
-    logs.setup(s.log_level)
-    _require_free_port(host, port)
-    _exit_on_sigterm()
-    base = f"http://{host}:{port}"
-    if roles.runner and s.runner_url is None:
-        s = s.model_copy(update={"runner_url": f"{base}/runner"})
-    if roles.worker and s.runner_url is None:
-        fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
-    if roles.runner or roles.worker:
-        _require_runner_token(s)
-    url = _prepare(s)
-    admin_token = run(lambda: _bootstrap_admin(s, url))
-    out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
-    out.print(f"database: {_redact(url)}")
-    out.print(f"job backend: {s.job_backend.value}; runner: {s.runner_url or '-'}")
-    out.print(f"bootstrap admin token: [bold]{admin_token}[/bold]", highlight=False)
-    if demo:
-        from extsched.services import demo as demo_setup
-
-        async def go() -> demo_setup.DemoInfo:
-            async with open_context(s, url) as ctx:
-                return await demo_setup.setup(ctx, base)
-
-        info = run(go)
-        out.print()
-        out.print(
-            "[bold]demo[/bold]: tenant 'demo', extension com.example.demo, a schedule "
-            "calling POST /sync every 5 minutes (Europe/Paris)"
-        )
-        out.print(f"  UI:    {base}/ui/login?token={info.token}", highlight=False)
-        out.print(f"  token: {info.token}", highlight=False)
-        out.print(
-            f"  runs:  curl -H 'Authorization: Bearer {info.token}' "
-            f"{base}/api/v1/schedules/{info.schedule_id}/runs",
-            highlight=False,
-        )
-        out.print(
-            f"  now:   curl -X POST -H 'Authorization: Bearer {info.token}' "
-            f"{base}/api/v1/schedules/{info.schedule_id}/run-now",
-            highlight=False,
-        )
-    if workers > 1:
-        # Several API processes on one port (the kernel spreads connections between them).
-        os.environ["EXTSCHED_DATABASE_URL"] = url
-        uvicorn.run(
-            "extsched.server:api_app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-        return
-    uvicorn.run(
-        create_service_app(s, url, roles),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
-
-
-def _exit_on_sigterm() -> None:
-    """Make SIGTERM a normal exit. uvicorn shuts down gracefully on it and then re-raises it;
-    with the default action the process would die without running its exit handlers, and an
-    embedded PostgreSQL would be left running."""
-    import signal
-
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, leave)
-
-
-def _require_free_port(host: str, port: int) -> None:
-    """Stop with one line before printing addresses and tokens if nothing could listen there."""
-    import socket
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        fail(f"cannot listen on {host}:{port}: {reason} (choose another with --port)", 3)
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, hostpart = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{hostpart}" if ":" in creds else url
-    return url
-
-
-Port = Annotated[int, typer.Option(envvar="EXTSCHED_PORT", help="Port to listen on.")]
-ALL_ROLES = Roles(api=True, runner=True, demo_upstream=True, worker=True)
-
-
-@app.command()
-def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """Run everything in one process: API, UI, scheduler, worker and reference Runner."""
-    _serve(host, port, ALL_ROLES)
-
-
-@app.command()
-def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """`serve` plus a demo extension, tenant, user token and a schedule every 5 minutes."""
-    _serve(host, port, ALL_ROLES, demo=True)
-
-
-@app.command()
-def api(
-    host: Host = "127.0.0.1",
-    port: Port = 8000,
-    workers: Annotated[
-        int,
-        typer.Option(
-            envvar="EXTSCHED_API_WORKERS", min=1, max=64, help="API processes serving the port."
-        ),
-    ] = 1,
-) -> None:
-    """Run the API and UI only (production role)."""
-    _serve(host, port, Roles(api=True), workers=workers)
-
-
-@app.command()
-def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
-    """Run the reference Runner (and the demo upstream) only."""
-    import uvicorn
-
-    from extsched.server import create_runner_process_app
-
-    s = settings()
-    logs.setup(s.log_level)
-    _require_runner_token(s)
-    url = _prepare(s)
-    out.print(f"reference Runner listening on http://{host}:{port}/v1/execute")
-    uvicorn.run(
-        create_runner_process_app(s, url),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
-
-
-@app.command()
-def worker() -> None:
-    """Run the job backend's worker (postgres: scheduler + executor) until SIGTERM."""
-    import signal
-
-    from extsched.server import running_worker
-
-    s = settings()
-    logs.setup(s.log_level)
-    if s.runner_url is None and s.job_backend.value == "postgres":
-        fail("EXTSCHED_RUNNER_URL: required for `extsched worker` (no Runner runs in it)")
-    _require_runner_token(s)
-    url = _prepare(s)
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        async with open_context(s, url) as ctx, running_worker(ctx):
-            logging.getLogger("extsched").info(
-                "worker started", extra={"backend": s.job_backend.value}
-            )
-            await stop.wait()
-            logging.getLogger("extsched").info("worker stopping")
-
-    run(go)
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -344,7 +54,7 @@ def token_create(
         except ValueError as exc:
             fail(f"--expires-in: {exc}")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> tokens.NewToken:
         async with open_context(s, url) as ctx:
@@ -380,7 +90,7 @@ def token_list(
 ) -> None:
     """List tokens (never their secret value)."""
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> list[tokens.TokenRecord]:
         async with open_context(s, url) as ctx:
@@ -437,7 +147,7 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")
     except ValueError:
         fail(f"not a token id: {token_id!r}")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> bool:
         async with open_context(s, url) as ctx:
@@ -462,7 +172,7 @@ def registry_publish(
     except (OSError, ValueError) as exc:
         fail(f"cannot read {manifest}: {exc}")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> registry.Published:
         async with open_context(s, url) as ctx:
@@ -502,7 +212,7 @@ def registry_backfill(
         except ValueError:
             fail(f"not a version id: {version_id!r}")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> tuple[int, int]:
         async with open_context(s, url) as ctx:
@@ -535,7 +245,7 @@ def reconcile(
     from extsched.services import reconcile as reconcile_service
 
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> reconcile_service.ReconcileReport:
         async with open_context(s, url) as ctx:
@@ -577,7 +287,7 @@ def kill_switch(
     if state not in ("on", "off"):
         fail("state must be on or off")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> bool:
         async with open_context(s, url) as ctx:
@@ -603,7 +313,7 @@ def schedules_list(
         except ValueError:
             fail(f"not an extension id: {extension!r}")
     s = settings()
-    url = _prepare(s)
+    url = database(s)
 
     async def go() -> list[admin.AdminSchedule]:
         async with open_context(s, url) as ctx:
@@ -650,11 +360,3 @@ def schedules_list(
             sc.last_run_status or "-",
         )
     out.print(table)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,235 @@
+"""The service's processes: serve, demo, api, worker, runner, and migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from extsched import logs
+from extsched.cli.common import Host, database, fail, out, require_runner_token, run, settings
+from extsched.config import Settings
+from extsched.runtime import bootstrap_token_file, open_context, write_private
+from extsched.server import Roles
+from extsched.services import tokens
+
+app = typer.Typer()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    s = settings()
+    url = database(s, migrate=True)
+    from extsched.db.migrate import current_revision
+
+    out.print(f"database migrated to revision {current_revision(url)}")
+
+
+async def _bootstrap_admin(s: Settings, url: str) -> str:
+    """The bootstrap admin token kept in EXTSCHED_HOME (made anew if missing or revoked)."""
+    path = bootstrap_token_file(s)
+    async with open_context(s, url) as ctx:
+        if path.exists():
+            token = path.read_text().strip()
+            if await tokens.authenticate(ctx.db, token) is not None:
+                return token
+        _, token = await tokens.create(ctx.db, admin=True)
+    write_private(path, token)
+    return token
+
+
+def _serve(
+    host: str,
+    port: int,
+    roles: Roles,
+    *,
+    demo: bool = False,
+    workers: int = 1,
+    migrate: bool = False,
+) -> None:
+    import uvicorn
+
+    from extsched.server import create_service_app
+
+    s = settings()
+    logs.setup(s.log_level)
+    _require_free_port(host, port)
+    _exit_on_sigterm()
+    base = f"http://{host}:{port}"
+    if roles.runner and s.runner_url is None:
+        s = s.model_copy(update={"runner_url": f"{base}/runner"})
+    if roles.worker and s.runner_url is None:
+        fail("EXTSCHED_RUNNER_URL: required when the reference Runner does not run in this process")
+    if roles.runner or roles.worker:
+        require_runner_token(s)
+    url = database(s, migrate=migrate)
+    admin_token = run(lambda: _bootstrap_admin(s, url))
+    out.print(f"extsched listening on [bold]{base}[/bold]  (API docs: {base}/docs)")
+    out.print(f"database: {_redact(url)}")
+    out.print(f"job backend: {s.job_backend.value}; runner: {s.runner_url or '-'}")
+    out.print(f"bootstrap admin token: [bold]{admin_token}[/bold]", highlight=False)
+    if demo:
+        from extsched.services import demo as demo_setup
+
+        async def go() -> demo_setup.DemoInfo:
+            async with open_context(s, url) as ctx:
+                return await demo_setup.setup(ctx, base)
+
+        info = run(go)
+        out.print()
+        out.print(
+            "[bold]demo[/bold]: tenant 'demo', extension com.example.demo, a schedule "
+            "calling POST /sync every 5 minutes (Europe/Paris)"
+        )
+        out.print(f"  UI:    {base}/ui/login?token={info.token}", highlight=False)
+        out.print(f"  token: {info.token}", highlight=False)
+        out.print(
+            f"  runs:  curl -H 'Authorization: Bearer {info.token}' "
+            f"{base}/api/v1/schedules/{info.schedule_id}/runs",
+            highlight=False,
+        )
+        out.print(
+            f"  now:   curl -X POST -H 'Authorization: Bearer {info.token}' "
+            f"{base}/api/v1/schedules/{info.schedule_id}/run-now",
+            highlight=False,
+        )
+    if workers > 1:
+        # Several API processes on one port (the kernel spreads connections between them).
+        os.environ["EXTSCHED_DATABASE_URL"] = url
+        uvicorn.run(
+            "extsched.server:api_app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    uvicorn.run(
+        create_service_app(s, url, roles),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM a normal exit. uvicorn shuts down gracefully on it and then re-raises it;
+    with the default action the process would die without running its exit handlers, and an
+    embedded PostgreSQL would be left running."""
+    import signal
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Stop with one line before printing addresses and tokens if nothing could listen there."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        fail(f"cannot listen on {host}:{port}: {reason} (choose another with --port)", 3)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, hostpart = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{hostpart}" if ":" in creds else url
+    return url
+
+
+Port = Annotated[int, typer.Option(envvar="EXTSCHED_PORT", help="Port to listen on.")]
+ALL_ROLES = Roles(api=True, runner=True, demo_upstream=True, worker=True)
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Run everything in one process: API, UI, scheduler, worker and reference Runner."""
+    _serve(host, port, ALL_ROLES, migrate=True)
+
+
+@app.command()
+def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """`serve` plus a demo extension, tenant, user token and a schedule every 5 minutes."""
+    _serve(host, port, ALL_ROLES, demo=True, migrate=True)
+
+
+@app.command()
+def api(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="EXTSCHED_API_WORKERS", min=1, max=64, help="API processes serving the port."
+        ),
+    ] = 1,
+) -> None:
+    """Run the API and UI only (production role)."""
+    _serve(host, port, Roles(api=True), workers=workers)
+
+
+@app.command()
+def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Run the reference Runner (and the demo upstream) only."""
+    import uvicorn
+
+    from extsched.server import create_runner_process_app
+
+    s = settings()
+    logs.setup(s.log_level)
+    require_runner_token(s)
+    url = database(s)
+    out.print(f"reference Runner listening on http://{host}:{port}/v1/execute")
+    uvicorn.run(
+        create_runner_process_app(s, url),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the job backend's worker (postgres: scheduler + executor) until SIGTERM."""
+    import signal
+
+    from extsched.server import running_worker
+
+    s = settings()
+    logs.setup(s.log_level)
+    if s.runner_url is None and s.job_backend.value == "postgres":
+        fail("EXTSCHED_RUNNER_URL: required for `extsched worker` (no Runner runs in it)")
+    require_runner_token(s)
+    url = database(s)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with open_context(s, url) as ctx, running_worker(ctx):
+            logging.getLogger("extsched").info(
+                "worker started", extra={"backend": s.job_backend.value}
+            )
+            await stop.wait()
+            logging.getLogger("extsched").info("worker stopping")
+
+    run(go)
