@@ -25,9 +25,9 @@ import aiohttp
 import httpx
 
 from bench.common import free_port, fresh_database, percentile, print_table
-from extsched.api.app import create_api
 from extsched.config import Settings
 from extsched.runtime import open_context
+from extsched.server import create_app
 from extsched.services import tokens
 
 Lat = dict[str, list[float]]
@@ -70,7 +70,7 @@ async def query_counts(
 ) -> dict[str, int]:
     """Queries per request, measured in-process on the same database."""
     async with open_context(settings, url) as ctx:
-        app = create_api(ctx)
+        app = create_app(ctx)
         h = {"Authorization": f"Bearer {user}"}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://x"

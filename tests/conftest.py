@@ -23,12 +23,12 @@ import httpx
 import psycopg
 import pytest
 
-from extsched.api.app import create_api
 from extsched.config import Settings
 from extsched.crypto import SecretBox
 from extsched.db import migrate
 from extsched.db.pool import Database
 from extsched.jobs.postgres.backend import PostgresBackend
+from extsched.server import create_app
 from extsched.services import tokens
 from extsched.services.context import AppContext
 
@@ -152,7 +152,7 @@ async def ctx(settings: Settings, db_url: str, clock: Clock) -> AsyncIterator[Ap
 
 @pytest.fixture
 async def client(ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_api(ctx)
+    app = create_app(ctx)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

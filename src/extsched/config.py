@@ -233,3 +233,11 @@ def load_settings(**overrides: Any) -> Settings:
         if loc in _SECRET_FIELDS:
             raise ConfigError(f"{name}: {msg}") from None
         raise ConfigError(f"{name}: {msg} (got {err.get('input')!r})") from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ def schema_status(settings: Settings) -> tuple[str, str | None, str]:
 
 def make_backend(settings: Settings, db: Database) -> JobBackend:
     if settings.job_backend is JobBackendKind.TEMPORAL:
+        # Imported only when chosen: temporalio is heavy to load.
         from extsched.jobs.temporal.backend import TemporalBackend
 
         return TemporalBackend(settings, db, utc_now)
@@ -88,10 +88,3 @@ async def open_context(settings: Settings, url: str | None = None) -> AsyncItera
 
 def bootstrap_token_file(settings: Settings) -> Path:
     return settings.home / "bootstrap-admin.token"
-
-
-def write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)

@@ -16,12 +16,15 @@ import httpx
 from fastapi import FastAPI
 
 from extsched.api.app import create_api
-from extsched.config import Settings
+from extsched.config import Settings, load_settings
 from extsched.runner.client import RunnerClient
+from extsched.runner.demo import create_demo_app
+from extsched.runner.server import create_runner_app
 from extsched.runtime import open_context
 from extsched.services import registry
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
+from extsched.web import mount_ui
 from extsched.workers.postgres import PostgresWorker
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,13 @@ class Roles:
     worker: bool = False
 
 
+def create_app(ctx: AppContext | None) -> FastAPI:
+    """The API with the web UI (``/ui``): what ``api`` and ``serve`` listen with."""
+    app = create_api(ctx)
+    mount_ui(app)
+    return app
+
+
 def runner_body_cap(client_cap: int) -> int:
     """The largest upstream body whose Runner response still fits the client's cap."""
     return max(1024, client_cap * 3 // 4 - 4096)
@@ -46,6 +56,7 @@ def runner_body_cap(client_cap: int) -> int:
 async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None]:
     """Run the job backend's worker loops beside the caller until it exits."""
     if ctx.backend.name == "temporal":
+        # Imported only when chosen: temporalio and the worker are heavy to load.
         from extsched.workers.temporal.worker import run_temporal_worker
 
         async with run_temporal_worker(ctx):
@@ -85,11 +96,10 @@ def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
             finally:
                 await upstream.aclose()
 
-    app = create_api(None)
+    app = create_app(None)
     app.router.lifespan_context = lifespan
 
     if roles.runner:
-        from extsched.runner.server import create_runner_app
 
         async def resolve(content_hash: str) -> dict[str, object] | None:
             return await registry.manifest_by_content_hash(holder["ctx"].db, content_hash)
@@ -110,16 +120,12 @@ def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
             ),
         )
     if roles.demo_upstream:
-        from extsched.runner.demo import create_demo_app
-
         app.mount("/demo", create_demo_app())
     return app
 
 
 def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
     """``extsched runner``: the reference Runner at ``/v1/execute`` plus the demo upstream."""
-    from extsched.runner.demo import create_demo_app
-    from extsched.runner.server import create_runner_app
 
     holder: dict[str, AppContext] = {}
     upstream = httpx.AsyncClient(timeout=None)
@@ -155,7 +161,6 @@ def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
 def api_app_from_env() -> FastAPI:
     """Factory for ``extsched api --workers N``: each uvicorn worker process builds its own app
     from the environment (the parent has already resolved and migrated the database)."""
-    from extsched.config import load_settings
 
     settings = load_settings()
     assert settings.database_url, "the parent process sets EXTSCHED_DATABASE_URL"

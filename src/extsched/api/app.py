@@ -1,4 +1,5 @@
-"""The FastAPI application: API routes, the web UI (``/ui``), error rendering, body guard."""
+"""The API application: routes, error rendering, body guard (the UI is added above, in
+``extsched.server.create_app``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from extsched.api import (
 from extsched.api.errors import BodyGuard, install_handlers
 from extsched.api.schemas import ErrorOut
 from extsched.services.context import AppContext
-from extsched.web import mount_ui
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
@@ -40,6 +40,5 @@ def create_api(ctx: AppContext | None) -> FastAPI:
         routes_service,
     ):
         app.include_router(module.router)
-    mount_ui(app)
     app.add_middleware(BodyGuard)
     return app

@@ -11,8 +11,8 @@ import typer
 
 from extsched import logs
 from extsched.cli.common import Host, database, fail, out, require_runner_token, run, settings
-from extsched.config import Settings
-from extsched.runtime import bootstrap_token_file, open_context, write_private
+from extsched.config import Settings, write_private
+from extsched.runtime import bootstrap_token_file, open_context
 from extsched.server import Roles
 from extsched.services import tokens
 

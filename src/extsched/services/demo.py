@@ -10,10 +10,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from extsched.config import write_private
 from extsched.domain.auth import Actor
 from extsched.errors import AlreadyInstalled, VersionExists
 from extsched.runner.demo import demo_manifest
-from extsched.runtime import write_private
 from extsched.services import installs, registry, schedules, tokens
 from extsched.services.context import AppContext
 from extsched.services.installs import InstallSettings
