@@ -13,6 +13,7 @@ converts back to UTC, with the classic DST rules:
 
 from __future__ import annotations
 
+import enum
 import re
 import zoneinfo
 from bisect import bisect_left, bisect_right
@@ -28,9 +29,13 @@ from zoneinfo import ZoneInfo
 from extsched.domain.cron_parse import CronError, CronExpr, describe, parse_cron
 
 __all__ = [
+    "DEFAULT_DST",
     "HORIZON",
     "CronError",
     "CronExpr",
+    "DstChoice",
+    "DstGap",
+    "DstRepeat",
     "Fire",
     "compile_schedule",
     "describe",
@@ -62,6 +67,43 @@ class Fire:
     at: datetime
     local: datetime
     note: str | None = None
+
+
+class DstGap(enum.StrEnum):
+    """A fixed-time schedule's wall time that a clock change skips: fire at the first instant
+    after the jump (``shift``, classic cron), or not that day (``skip``)."""
+
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
+class DstRepeat(enum.StrEnum):
+    """A fixed-time schedule's wall time that occurs twice: fire at its first occurrence
+    (classic cron), its second, or both."""
+
+    FIRST = "first"
+    LAST = "last"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class DstChoice:
+    """A schedule's DST choice (SPEC §8); only fixed-time schedules may differ from the default."""
+
+    gap: DstGap = DstGap.SHIFT
+    repeat: DstRepeat = DstRepeat.FIRST
+
+    @classmethod
+    def of(cls, gap: str | None, repeat: str | None) -> DstChoice:
+        """From stored or requested values, where None means the default."""
+        return cls(DstGap(gap or DstGap.SHIFT), DstRepeat(repeat or DstRepeat.FIRST))
+
+    @property
+    def is_default(self) -> bool:
+        return self.gap is DstGap.SHIFT and self.repeat is DstRepeat.FIRST
+
+
+DEFAULT_DST = DstChoice()
 
 
 # --- time zones -----------------------------------------------------------------------------

@@ -36,6 +36,13 @@ class HandleSpec:
     timezone: str
     paused: bool
     note: str | None = None
+    # Policies that shape the fires (SPEC §5, §8); the defaults are the classic behaviour.
+    dst_gap: str = "shift"
+    dst_repeat: str = "first"
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    paused_until: datetime | None = None
+    jitter_seconds: int = 0
 
     @property
     def handle_id(self) -> str:

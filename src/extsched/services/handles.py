@@ -37,6 +37,12 @@ def spec_for(row: dict[str, Any], *, install_enabled: bool, kill_switch: bool) -
         timezone=row["timezone"],
         paused=note is not None,
         note=note,
+        dst_gap=row.get("dst_gap") or "shift",
+        dst_repeat=row.get("dst_repeat") or "first",
+        starts_at=row.get("starts_at"),
+        ends_at=row.get("ends_at"),
+        paused_until=row.get("paused_until"),
+        jitter_seconds=row.get("jitter_seconds") or 0,
     )
 
 
