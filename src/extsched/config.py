@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     run_now_per_schedule: int = Field(default=5, ge=1)
     run_now_per_tenant: int = Field(default=60, ge=1)
     max_attempts: int = Field(default=3, ge=1, le=20)
+    max_timeout_ms: int = Field(default=300_000, ge=1000, le=60 * 60 * 1000)
     pause_after_failures: int = Field(default=10, ge=0)
     catchup_window_seconds: int = Field(default=600, ge=0)
     secret_key: str | None = None

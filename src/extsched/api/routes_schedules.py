@@ -31,7 +31,7 @@ from extsched.domain.pagination import (
 )
 from extsched.errors import ValidationFailed, field_error
 from extsched.services import audit, runs, schedules
-from extsched.services.schedules import UNSET, ScheduleInput
+from extsched.services.schedules import ScheduleInput
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
 
@@ -46,14 +46,7 @@ async def list_schedules(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> Schedu
 async def create_schedule(
     ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: ScheduleCreateIn
 ) -> ScheduleOut:
-    data = ScheduleInput(
-        name=body.name,
-        endpoint_id=body.endpoint_id,
-        cron=body.cron,
-        timezone=body.timezone,
-        enabled=body.enabled,
-        payload=body.payload,
-    )
+    data = ScheduleInput(**body.model_dump(exclude_unset=True))
     return ScheduleOut.of(await schedules.create(ctx, p, extension_id, data))
 
 
@@ -104,12 +97,7 @@ async def patch_schedule(
     if_match: str | None = Header(default=None),
 ) -> ScheduleOut:
     given = body.model_fields_set
-    data = ScheduleInput(
-        **{
-            f: getattr(body, f) if f in given else UNSET
-            for f in ("name", "endpoint_id", "cron", "timezone", "enabled", "payload")
-        }
-    )
+    data = ScheduleInput(**{f: getattr(body, f) for f in given if f != "revision"})
     updated = await schedules.update(
         ctx,
         p,

@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
 from extsched.domain import cron
 from extsched.services import registry, tokens
@@ -49,7 +58,22 @@ class InstallPatchIn(Strict):
     providers: list[StrictStr] | None = None
 
 
-class ScheduleCreateIn(Strict):
+class PoliciesIn(Strict):
+    """Schedule policies (SPEC §5); ``null`` or absent means the default. Ranges are checked
+    by the service, so every error is a field error under the field's name."""
+
+    overlap: Literal["skip", "buffer_one", "allow"] | None = None
+    max_attempts: StrictInt | None = None
+    timeout_ms: StrictInt | None = None
+    jitter_seconds: StrictInt | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    paused_until: AwareDatetime | None = None
+    dst_gap: Literal["shift", "skip"] | None = None
+    dst_repeat: Literal["first", "last", "both"] | None = None
+
+
+class ScheduleCreateIn(PoliciesIn):
     name: StrictStr | None = None
     endpoint_id: uuid.UUID
     cron: StrictStr
@@ -58,7 +82,7 @@ class ScheduleCreateIn(Strict):
     payload: Any = None  # object or array; checked by the service with a clear message
 
 
-class SchedulePatchIn(Strict):
+class SchedulePatchIn(PoliciesIn):
     name: StrictStr | None = None
     endpoint_id: uuid.UUID | None = None
     cron: StrictStr | None = None
@@ -270,6 +294,16 @@ class ScheduleOut(BaseModel):
     consecutive_failures: int
     created_at: UtcTime
     updated_at: UtcTime
+    overlap: str | None
+    max_attempts: int | None
+    timeout_ms: int | None
+    jitter_seconds: int | None
+    starts_at: UtcTime | None
+    ends_at: UtcTime | None
+    paused_until: UtcTime | None
+    dst_gap: str | None
+    dst_repeat: str | None
+    origin: Literal["user", "manifest"]
 
     @classmethod
     def of(cls, s: Schedule) -> ScheduleOut:
@@ -296,6 +330,8 @@ class ScheduleOut(BaseModel):
             consecutive_failures=s.consecutive_failures,
             created_at=s.created_at,
             updated_at=s.updated_at,
+            origin=s.origin,
+            **vars(s.policies),
         )
 
 

@@ -326,10 +326,14 @@ SELECT id FROM extension_version WHERE id = %(id)s FOR UPDATE;
 -- Creates a schedule (the name is unique per install, case-insensitively).
 INSERT INTO tenant_extension_schedule
     (tenant_id, id, install_id, extension_id, name, endpoint_id, endpoint_method, endpoint_path,
-     cron, timezone, enabled, disabled_reason, payload)
+     cron, timezone, enabled, disabled_reason, payload, origin,
+     overlap, max_attempts, timeout_ms, jitter_seconds, starts_at, ends_at, paused_until,
+     dst_gap, dst_repeat)
 VALUES (%(tenant_id)s, %(id)s, %(install_id)s, %(extension_id)s, %(name)s, %(endpoint_id)s,
         %(endpoint_method)s, %(endpoint_path)s, %(cron)s, %(timezone)s, %(enabled)s,
-        %(disabled_reason)s, %(payload)s)
+        %(disabled_reason)s, %(payload)s, %(origin)s,
+        %(overlap)s, %(max_attempts)s, %(timeout_ms)s, %(jitter_seconds)s, %(starts_at)s,
+        %(ends_at)s, %(paused_until)s, %(dst_gap)s, %(dst_repeat)s)
 RETURNING *;
 
 -- name: schedule_view
@@ -384,6 +388,9 @@ UPDATE tenant_extension_schedule SET
     endpoint_path = %(endpoint_path)s, cron = %(cron)s, timezone = %(timezone)s,
     enabled = %(enabled)s, disabled_reason = %(disabled_reason)s, payload = %(payload)s,
     consecutive_failures = %(consecutive_failures)s,
+    overlap = %(overlap)s, max_attempts = %(max_attempts)s, timeout_ms = %(timeout_ms)s,
+    jitter_seconds = %(jitter_seconds)s, starts_at = %(starts_at)s, ends_at = %(ends_at)s,
+    paused_until = %(paused_until)s, dst_gap = %(dst_gap)s, dst_repeat = %(dst_repeat)s,
     revision = revision + 1, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND revision = %(revision)s
 RETURNING *;

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -91,3 +94,36 @@ def parse_duration(text: str) -> timedelta:
 def utc_now() -> datetime:
     """The real clock (services take an injectable clock defaulting to this)."""
     return datetime.now(UTC)
+
+
+_US = timedelta(microseconds=1)
+
+
+def window_start(after: datetime, not_before: datetime | None) -> datetime:
+    """Where to look for the next fire: strictly after ``after``, but none before
+    ``not_before`` (a schedule's ``starts_at`` or ``paused_until``)."""
+    if not_before is not None and not_before - _US > after:
+        return not_before - _US
+    return after
+
+
+def in_window(fires: Iterable[cron.Fire], ends_at: datetime | None) -> Iterator[cron.Fire]:
+    """The fires before ``ends_at`` (a schedule's window end; fires at or after it are not
+    made)."""
+    for fire in fires:
+        if ends_at is not None and fire.at >= ends_at:
+            return
+        yield fire
+
+
+def jitter_offset(
+    schedule_id: uuid.UUID, scheduled_for: datetime, jitter_seconds: int
+) -> timedelta:
+    """The delay of one fire under ``jitter_seconds`` (SPEC §8): a fixed function of the
+    schedule and the nominal fire time, uniform over whole seconds in ``[0, J]``, so every
+    backend, retry and replay agrees on it."""
+    if jitter_seconds <= 0:
+        return timedelta(0)
+    key = f"{schedule_id}|{scheduled_for.astimezone(UTC):%Y-%m-%dT%H:%M:%S}".encode()
+    draw = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+    return timedelta(seconds=draw % (jitter_seconds + 1))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from extsched.db.pool import Conn
-from extsched.domain import cron, inputs
+from extsched.domain import cron, inputs, timing
 from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
 from extsched.domain.ids import uuid7
@@ -30,6 +32,54 @@ log = logging.getLogger(__name__)
 
 UNSET: Any = object()
 """Marks a field a PATCH did not mention (``None`` means "set to null")."""
+
+
+class Overlap(enum.StrEnum):
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    ALLOW = "allow"
+
+
+POLICY_FIELDS = (
+    "overlap",
+    "max_attempts",
+    "timeout_ms",
+    "jitter_seconds",
+    "starts_at",
+    "ends_at",
+    "paused_until",
+    "dst_gap",
+    "dst_repeat",
+)
+
+
+@dataclass(frozen=True)
+class Policies:
+    """A schedule's policies as stored; None means the default (SPEC §5)."""
+
+    overlap: str | None = None
+    max_attempts: int | None = None
+    timeout_ms: int | None = None
+    jitter_seconds: int | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    paused_until: datetime | None = None
+    dst_gap: str | None = None
+    dst_repeat: str | None = None
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Policies:
+        return cls(**{f: r.get(f) for f in POLICY_FIELDS})
+
+    @property
+    def dst(self) -> cron.DstChoice:
+        return cron.DstChoice.of(self.dst_gap, self.dst_repeat)
+
+    @property
+    def not_before(self) -> datetime | None:
+        """No fire before this instant: the later of ``starts_at`` and ``paused_until``."""
+        bounds = [b for b in (self.starts_at, self.paused_until) if b is not None]
+        return max(bounds) if bounds else None
 
 
 @dataclass(frozen=True)
@@ -55,6 +105,9 @@ class Schedule:
     consecutive_failures: int
     created_at: datetime
     updated_at: datetime
+    # Policies (SPEC §5) as stored: None means the default.
+    policies: Policies
+    origin: str
     next_run_at: datetime | None = None
     next_runs: list[Fire] | None = field(default=None)
 
@@ -64,16 +117,20 @@ class Schedule:
     ) -> Schedule:
         """Build from a row; ``active`` says whether it would fire (enabled, install enabled,
         kill switch off). Fire times come from the time engine, the single source of truth."""
+        policies = Policies.from_row(r)
         next_run_at = None
         next_runs = None
+        start = timing.window_start(now, policies.not_before)
         if with_next_runs:
             expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-            next_runs = cron.next_fires(expr, zone, now, 5)
+            fires = cron.iter_fires(expr, zone, start)
+            next_runs = list(islice(timing.in_window(fires, policies.ends_at), 5))
             if active and next_runs:
                 next_run_at = next_runs[0].at
         elif active:
-            fire = cron.upcoming(r["cron"], r["timezone"], now)
-            next_run_at = fire.at if fire else None
+            fire = cron.upcoming(r["cron"], r["timezone"], start)
+            if fire is not None and (policies.ends_at is None or fire.at < policies.ends_at):
+                next_run_at = fire.at
         return cls(
             tenant_id=r["tenant_id"],
             id=r["id"],
@@ -96,6 +153,8 @@ class Schedule:
             consecutive_failures=r["consecutive_failures"],
             created_at=r["created_at"],
             updated_at=r["updated_at"],
+            policies=policies,
+            origin=r.get("origin") or "user",
             next_run_at=next_run_at,
             next_runs=next_runs,
         )
@@ -125,9 +184,19 @@ class ScheduleInput:
     timezone: Any = UNSET
     enabled: Any = UNSET
     payload: Any = UNSET
+    overlap: Any = UNSET
+    max_attempts: Any = UNSET
+    timeout_ms: Any = UNSET
+    jitter_seconds: Any = UNSET
+    starts_at: Any = UNSET
+    ends_at: Any = UNSET
+    paused_until: Any = UNSET
+    dst_gap: Any = UNSET
+    dst_repeat: Any = UNSET
 
 
-AUDITED_FIELDS = ("name", "endpoint_id", "cron", "timezone", "enabled", "payload")
+AUDITED_FIELDS = ("name", "endpoint_id", "cron", "timezone", "enabled", "payload", *POLICY_FIELDS)
+MAX_JITTER_SECONDS = 3600
 
 
 def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +320,60 @@ async def _validated(
             errors["enabled"] = "must be true or false"
         else:
             new["enabled"] = bool(data.enabled)
+    for f in POLICY_FIELDS:
+        value = getattr(data, f)
+        if value is not UNSET:
+            new[f] = value
+    _check_policies(ctx, new, errors)
     if errors:
         raise ValidationFailed("the schedule is invalid", field_errors=errors)
     return new
+
+
+def _check_policies(ctx: AppContext, new: dict[str, Any], errors: dict[str, str]) -> None:
+    """The policy fields of SPEC §5 (None is always the default)."""
+
+    def integer(f: str, lo: int, hi: int) -> int | None:
+        value = new.get(f)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            errors[f] = f"must be a whole number from {lo} to {hi}"
+            return None
+        return value
+
+    overlap = new.get("overlap")
+    if overlap is not None and overlap not in Overlap.__members__.values():
+        errors["overlap"] = "must be one of skip, buffer_one, allow"
+    integer("max_attempts", 1, 10)
+    integer("timeout_ms", 1000, ctx.settings.max_timeout_ms)
+    jitter = integer("jitter_seconds", 0, MAX_JITTER_SECONDS)
+    for f in ("starts_at", "ends_at", "paused_until"):
+        value = new.get(f)
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            errors[f] = "must be an RFC 3339 instant with a time zone offset"
+    starts, ends = new.get("starts_at"), new.get("ends_at")
+    valid_bounds = "starts_at" not in errors and "ends_at" not in errors
+    if valid_bounds and starts and ends and not starts < ends:
+        errors["ends_at"] = "must be after starts_at"
+    if "cron" in errors or "timezone" in errors or new.get("cron") is None:
+        return
+    expr, zone = cron.compile_schedule(new["cron"], new["timezone"])
+    gap, repeat = new.get("dst_gap"), new.get("dst_repeat")
+    if gap is not None and gap not in cron.DstGap.__members__.values():
+        errors["dst_gap"] = "must be shift or skip"
+    elif gap not in (None, cron.DstGap.SHIFT) and not expr.fixed_time:
+        errors["dst_gap"] = "only for fixed-time schedules (one minute and one hour)"
+    if repeat is not None and repeat not in cron.DstRepeat.__members__.values():
+        errors["dst_repeat"] = "must be first, last or both"
+    elif repeat not in (None, cron.DstRepeat.FIRST) and not expr.fixed_time:
+        errors["dst_repeat"] = "only for fixed-time schedules (one minute and one hour)"
+    if jitter:
+        gap_s = cron.min_gap_seconds(expr, zone, ctx.clock())
+        if gap_s is not None and not jitter < gap_s / 2:
+            errors["jitter_seconds"] = (
+                f"must be less than half of the schedule's shortest gap ({gap_s // 2} s)"
+            )
 
 
 def _active(row: dict[str, Any], install_enabled: bool, kill_switch: bool) -> bool:
@@ -261,8 +381,14 @@ def _active(row: dict[str, Any], install_enabled: bool, kill_switch: bool) -> bo
 
 
 async def create(
-    ctx: AppContext, principal: Principal, extension_id: uuid.UUID, data: ScheduleInput
+    ctx: AppContext,
+    principal: Principal,
+    extension_id: uuid.UUID,
+    data: ScheduleInput,
+    *,
+    origin: str = "user",
 ) -> Schedule:
+    """Create a schedule (``origin`` "manifest" for an extension's default schedules)."""
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
@@ -285,6 +411,7 @@ async def create(
                 "timezone": default_tz,
                 "enabled": True,
                 "payload": None,
+                **dict.fromkeys(POLICY_FIELDS),
             },
             data,
             creating=True,
@@ -329,6 +456,8 @@ async def create(
                 "enabled": new["enabled"],
                 "disabled_reason": None,
                 "payload": None if new["payload"] is None else json.dumps(new["payload"]),
+                "origin": origin,
+                **{f: new[f] for f in POLICY_FIELDS},
             },
         )
         assert row is not None
@@ -467,6 +596,7 @@ async def update(
                 "disabled_reason",
                 "consecutive_failures",
                 "revision",
+                *POLICY_FIELDS,
             )
         }
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
