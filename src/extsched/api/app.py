@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from extsched import __version__
 from extsched.api import (
@@ -41,5 +42,11 @@ def create_api(ctx: AppContext | None) -> FastAPI:
     ):
         app.include_router(module.router)
     mount_ui(app)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """People who open the service's address land in the UI."""
+        return RedirectResponse("/ui", status_code=307)
+
     app.add_middleware(BodyGuard)
     return app
