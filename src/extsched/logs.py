@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 class KeyValueFormatter(logging.Formatter):
-    """``2026-11-27T09:00:00 INFO extsched.jobs run finished run_id=... status=...``"""
+    """``2026-11-27T09:00:00Z INFO extsched.jobs run finished run_id=... status=...``
+
+    Times are UTC, marked ``Z``, so lines from hosts in different zones compare as they are.
+    """
+
+    @staticmethod
+    def converter(secs: float | None = None) -> time.struct_time:
+        return time.gmtime(secs)
 
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
@@ -24,11 +32,14 @@ def _fmt(value: object) -> str:
     return f'"{text}"' if (" " in text or not text) else text
 
 
+def formatter() -> KeyValueFormatter:
+    """The service's line format (UTC times)."""
+    return KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+
+
 def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    handler.setFormatter(formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

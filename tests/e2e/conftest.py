@@ -237,8 +237,9 @@ def login(page: Page, service: Service) -> Callable[[str], Page]:
 def screenshot(page: Page, name: str, *, doc: bool = True) -> None:
     """Save ``name``.png as a test artifact; with EXTSCHED_UPDATE_SCREENSHOTS=1 the ``doc``
     ones are also written to docs/screenshots/ (shown by docs/ui.md)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    targets = [ARTIFACTS / f"{name}.png"]
     if doc and os.environ.get("EXTSCHED_UPDATE_SCREENSHOTS") == "1":
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOC_SHOTS / f"{name}.png"), full_page=True)
+        targets.append(DOC_SHOTS / f"{name}.png")
+    for path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)

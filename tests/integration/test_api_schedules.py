@@ -67,6 +67,8 @@ async def test_it_creates_and_reads_a_schedule(
         "2026-12-04T08:30:00Z",
     ]
     assert got["next_runs"][0]["local"].startswith("2026-11-30T09:30:00+01:00")
+    # Creating answers with the next fires too, like reading does.
+    assert s["next_runs"] == got["next_runs"]
     listing = (await client.get(sched_url(ext), headers=rita.headers)).json()
     assert [i["id"] for i in listing["items"]] == [s["id"]]
     assert "next_runs" not in listing["items"][0] or listing["items"][0]["next_runs"] is None

@@ -205,6 +205,7 @@ async def test_it_hands_runs_back_on_sigterm(
             await _poll(lambda: len(runner.calls) == 1, 30, "the first call")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
+    assert "extsched worker stopped" in (tmp_path / "worker0.log").read_text()
     [(status, attempts, owner)] = _sql(
         db_url, "SELECT status, attempts, lease_owner FROM extension_schedule_run"
     )
@@ -286,6 +287,11 @@ async def test_it_serves_the_api_from_several_processes(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    # A shutdown says so (uvicorn itself runs at log level "warning").
+    assert (
+        f"extsched stopped listening on http://127.0.0.1:{port}"
+        in (tmp_path / "api.log").read_text()
+    )
 
 
 def test_it_says_in_one_line_when_its_port_is_taken(db_url: str, tmp_path: Path) -> None:
@@ -346,6 +352,7 @@ def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+    assert "extsched stopped listening" in (tmp_path / "serve.log").read_text()
     deadline = time.monotonic() + 30
     while _postgres_serving(home):
         assert time.monotonic() < deadline, "the embedded PostgreSQL was left running"

@@ -82,8 +82,8 @@ def _serve(
         info = run(go)
         out.print()
         out.print(
-            "[bold]demo[/bold]: tenant 'demo', extension com.example.demo, a schedule "
-            "calling POST /sync every 5 minutes (Europe/Paris)"
+            f"[bold]demo[/bold]: tenant 'demo', user '{demo_setup.DEMO_USER}', extension "
+            "com.example.demo, a schedule calling POST /sync every 5 minutes (Europe/Paris)"
         )
         out.print(f"  UI:    {base}/ui/login?token={info.token}", highlight=False)
         out.print(f"  token: {info.token}", highlight=False)
@@ -97,26 +97,30 @@ def _serve(
             f"{base}/api/v1/schedules/{info.schedule_id}/run-now",
             highlight=False,
         )
-    if workers > 1:
-        # Several API processes on one port (the kernel spreads connections between them).
-        os.environ["EXTSCHED_DATABASE_URL"] = url
-        uvicorn.run(
-            "extsched.server:api_app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-        return
-    uvicorn.run(
-        create_service_app(s, url, roles),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    try:
+        if workers > 1:
+            # Several API processes on one port (the kernel spreads connections between them).
+            os.environ["EXTSCHED_DATABASE_URL"] = url
+            uvicorn.run(
+                "extsched.server:api_app_from_env",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        else:
+            uvicorn.run(
+                create_service_app(s, url, roles),
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+    finally:
+        # uvicorn runs at log level "warning": without this line a shutdown is silent.
+        out.print(f"extsched stopped listening on {base}", highlight=False)
 
 
 def _exit_on_sigterm() -> None:
@@ -233,3 +237,4 @@ def worker() -> None:
             logging.getLogger("extsched").info("worker stopping")
 
     run(go)
+    out.print("extsched worker stopped", highlight=False)

@@ -148,8 +148,9 @@ SELECT id FROM extension_version
 WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
 
 -- name: registry_list
--- Admin: every extension with its versions.
-SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at
+-- Admin and the UI's catalogue: every extension with its versions (and their descriptions).
+SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at,
+       v.manifest->>'description' AS description
 FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
 ORDER BY e.name, v.created_at, v.id;
 

@@ -20,7 +20,7 @@ from extsched.services.installs import InstallSettings
 from extsched.services.schedules import ScheduleInput
 
 DEMO_TENANT = "demo"
-DEMO_USER = "demo-admin"
+DEMO_USER = "demo-user"
 DEMO_SCHEDULE = "Sync every 5 minutes"
 
 
@@ -45,7 +45,9 @@ async def _token(ctx: AppContext) -> str:
     path = ctx.settings.home / "demo-user.token"
     if path.exists():
         token = path.read_text().strip()
-        if await tokens.authenticate(ctx.db, token) is not None:
+        principal = await tokens.authenticate(ctx.db, token)
+        # A token from an older demo may name another user; the demo's user is DEMO_USER.
+        if principal is not None and principal.user_id == DEMO_USER:
             return token
     _, token = await tokens.create(
         ctx.db, tenant_id=DEMO_TENANT, user_id=DEMO_USER, timezone="Europe/Paris"

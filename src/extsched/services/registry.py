@@ -50,6 +50,7 @@ class Published:
 class RegistryVersion:
     version_id: uuid.UUID
     version: str
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class RegistryExtension:
     name: str
     publisher: str
     versions: list[RegistryVersion]
+
+    @property
+    def description(self) -> str | None:
+        """The newest published version's manifest ``description``, if any."""
+        return next((v.description for v in reversed(self.versions) if v.description), None)
 
 
 def parse(data: object) -> Manifest:
@@ -152,7 +158,7 @@ async def list_extensions(db: Database) -> list[RegistryExtension]:
             RegistryExtension(r["extension_id"], r["name"], r["publisher"], []),
         )
         if r["version_id"] is not None:
-            ext.versions.append(RegistryVersion(r["version_id"], r["version"]))
+            ext.versions.append(RegistryVersion(r["version_id"], r["version"], r["description"]))
     return list(out.values())
 
 

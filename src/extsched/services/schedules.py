@@ -471,7 +471,10 @@ async def create(
             _audit_view(row),
         )
         return Schedule.from_row(
-            row, active=_active(row, install.enabled, tenant_row["kill_switch"]), now=ctx.clock()
+            row,
+            active=_active(row, install.enabled, tenant_row["kill_switch"]),
+            now=ctx.clock(),
+            with_next_runs=True,
         )
 
 

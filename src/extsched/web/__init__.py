@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from extsched.web import routes_auth, routes_installs, routes_schedules
@@ -20,3 +21,8 @@ def mount_ui(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     for module in (routes_auth, routes_schedules, routes_installs):
         app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """People who open the service's address land in the UI."""
+        return RedirectResponse("/ui", status_code=307)

@@ -23,6 +23,14 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 schedule``, ``2 schedules`` (or the given plural form)."""
+    return f"{n} {singular if n == 1 else (plural_form or singular + 's')}"
+
+
+templates.env.filters["plural"] = plural
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -119,6 +127,20 @@ class Formatter:
             return "—"
         z = zoneinfo.ZoneInfo(zone) if zone else self.zone
         return value.astimezone(z).strftime("%Y-%m-%d %H:%M %Z")
+
+    def elsewhere(self, value: datetime, zone: str) -> str:
+        """``value`` on ``zone``'s wall clock (``Mon 07:30 EST in America/New_York``) when it
+        reads differently from the viewer's, else ``""``. The zone's name is left out when
+        the abbreviation already is the name (``Mon 18:40 UTC``, not "UTC in UTC")."""
+        local = value.astimezone(zoneinfo.ZoneInfo(zone))
+        mine = value.astimezone(self.zone)
+        if zone == self.zone_name or (
+            local.strftime("%H:%M %Z") == mine.strftime("%H:%M %Z")
+            and local.utcoffset() == mine.utcoffset()
+        ):
+            return ""
+        text = local.strftime("%a %H:%M %Z")
+        return text if local.strftime("%Z") == zone else f"{text} in {zone}"
 
     def utc(self, value: datetime | None) -> str:
         if value is None:

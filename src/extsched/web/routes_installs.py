@@ -260,9 +260,11 @@ async def version(
     target = None
     report = None
     error = None
-    if version_id and viewer.can_write:
+    if version_id is not None and viewer.can_write:
         target = next((v for v in versions if str(v.version_id) == version_id), None)
-        if target is None:
+        if not version_id.strip():
+            error = "Choose a version to preview the update."
+        elif target is None:
             error = "Pick one of the listed versions."
         else:
             report = await lifecycle.update_version(
@@ -314,11 +316,16 @@ async def update(request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uui
     message = f"Updated {report.install.name} to {report.install.version}."
     moved = sum(1 for r in report.remapped if r.from_endpoint_id != r.to_endpoint_id)
     if moved:
-        message += f" {moved} schedule(s) now call the same endpoint of the new version."
+        verb = "calls" if moved == 1 else "call"
+        message += (
+            f" {render.plural(moved, 'schedule')} now {verb} the same endpoint of the new version."
+        )
     if report.disabled:
         message += (
-            f" {len(report.disabled)} schedule(s) were disabled because their endpoint is "
-            "missing; pick a new endpoint for them."
+            f" {render.plural(len(report.disabled), 'schedule')} "
+            f"{'was' if len(report.disabled) == 1 else 'were'} disabled because "
+            f"{'its endpoint is' if len(report.disabled) == 1 else 'their endpoints are'} "
+            f"missing; pick a new endpoint for {'it' if len(report.disabled) == 1 else 'them'}."
         )
     return render.redirect(request, ext_url(extension_id), message)
 

@@ -17,7 +17,7 @@ from extsched.domain.runs import RunStatus
 from extsched.errors import ExtschedError, Forbidden, RevisionConflict, ValidationFailed
 from extsched.services import installs, overview, runs, schedules
 from extsched.services.schedules import Schedule, ScheduleInput
-from extsched.web import render
+from extsched.web import render, zones
 from extsched.web.forms import ScheduleForm, text
 from extsched.web.routes_installs import all_endpoints, ext_url
 from extsched.web.routing import UiRoute
@@ -78,7 +78,7 @@ async def _form_page(
         errors=errors,
         error_code=exc.code if exc else None,
         message=message,
-        timezones=render.timezone_names(),
+        zone_choices=zones.choices(ctx.clock()),
         presets=PRESETS,
         status_code=exc.status if exc else 200,
     )
@@ -95,6 +95,9 @@ async def new_schedule(
     return await _form_page(request, ctx, viewer, extension_id, form)
 
 
+# The form posts back to its own address, so a refused form is shown at the address it was
+# opened at (which can be bookmarked or opened again). The older addresses keep working.
+@router.post("/extensions/{extension_id}/schedules/new")
 @router.post("/extensions/{extension_id}/schedules")
 async def create_schedule(
     request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID
@@ -118,7 +121,9 @@ async def disable_all(
     request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID
 ) -> Response:
     n = await schedules.disable_all(ctx, viewer.principal, extension_id)
-    message = f"Disabled {n} schedule(s)." if n else "All schedules were already disabled."
+    message = (
+        f"Disabled {render.plural(n, 'schedule')}." if n else "All schedules were already disabled."
+    )
     return render.redirect(request, ext_url(extension_id), message)
 
 
@@ -167,6 +172,7 @@ async def edit_schedule(
     )
 
 
+@router.post("/extensions/{extension_id}/schedules/{schedule_id}/edit")
 @router.post("/extensions/{extension_id}/schedules/{schedule_id}")
 async def update_schedule(
     request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID, schedule_id: uuid.UUID

@@ -95,12 +95,42 @@
   });
 
   document.querySelectorAll("dialog[data-open-on-load]").forEach((d) => d.showModal());
+
+  // Tabs scroll sideways on narrow screens: show the current one.
+  document.querySelectorAll(".tabs").forEach((tabs) => {
+    const current = tabs.querySelector('[aria-current="page"]');
+    if (current && tabs.scrollWidth > tabs.clientWidth) {
+      tabs.scrollLeft = current.offsetLeft - (tabs.clientWidth - current.offsetWidth) / 2;
+    }
+  });
   document.addEventListener("click", (event) => {
     const opener = event.target.closest("[data-open-dialog]");
     if (opener) document.getElementById(opener.dataset.openDialog).showModal();
     const closer = event.target.closest("[data-close-dialog]");
     if (closer) document.getElementById(closer.dataset.closeDialog).close();
   });
+
+  // ------------------------------------------------------------------ refused forms
+  // The server marks the fields it refused; changing a field clears its mark, and the
+  // banner above the form goes once no marked field is left. (Capture phase: the form's own
+  // checks, which may mark the field again, run after this.)
+  function clearFieldError(event) {
+    const field = event.target;
+    if (!(field instanceof HTMLElement) || !field.form) return;
+    const error = document.getElementById((field.id || field.name) + "-error");
+    if (!error || !error.classList.contains("field-error")) return;
+    error.remove();
+    field.removeAttribute("aria-invalid");
+    const described = (field.getAttribute("aria-describedby") || "")
+      .split(/\s+/)
+      .filter((id) => id && id !== error.id);
+    if (described.length) field.setAttribute("aria-describedby", described.join(" "));
+    else field.removeAttribute("aria-describedby");
+    const banner = field.form.parentElement.querySelector("[data-field-errors]");
+    if (banner && !field.form.querySelector(".field-error")) banner.remove();
+  }
+  document.addEventListener("input", clearFieldError, true);
+  document.addEventListener("change", clearFieldError, true);
 
   // ------------------------------------------------------------------ schedule rows
   function replaceRow(row, html) {
@@ -173,11 +203,16 @@
     return null;
   }
 
+  // The visible words change; the schedule's name (for screen readers) stays.
+  function runText(button, text) {
+    (button.querySelector(".run-text") || button).textContent = text;
+  }
+
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button.run-now");
     if (!button || button.disabled) return;
     button.disabled = true;
-    button.textContent = "Running…";
+    runText(button, "Running…");
     const key = window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
     let started;
     try {
@@ -187,7 +222,7 @@
       });
     } catch (err) {
       button.disabled = false;
-      button.textContent = "Run now";
+      runText(button, "Run now");
       toast(err.message, "error");
       return;
     }
@@ -209,7 +244,7 @@
     if (button.dataset.standalone) {
       // On the history page the toast's link reloads the list; the button is free again.
       button.disabled = false;
-      button.textContent = "Run now";
+      runText(button, "Run now");
       return;
     }
     const row = button.closest("tr");
@@ -217,7 +252,7 @@
       await refreshRow(row);
     } catch (err) {
       button.disabled = false;
-      button.textContent = "Run now";
+      runText(button, "Run now");
     }
   });
 
@@ -252,6 +287,231 @@
     }
   });
 
+  // ------------------------------------------------------------------ time-zone picker
+  // The server renders a <select> of canonical zones (and a <template> of every other name
+  // the time engine accepts). Here it becomes a searchable combobox: "new y" finds
+  // America/New_York; other names (US/Eastern, Asia/Calcutta, Etc/GMT+5) appear only when
+  // typed exactly. The <select> stays the form's field, so the server sees the same value.
+  const words = (text) =>
+    text
+      .toLowerCase()
+      .replace(/[_/]+/g, " ")
+      .split(/\s+/)
+      .filter(Boolean);
+
+  function zonePicker(select) {
+    const zones = [];
+    const byName = new Map();
+    function add(option, canonical) {
+      if (byName.has(option.value)) return;
+      const z = {
+        name: option.value,
+        offset: option.dataset.offset || "",
+        note: option.dataset.note || "",
+        canonical: canonical,
+      };
+      z.words = words(z.name).concat(z.offset ? [z.offset.toLowerCase()] : []);
+      z.city = words(z.name.split("/").pop()).join(" ");
+      zones.push(z);
+      byName.set(z.name, z);
+    }
+    Array.from(select.options).forEach((o) => add(o, !o.dataset.note && !!o.dataset.offset));
+    const others = document.getElementById("timezone-others");
+    if (others) others.content.querySelectorAll("option").forEach((o) => add(o, false));
+    const lower = new Map(zones.map((z) => [z.name.toLowerCase(), z]));
+
+    const label = document.querySelector('label[for="' + select.id + '"]');
+    const box = document.createElement("div");
+    box.className = "tz-picker";
+    const input = document.createElement("input");
+    input.type = "text";
+    input.id = select.id + "-input";
+    input.className = "tz-input";
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", select.id + "-listbox");
+    input.autocomplete = "off";
+    input.spellcheck = false;
+    input.placeholder = "Type a city or region, e.g. New York";
+    ["aria-describedby", "aria-invalid"].forEach((a) => {
+      if (select.hasAttribute(a)) input.setAttribute(a, select.getAttribute(a));
+    });
+    const offset = document.createElement("span");
+    offset.className = "tz-offset muted small";
+    offset.id = select.id + "-offset";
+    input.setAttribute(
+      "aria-describedby",
+      (offset.id + " " + (input.getAttribute("aria-describedby") || "")).trim()
+    );
+    const list = document.createElement("ul");
+    list.id = select.id + "-listbox";
+    list.className = "tz-list";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-label", "Zone suggestions");
+    list.hidden = true;
+    const status = document.createElement("p");
+    status.className = "tz-status small muted";
+    status.setAttribute("aria-live", "polite");
+    box.append(input, offset, list, status);
+    select.after(box);
+    select.hidden = true;
+    select.tabIndex = -1;
+    if (label) label.htmlFor = input.id;
+
+    let shown = [];
+    let active = -1;
+
+    function describe(z) {
+      return z ? z.offset + (z.note ? " · " + z.note : "") : "";
+    }
+
+    function matches(query) {
+      const q = query.trim();
+      if (!q) return zones.filter((z) => z.canonical);
+      const exact = lower.get(q.toLowerCase());
+      const terms = words(q);
+      const joined = terms.join(" ");
+      const found = [];
+      zones.forEach((z) => {
+        let rank = null;
+        if (z === exact) rank = 0;
+        else if (!z.canonical) return; // other names only when typed exactly
+        else if (z.city.startsWith(joined)) rank = 1;
+        else if (terms.every((t) => z.words.some((w) => w.startsWith(t)))) rank = 2;
+        else if (z.words.join(" ").includes(joined)) rank = 3;
+        if (rank !== null) found.push({ z: z, rank: rank });
+      });
+      found.sort((a, b) => a.rank - b.rank || a.z.name.localeCompare(b.z.name));
+      return found.map((f) => f.z);
+    }
+
+    function setActive(index) {
+      const items = list.children;
+      if (active >= 0 && items[active]) items[active].setAttribute("aria-selected", "false");
+      active = index;
+      if (active >= 0 && items[active]) {
+        items[active].setAttribute("aria-selected", "true");
+        input.setAttribute("aria-activedescendant", items[active].id);
+        items[active].scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+
+    function open(query) {
+      shown = matches(query);
+      list.replaceChildren(
+        ...shown.map((z, i) => {
+          const li = document.createElement("li");
+          li.id = select.id + "-option-" + i;
+          li.setAttribute("role", "option");
+          li.setAttribute("aria-selected", "false");
+          li.dataset.zone = z.name;
+          const name = document.createElement("span");
+          name.className = "tz-name";
+          name.textContent = z.name;
+          const detail = document.createElement("span");
+          detail.className = "tz-detail";
+          detail.textContent = describe(z);
+          li.append(name, " ", detail);
+          return li;
+        })
+      );
+      list.hidden = shown.length === 0;
+      input.setAttribute("aria-expanded", shown.length ? "true" : "false");
+      status.textContent = shown.length
+        ? query.trim()
+          ? shown.length + (shown.length === 1 ? " time zone matches." : " time zones match.")
+          : ""
+        : "No time zone matches “" + query.trim() + "”.";
+      const current = shown.findIndex((z) => z.name === select.value);
+      setActive(query.trim() ? 0 : current);
+    }
+
+    function close() {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      setActive(-1);
+      status.textContent = "";
+    }
+
+    // Puts ``name`` into the field (adding an option for an other name); false if unknown.
+    function choose(name, notify) {
+      const z = byName.get(name) || lower.get(String(name).toLowerCase());
+      if (!z) return false;
+      if (!Array.from(select.options).some((o) => o.value === z.name)) {
+        const option = document.createElement("option");
+        option.value = z.name;
+        option.textContent = z.name;
+        select.append(option);
+      }
+      const changed = select.value !== z.name;
+      select.value = z.name;
+      input.value = z.name;
+      offset.textContent = describe(z);
+      input.removeAttribute("aria-invalid");
+      close();
+      if (changed && notify !== false) select.dispatchEvent(new Event("change", { bubbles: true }));
+      const described = (input.getAttribute("aria-describedby") || "")
+        .split(/\s+/)
+        .filter((id) => id && document.getElementById(id));
+      input.setAttribute("aria-describedby", described.join(" "));
+      return true;
+    }
+
+    function restore() {
+      input.value = select.value;
+      offset.textContent = describe(byName.get(select.value));
+    }
+
+    input.addEventListener("focus", () => input.select());
+    input.addEventListener("click", () => {
+      if (list.hidden) open("");
+    });
+    input.addEventListener("input", () => open(input.value));
+    input.addEventListener("keydown", (event) => {
+      const isOpen = !list.hidden;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        if (!isOpen) {
+          open("");
+          return;
+        }
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        setActive(Math.max(0, Math.min(shown.length - 1, active + step)));
+      } else if (event.key === "Enter") {
+        if (isOpen && shown[active]) {
+          event.preventDefault();
+          choose(shown[active].name);
+        } else if (isOpen || input.value !== select.value) {
+          event.preventDefault();
+          if (!choose(input.value.trim())) open(input.value);
+        }
+      } else if (event.key === "Escape") {
+        if (isOpen) {
+          event.preventDefault();
+          close();
+        }
+        restore();
+      } else if (event.key === "Tab" && isOpen && shown[active] && input.value !== select.value) {
+        choose(shown[active].name);
+      }
+    });
+    input.addEventListener("blur", () => {
+      if (!choose(input.value.trim())) restore();
+      close();
+    });
+    list.addEventListener("mousedown", (event) => event.preventDefault()); // keep the focus
+    list.addEventListener("click", (event) => {
+      const li = event.target.closest("li[data-zone]");
+      if (li) choose(li.dataset.zone);
+    });
+
+    restore();
+    return { choose: choose };
+  }
+
   // ------------------------------------------------------------------ schedule form
   const form = document.getElementById("schedule-form");
   if (form) setUpScheduleForm(form);
@@ -265,11 +525,10 @@
     const endpoint = form.querySelector("#endpoint_id");
     const endpointWarning = document.getElementById("endpoint-warning");
 
+    const picker = zonePicker(zone);
     if (zone.dataset.browserDefault) {
       const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      if (browserZone && zone.querySelector('option[value="' + CSS.escape(browserZone) + '"]')) {
-        zone.value = browserZone;
-      }
+      if (browserZone) picker.choose(browserZone, false);
     }
 
     // Live cron check: the same validation and time engine as the API, via /ui/cron-preview.
