@@ -14,6 +14,7 @@ from extsched.api.schemas import (
     CronPreviewOut,
     DisableAllOut,
     FireOut,
+    RunNowIn,
     RunNowOut,
     RunOut,
     RunPageOut,
@@ -136,11 +137,28 @@ async def run_now(
     response: Response,
     extension_id: uuid.UUID | None = None,
     idempotency_key: str | None = Header(default=None),
+    body: RunNowIn | None = None,
 ) -> RunNowOut:
-    """Queue a run now; the same Idempotency-Key within 24 h answers 200 with the first run."""
-    result = await runs.run_now(ctx, p, schedule_id, idempotency_key, extension_id)
+    """Queue a run now, optionally with a payload for this run only; the same
+    Idempotency-Key within 24 h answers 200 with the first run."""
+    result = await runs.run_now(
+        ctx,
+        p,
+        schedule_id,
+        idempotency_key,
+        extension_id,
+        payload=body.payload if body is not None else None,
+    )
     if not result.created:
         response.status_code = 200
+    return RunNowOut(run_id=result.run.id, status=result.run.status)
+
+
+@router.post("/runs/{run_id}/replay", status_code=202, response_model=RunNowOut)
+async def replay_run(ctx: Ctx, p: Writer, run_id: uuid.UUID) -> RunNowOut:
+    """Run a past run again: a new run of its schedule for the same ``scheduled_for``
+    (``trigger: "replay"``), with today's payload and configuration."""
+    result = await runs.replay(ctx, p, run_id)
     return RunNowOut(run_id=result.run.id, status=result.run.status)
 
 

@@ -92,6 +92,12 @@ class SchedulePatchIn(PoliciesIn):
     revision: StrictInt | None = None
 
 
+class RunNowIn(Strict):
+    """Run-now's optional body: a payload for this run only (validated like a schedule's)."""
+
+    payload: Any = None
+
+
 class CronPreviewIn(Strict):
     cron: StrictStr
     timezone: StrictStr | None = None
@@ -408,7 +414,8 @@ class TenantOut(BaseModel):
 class RunOut(BaseModel):
     id: uuid.UUID
     schedule_id: uuid.UUID
-    trigger: Literal["schedule", "run_now"]
+    trigger: Literal["schedule", "run_now", "replay"]
+    replay_of: uuid.UUID | None = None
     scheduled_for: UtcTime
     status: Literal["queued", "running", "succeeded", "failed", "timed_out", "skipped"]
     skip_reason: str | None = None

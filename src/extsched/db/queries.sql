@@ -277,13 +277,16 @@ LIMIT %(limit)s;
 
 -- ================================================================ postgres job backend
 -- name: handles_put
--- next_fire_at is recomputed only when the timing changed or the handle was resumed, so an
--- unchanged handle keeps its pending fire.
+-- next_fire_at is recomputed only when what shapes the fires changed (timing, DST choice,
+-- window, pause) or the handle was resumed, so an unchanged handle keeps its pending fire.
 INSERT INTO job_handle AS h
-    (tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at)
+    (tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at,
+     dst_gap, dst_repeat, starts_at, ends_at, paused_until, jitter_seconds)
 SELECT %(tenant_id)s, * FROM unnest(%(schedule_ids)s::uuid[], %(handle_ids)s::text[],
     %(install_ids)s::uuid[], %(crons)s::text[], %(timezones)s::text[], %(paused)s::bool[],
-    %(notes)s::text[], %(next_fire_ats)s::timestamptz[])
+    %(notes)s::text[], %(next_fire_ats)s::timestamptz[], %(dst_gaps)s::text[],
+    %(dst_repeats)s::text[], %(starts_ats)s::timestamptz[], %(ends_ats)s::timestamptz[],
+    %(paused_untils)s::timestamptz[], %(jitter_seconds)s::int[])
 ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     handle_id = excluded.handle_id,
     install_id = excluded.install_id,
@@ -294,8 +297,18 @@ ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     next_fire_at = CASE
         WHEN excluded.paused THEN NULL
         WHEN h.paused OR h.next_fire_at IS NULL OR h.cron <> excluded.cron
-             OR h.timezone <> excluded.timezone THEN excluded.next_fire_at
+             OR h.timezone <> excluded.timezone
+             OR (h.dst_gap, h.dst_repeat, h.starts_at, h.ends_at, h.paused_until)
+                IS DISTINCT FROM (excluded.dst_gap, excluded.dst_repeat, excluded.starts_at,
+                                  excluded.ends_at, excluded.paused_until)
+        THEN excluded.next_fire_at
         ELSE h.next_fire_at END,
+    dst_gap = excluded.dst_gap,
+    dst_repeat = excluded.dst_repeat,
+    starts_at = excluded.starts_at,
+    ends_at = excluded.ends_at,
+    paused_until = excluded.paused_until,
+    jitter_seconds = excluded.jitter_seconds,
     updated_at = now();
 
 -- name: handles_delete
@@ -442,12 +455,13 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
   AND scheduled_for = %(scheduled_for)s AND trigger = 'schedule';
 
 -- name: run_insert_now
--- Run-now: a queued run (its idempotency key unique per schedule).
+-- Run-now and replay: a queued run (a run-now's idempotency key unique per schedule; a replay
+-- keeps the original's scheduled_for and names it in replay_of).
 INSERT INTO extension_schedule_run
     (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, idempotency_key,
-     available_at, created_at)
-VALUES (%(tenant_id)s, %(id)s, %(schedule_id)s, %(install_id)s, 'run_now', %(scheduled_for)s,
-        'queued', %(idempotency_key)s, %(scheduled_for)s, %(scheduled_for)s)
+     available_at, created_at, payload_override, replay_of)
+VALUES (%(tenant_id)s, %(id)s, %(schedule_id)s, %(install_id)s, %(trigger)s, %(scheduled_for)s,
+        'queued', %(idempotency_key)s, %(now)s, %(now)s, %(payload_override)s, %(replay_of)s)
 RETURNING *;
 
 -- name: run_by_idempotency_key
@@ -618,7 +632,8 @@ RETURNING *;
 -- name: handles_claim_due
 -- [cross-tenant] Due handles, oldest first; SKIP LOCKED so several schedulers split the work
 -- and none fires a handle another is firing. Uses job_handle_due_idx: O(due), not O(handles).
-SELECT tenant_id, schedule_id, install_id, cron, timezone, next_fire_at, last_fire_at
+SELECT tenant_id, schedule_id, install_id, cron, timezone, next_fire_at, last_fire_at,
+       dst_gap, dst_repeat, ends_at, jitter_seconds
 FROM job_handle
 WHERE NOT paused AND next_fire_at <= %(now)s
 ORDER BY next_fire_at
@@ -733,11 +748,14 @@ ORDER BY created_at, id;
 
 -- ================================================================ invocation (hot path)
 -- name: runs_prepare
--- [cross-tenant] Everything a batch of attempts needs, and their no-overlap locks, in one round
+-- [cross-tenant] Everything a batch of attempts needs, and their overlap locks, in one round
 -- trip (one row per run whose schedule still exists; the caller sends each schedule at most
 -- once per batch). `tenants` lists the batch's tenants, so Citus can prune to their shards (the
--- Temporal backend sends one tenant per batch: a single-shard statement). A lock is taken only when every check of SPEC §9 passes; the caller reads
--- which check failed from the row.
+-- Temporal backend sends one tenant per batch: a single-shard statement). Only when every
+-- check of SPEC §9 passes: `skip` and `buffer_one` take the schedule's lock (until the
+-- schedule's timeout + grace, and the run's lease follows a longer timeout), `buffer_one`
+-- marks a run that finds the lock held as the one buffered run, `allow` takes no lock. The
+-- caller reads which check failed from the row.
 WITH v AS (
     SELECT * FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(run_ids)s::uuid[],
                          %(triggers)s::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
@@ -749,9 +767,16 @@ s AS (
            i.secrets_encrypted AS i_secrets_encrypted, i.providers AS i_providers,
            v2.content_hash AS v_content_hash, v2.version AS v_version, e.name AS e_name,
            coalesce(t.kill_switch, false) AS kill_switch,
-           ep.id AS ep_id, ep.version_id AS ep_version_id
+           ep.id AS ep_id, ep.version_id AS ep_version_id,
+           r.payload_override AS r_payload_override,
+           %(now)s::timestamptz + make_interval(secs => %(grace_seconds)s
+               + coalesce(s.timeout_ms, %(default_timeout_ms)s) / 1000.0) AS p_until,
+           (i.id IS NOT NULL AND coalesce(i.enabled, false) AND NOT coalesce(t.kill_switch, false)
+            AND (v.trigger <> 'schedule' OR s.enabled)
+            AND ep.id IS NOT NULL AND ep.version_id = i.version_id) AS p_checks
     FROM v
     JOIN tenant_extension_schedule s ON s.tenant_id = v.tenant_id AND s.id = v.schedule_id
+    LEFT JOIN extension_schedule_run r ON r.tenant_id = v.tenant_id AND r.id = v.run_id
     LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
     LEFT JOIN tenant_extension_install i
         ON i.tenant_id = s.tenant_id AND i.extension_id = s.extension_id
@@ -762,17 +787,57 @@ s AS (
 ),
 lock AS (
     UPDATE tenant_extension_schedule ts
-    SET running_run_id = s.p_run_id, running_until = %(until)s
+    SET running_run_id = s.p_run_id, running_until = s.p_until,
+        buffered_run_id = CASE WHEN ts.buffered_run_id = s.p_run_id THEN NULL
+                               ELSE ts.buffered_run_id END
     FROM s
     WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
-      AND s.i_id IS NOT NULL AND s.install_enabled AND NOT s.kill_switch
-      AND (s.p_trigger = 'run_now' OR s.enabled)
-      AND s.ep_id IS NOT NULL AND s.ep_version_id = s.i_version_id
+      AND s.p_checks AND coalesce(s.overlap, 'skip') <> 'allow'
       AND (ts.running_run_id IS NULL OR ts.running_run_id = s.p_run_id
            OR ts.running_until < %(now)s)
     RETURNING ts.running_run_id
+),
+buffer AS (
+    -- The lock is held by another live run: this run waits as the schedule's one buffered run,
+    -- unless another run already waits (a buffered run that is gone or finished frees the seat).
+    UPDATE tenant_extension_schedule ts
+    SET buffered_run_id = s.p_run_id
+    FROM s
+    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
+      AND s.p_checks AND s.overlap = 'buffer_one'
+      AND ts.running_run_id IS NOT NULL AND ts.running_run_id <> s.p_run_id
+      AND ts.running_until >= %(now)s
+      AND (ts.buffered_run_id IS NULL OR ts.buffered_run_id = s.p_run_id
+           OR NOT EXISTS (SELECT 1 FROM extension_schedule_run b
+                          WHERE b.tenant_id = ts.tenant_id AND b.id = ts.buffered_run_id
+                            AND b.status IN ('queued', 'running')))
+    RETURNING ts.buffered_run_id, ts.running_until
+),
+lease AS (
+    -- A schedule's longer timeout stretches the run's lease (claimed with the default one).
+    UPDATE extension_schedule_run x SET lease_expires_at = s.p_until
+    FROM s
+    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = s.tenant_id
+      AND x.id = s.p_run_id AND x.status = 'running' AND s.p_checks
+      AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
+    RETURNING x.id
 )
-SELECT s.*, s.p_run_id IN (SELECT running_run_id FROM lock) AS locked FROM s;
+SELECT s.*,
+       (s.p_checks AND s.overlap = 'allow') OR s.p_run_id IN (SELECT running_run_id FROM lock)
+           AS locked,
+       (SELECT running_until FROM buffer WHERE buffer.buffered_run_id = s.p_run_id)
+           AS buffered_until,
+       (SELECT count(*) FROM lease) AS leases_stretched
+FROM s;
+
+-- name: run_defer
+-- A buffered run hands its claim back until the running run ends: queued again at
+-- `available_at`, its attempt not counted and its start not yet recorded.
+UPDATE extension_schedule_run
+SET status = 'queued', available_at = %(available_at)s, lease_owner = NULL,
+    lease_expires_at = NULL, attempts = greatest(attempts - 1, 0), started_at = NULL
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
+  AND lease_owner = %(owner)s;
 
 -- name: runs_complete
 -- [cross-tenant] Finish a batch of runs (each only by its lease holder), release their
@@ -829,6 +894,10 @@ SELECT s.tenant_id, %(id)s, s.id, s.install_id, 'schedule', %(scheduled_for)s, %
        %(skip_reason)s, %(skipped_count)s, %(available_at)s, %(finished_at)s
 FROM tenant_extension_schedule s
 WHERE s.tenant_id = %(tenant_id)s AND s.id = %(schedule_id)s
+  -- A fire outside the schedule's window or pause is neither made nor recorded (SPEC §8).
+  AND (s.starts_at IS NULL OR s.starts_at <= %(scheduled_for)s)
+  AND (s.paused_until IS NULL OR s.paused_until <= %(scheduled_for)s)
+  AND (s.ends_at IS NULL OR %(scheduled_for)s < s.ends_at)
 FOR KEY SHARE OF s
 ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
 RETURNING *;

@@ -165,14 +165,19 @@ class RunnerClient:
         }
         request_headers["content-type"] = "application/json"
         request_headers["authorization"] = self._authorization
+        # The attempt's own limit (a schedule's timeout_ms), as the Runner was told.
+        limits = envelope.get("limits")
+        timeout_ms = limits.get("timeout_ms") if isinstance(limits, dict) else None
+        if not isinstance(timeout_ms, int) or timeout_ms <= 0:
+            timeout_ms = self.timeout_ms
         try:
-            async with asyncio.timeout(self.timeout_ms / 1000):
+            async with asyncio.timeout(timeout_ms / 1000):
                 reply = await self._post(body, request_headers)
         except TimeoutError:
             return done(
                 RunStatus.TIMED_OUT,
                 retryable=True,
-                error=f"runner timed out after {self.timeout_ms} ms",
+                error=f"runner timed out after {timeout_ms} ms",
             )
         except _ResponseTooLarge:
             return done(

@@ -36,6 +36,7 @@ class AuditAction(enum.StrEnum):
     SCHEDULE_DELETE = "schedule.delete"
     SCHEDULE_DISABLE_ALL = "schedule.disable_all"
     SCHEDULE_RUN_NOW = "schedule.run_now"
+    SCHEDULE_REPLAY = "schedule.replay"
     SCHEDULE_REMAP = "schedule.remap"
     SCHEDULE_DISABLE_OVERRIDE = "schedule.disable_override"
     SCHEDULE_AUTO_DISABLE = "schedule.auto_disable"

@@ -38,6 +38,7 @@ log = logging.getLogger("extsched.jobs")
 T = TypeVar("T")
 
 PREVIEW_BYTES = 1024
+BUFFER_POLL = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,16 @@ class PreparedRun:
     kill_switch: bool
     endpoint_present: bool
     locked: bool
+    overlap: str
+    max_attempts: int | None
+    timeout_ms: int | None
+    buffered_until: datetime | None
+
+    def attempts_allowed(self, default: int) -> int:
+        return self.max_attempts or default
+
+    def timeout(self, default_ms: int) -> timedelta:
+        return timedelta(milliseconds=self.timeout_ms or default_ms)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> PreparedRun:
@@ -107,7 +118,10 @@ class PreparedRun:
             extension_id=row["extension_id"],
             install_id=row["i_id"],
             enabled=row["enabled"],
-            payload=row["payload"],
+            # A run-now's one-off payload replaces the schedule's for that run only.
+            payload=row["r_payload_override"]
+            if row["r_payload_override"] is not None
+            else row["payload"],
             endpoint_method=row["endpoint_method"],
             endpoint_path=row["endpoint_path"],
             install_enabled=row["install_enabled"],
@@ -123,6 +137,10 @@ class PreparedRun:
             endpoint_present=row["ep_id"] is not None
             and row["ep_version_id"] == row["i_version_id"],
             locked=row["locked"],
+            overlap=row["overlap"] or "skip",
+            max_attempts=row["max_attempts"],
+            timeout_ms=row["timeout_ms"],
+            buffered_until=row["buffered_until"],
         )
 
 
@@ -215,8 +233,10 @@ class InvocationHandler:
                 "duration_ms": outcome.duration_ms,
             },
         )
-        if outcome.retryable and run.attempts < self.ctx.settings.max_attempts:
-            return await self._retry(run, owner, outcome)
+        if outcome.retryable and run.attempts < prepared.attempts_allowed(
+            self.ctx.settings.max_attempts
+        ):
+            return await self._retry(run, owner, outcome, prepared)
         return await self._finish(
             run,
             owner,
@@ -246,6 +266,8 @@ class InvocationHandler:
             return await self._finish(
                 run, owner, RunStatus.SKIPPED, skip=SkipReason.SCHEDULE_DISABLED
             )
+        if p.buffered_until is not None:
+            return await self._defer(run, owner, p.buffered_until)
         if not p.endpoint_present:
             error = (
                 f"endpoint {p.endpoint_method} {p.endpoint_path} no longer exists in "
@@ -292,11 +314,31 @@ class InvocationHandler:
             method=p.endpoint_method,
             path=p.endpoint_path,
             payload=p.payload,
-            timeout_ms=self.ctx.settings.runner_timeout_ms,
+            timeout_ms=p.timeout_ms or self.ctx.settings.runner_timeout_ms,
             secret_envelope=secret_envelope,
         )
 
-    async def _retry(self, run: ClaimedRun, owner: str, outcome: RunnerOutcome) -> AttemptResult:
+    async def _defer(self, run: ClaimedRun, owner: str, running_until: datetime) -> AttemptResult:
+        """``buffer_one``: wait for the running run to end. The buffered run looks again every
+        second (at most until the running run's lock lapses), on both backends alike."""
+        now = self.ctx.clock()
+        retry_at = min(running_until, now + BUFFER_POLL)
+        async with self.ctx.db.transaction() as conn:
+            await self.ctx.db.execute(
+                conn,
+                "run_defer",
+                {
+                    "tenant_id": run.tenant_id,
+                    "id": run.id,
+                    "owner": owner,
+                    "available_at": retry_at,
+                },
+            )
+        return AttemptResult(final=False, retry_at=retry_at)
+
+    async def _retry(
+        self, run: ClaimedRun, owner: str, outcome: RunnerOutcome, p: PreparedRun
+    ) -> AttemptResult:
         ctx = self.ctx
         delay = backoff_seconds(
             run.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds
@@ -315,18 +357,19 @@ class InvocationHandler:
                     "http_status": outcome.http_status,
                 },
             )
-            # Keep the overlap lock through the backoff: the run is still in progress.
-            await ctx.db.fetch_one(
-                conn,
-                "schedule_lock_acquire",
-                {
-                    "tenant_id": run.tenant_id,
-                    "schedule_id": run.schedule_id,
-                    "run_id": run.id,
-                    "now": ctx.clock(),
-                    "until": retry_at + self.timeout + self.grace,
-                },
-            )
+            if p.overlap != "allow":
+                # Keep the overlap lock through the backoff: the run is still in progress.
+                await ctx.db.fetch_one(
+                    conn,
+                    "schedule_lock_acquire",
+                    {
+                        "tenant_id": run.tenant_id,
+                        "schedule_id": run.schedule_id,
+                        "run_id": run.id,
+                        "now": ctx.clock(),
+                        "until": retry_at + p.timeout(ctx.settings.runner_timeout_ms) + self.grace,
+                    },
+                )
         log.info("run will be retried", extra={"run_id": run.id, "retry_in_s": round(delay, 1)})
         return AttemptResult(final=False, retry_at=retry_at)
 
@@ -446,7 +489,8 @@ class InvocationHandler:
                     "triggers": [r.trigger.value for r in runs],
                     "tenants": sorted({r.tenant_id for r in runs}),
                     "now": now,
-                    "until": now + self.timeout + self.grace,
+                    "grace_seconds": self.grace.total_seconds(),
+                    "default_timeout_ms": self.ctx.settings.runner_timeout_ms,
                 },
             )
         by_run = {row["p_run_id"]: row for row in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -12,10 +13,19 @@ from extsched.db.pool import Conn
 from extsched.domain.auth import Principal
 from extsched.domain.ids import uuid7
 from extsched.domain.pagination import before_id, encode_cursor
-from extsched.errors import InstallDisabled, NotFound, RateLimited, SchedulesPaused, field_error
+from extsched.domain.runs import Trigger
+from extsched.errors import (
+    InstallDisabled,
+    NotFound,
+    RateLimited,
+    SchedulesPaused,
+    ValidationFailed,
+    field_error,
+)
 from extsched.jobs.backend import RunRequest
 from extsched.services import audit, installs, tenants
 from extsched.services.context import AppContext
+from extsched.services.schedules import UNSET, check_payload
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
@@ -36,6 +46,7 @@ class Run:
     http_status: int | None
     error: str | None
     response_preview: str | None
+    replay_of: uuid.UUID | None
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Run:
@@ -70,12 +81,67 @@ async def run_now(
     schedule_id: uuid.UUID,
     idempotency_key: str | None,
     extension_id: uuid.UUID | None = None,
+    *,
+    payload: Any = UNSET,
 ) -> RunNowResult:
-    """Queue a run of a schedule now; the same key within 24 h returns the first run."""
-    assert principal.tenant_id is not None
-    tenant_id = principal.tenant_id
+    """Queue a run of a schedule now, with the schedule's payload or, for this run only,
+    ``payload``; the same key within 24 h returns the first run."""
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
         raise field_error("Idempotency-Key", "must be 1-200 characters")
+    override = None
+    if payload is not UNSET and payload is not None:
+        errors: dict[str, str] = {}
+        check_payload(ctx, payload, errors)
+        if errors:
+            raise ValidationFailed("the payload is invalid", field_errors=errors)
+        override = payload
+    return await _start(
+        ctx,
+        principal,
+        schedule_id,
+        extension_id=extension_id,
+        trigger=Trigger.RUN_NOW,
+        idempotency_key=idempotency_key,
+        payload_override=override,
+    )
+
+
+async def replay(ctx: AppContext, principal: Principal, run_id: uuid.UUID) -> RunNowResult:
+    """A new run of the same schedule for the original ``scheduled_for`` (``trigger:
+    "replay"``), with today's payload and configuration; checks and limits as run-now."""
+    assert principal.tenant_id is not None
+    async with ctx.db.connection() as conn:
+        original = await ctx.db.fetch_one(
+            conn, "run_get", {"tenant_id": principal.tenant_id, "id": run_id}
+        )
+    if original is None:
+        raise NotFound("unknown run")
+    return await _start(
+        ctx,
+        principal,
+        original["schedule_id"],
+        trigger=Trigger.REPLAY,
+        scheduled_for=original["scheduled_for"],
+        replay_of=run_id,
+    )
+
+
+async def _start(
+    ctx: AppContext,
+    principal: Principal,
+    schedule_id: uuid.UUID,
+    *,
+    trigger: Trigger,
+    extension_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    scheduled_for: datetime | None = None,
+    payload_override: Any = None,
+    replay_of: uuid.UUID | None = None,
+) -> RunNowResult:
+    """Queue a run-now or a replay: the schedule must exist (enabled or not), its install be
+    enabled and the tenant's kill switch off; rate-limited per schedule and per tenant."""
+    assert principal.tenant_id is not None
+    tenant_id = principal.tenant_id
     db = ctx.db
     now = ctx.clock()
     async with db.transaction() as conn:
@@ -128,8 +194,14 @@ async def run_now(
                 "id": run_id,
                 "schedule_id": schedule_id,
                 "install_id": schedule["install_id"],
-                "scheduled_for": now,
+                "trigger": trigger.value,
+                "scheduled_for": scheduled_for or now,
+                "now": now,
                 "idempotency_key": idempotency_key,
+                "payload_override": None
+                if payload_override is None
+                else json.dumps(payload_override),
+                "replay_of": replay_of,
             },
         )
         assert row is not None
@@ -139,13 +211,20 @@ async def run_now(
         await ctx.backend.start_run(
             conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
         )
+        changes: dict[str, Any] = {"run_id": str(run_id)}
+        if replay_of is not None:
+            changes["replay_of"] = str(replay_of)
+        if payload_override is not None:
+            changes["payload"] = payload_override
         await audit.record(
             db,
             conn,
             principal.actor,
-            audit.AuditAction.SCHEDULE_RUN_NOW,
+            audit.AuditAction.SCHEDULE_REPLAY
+            if trigger is Trigger.REPLAY
+            else audit.AuditAction.SCHEDULE_RUN_NOW,
             audit.Target.schedule(schedule),
-            {"run_id": str(run_id)},
+            changes,
         )
         return RunNowResult(Run.from_row(row), created=True)
 

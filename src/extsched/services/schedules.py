@@ -216,7 +216,7 @@ def _check_name(value: Any, errors: dict[str, str]) -> str | None:
     return name
 
 
-def _check_payload(ctx: AppContext, value: Any, errors: dict[str, str]) -> None:
+def check_payload(ctx: AppContext, value: Any, errors: dict[str, str]) -> None:
     if value is None:
         return
     if not isinstance(value, dict | list):
@@ -313,7 +313,7 @@ async def _validated(
         else:
             _check_timing(ctx, new["cron"], new["timezone"], errors)
     if data.payload is not UNSET:
-        _check_payload(ctx, data.payload, errors)
+        check_payload(ctx, data.payload, errors)
         new["payload"] = data.payload
     if data.enabled is not UNSET and not (creating and data.enabled is None):
         if data.enabled is None:

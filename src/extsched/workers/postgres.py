@@ -21,7 +21,7 @@ import psycopg
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus, SkipReason
-from extsched.domain.timing import plan_due_fires
+from extsched.domain.timing import jitter_offset, plan_due_fires
 from extsched.errors import BackendUnavailable
 from extsched.services.context import AppContext
 from extsched.services.execution import ClaimedRun, InvocationHandler, new_owner
@@ -89,7 +89,9 @@ class Scheduler:
                 runs["statuses"].append(status)
                 runs["skip_reasons"].append(reason)
                 runs["skipped_counts"].append(count)
-                runs["available_ats"].append(at if status == "queued" else None)
+                # Jitter delays the run, never its nominal fire time (SPEC §8).
+                delay = jitter_offset(h["schedule_id"], at, h["jitter_seconds"] or 0)
+                runs["available_ats"].append(at + delay if status == "queued" else None)
                 runs["finished_ats"].append(None if status == "queued" else now)
 
             queued = skipped = 0
@@ -99,6 +101,7 @@ class Scheduler:
                     h["next_fire_at"],
                     now,
                     window,
+                    ends_at=h["ends_at"],
                 )
                 if plan.missed_count and plan.missed_first is not None:
                     add_run(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from extsched.db.pool import Conn, Database
-from extsched.domain import cron
+from extsched.domain import cron, timing
 from extsched.jobs.backend import HandleInfo, HandleSpec, RunRequest
 
 
@@ -41,6 +41,12 @@ class PostgresBackend:
                     "paused": [s.paused for s in group],
                     "notes": [s.note for s in group],
                     "next_fire_ats": [None if s.paused else _next_fire(s, now) for s in group],
+                    "dst_gaps": [s.dst_gap for s in group],
+                    "dst_repeats": [s.dst_repeat for s in group],
+                    "starts_ats": [s.starts_at for s in group],
+                    "ends_ats": [s.ends_at for s in group],
+                    "paused_untils": [s.paused_until for s in group],
+                    "jitter_seconds": [s.jitter_seconds for s in group],
                 },
             )
 
@@ -83,5 +89,11 @@ class PostgresBackend:
 
 
 def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
-    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), now)
-    return None if fire is None else fire.at
+    """The handle's next fire: none before ``starts_at``/``paused_until``, none from
+    ``ends_at`` on (fires outside the window are not made, SPEC §8)."""
+    not_before = max((b for b in (spec.starts_at, spec.paused_until) if b), default=None)
+    after = timing.window_start(now, not_before)
+    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), after)
+    if fire is None or (spec.ends_at is not None and fire.at >= spec.ends_at):
+        return None
+    return fire.at

@@ -10,6 +10,7 @@ Temporal keeps the fires from then on; the worker (``worker.py``) executes them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import uuid
@@ -119,11 +120,19 @@ class TemporalBackend:
                     None,
                     handle.cron,
                     handle.timezone,
+                    jitter_seconds=handle.jitter_seconds,
                 ),
                 id=handle.handle_id,
                 task_queue=s.temporal_task_queue,
             ),
-            spec=spec.build_spec(handle.cron, handle.timezone, now),
+            # The window and pause bound what Temporal starts; the activity enforces them too.
+            spec=dataclasses.replace(
+                spec.build_spec(handle.cron, handle.timezone, now),
+                start_at=max(
+                    (b for b in (handle.starts_at, handle.paused_until) if b), default=None
+                ),
+                end_at=handle.ends_at,
+            ),
             policy=SchedulePolicy(
                 overlap=ScheduleOverlapPolicy.SKIP,
                 catchup_window=max(MIN_CATCHUP_WINDOW, timedelta(seconds=s.catchup_window_seconds)),
@@ -139,9 +148,12 @@ class TemporalBackend:
         run_id: uuid.UUID | None,
         cron_text: str = "",
         timezone: str = "",
+        *,
+        jitter_seconds: int = 0,
     ) -> RunInput:
         s = self.settings
-        lease = s.runner_timeout_ms / 1000 + s.lease_grace_seconds
+        # Any schedule's timeout_ms is at most EXTSCHED_MAX_TIMEOUT_MS: an attempt fits in it.
+        lease = max(s.runner_timeout_ms, s.max_timeout_ms) / 1000 + s.lease_grace_seconds
         return RunInput(
             tenant_id=tenant_id,
             install_id=str(install_id),
@@ -150,6 +162,7 @@ class TemporalBackend:
             timezone=timezone,
             run_id=None if run_id is None else str(run_id),
             attempt_timeout_seconds=lease + 30,
+            jitter_seconds=jitter_seconds,
         )
 
     async def put_handles(self, conn: Conn, specs: Sequence[HandleSpec]) -> None:

@@ -30,6 +30,8 @@ class RunInput:
     # Longer than an attempt's lease (Runner timeout + grace), so a retried activity finds
     # the lost attempt's lease lapsed.
     attempt_timeout_seconds: float = 120.0
+    # The schedule's jitter (SPEC §8): the run waits this fire's fixed offset before it starts.
+    jitter_seconds: int = 0
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus, SkipReason
+from extsched.domain.timing import jitter_offset
 from extsched.jobs.temporal import dst
 from extsched.jobs.temporal.types import ACTIVITY, AttemptInput, AttemptOutcome
 from extsched.services.context import AppContext
@@ -88,7 +89,15 @@ class Activities:
                 await self._record_skip(tenant_id, schedule_id, at, skip)
                 return DONE
             async with db.transaction() as conn:
-                row = await self._insert(conn, tenant_id, schedule_id, at, RunStatus.QUEUED, None)
+                row = await self._insert(
+                    conn,
+                    tenant_id,
+                    schedule_id,
+                    at,
+                    RunStatus.QUEUED,
+                    None,
+                    task.request.jitter_seconds,
+                )
                 if row is not None:
                     return row["id"], None
                 existing = await db.fetch_one(conn, "run_fire_get", key)
@@ -132,6 +141,7 @@ class Activities:
         at: datetime,
         status: RunStatus,
         reason: str | None,
+        jitter_seconds: int = 0,
     ) -> dict[str, Any] | None:
         queued = status is RunStatus.QUEUED
         return await self.ctx.db.fetch_one(
@@ -145,7 +155,11 @@ class Activities:
                 "status": status.value,
                 "skip_reason": reason,
                 "skipped_count": 1 if reason == SkipReason.MISSED else None,
-                "available_at": at if queued else None,
+                # Jitter delays the run, never its nominal fire time (SPEC §8); the workflow
+                # waits for available_at as it waits for a retry.
+                "available_at": at + jitter_offset(schedule_id, at, jitter_seconds)
+                if queued
+                else None,
                 "finished_at": None if queued else self.ctx.clock(),
             },
         )
