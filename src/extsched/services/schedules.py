@@ -197,6 +197,20 @@ class ScheduleInput:
 
 AUDITED_FIELDS = ("name", "endpoint_id", "cron", "timezone", "enabled", "payload", *POLICY_FIELDS)
 MAX_JITTER_SECONDS = 3600
+# What the backend handle carries: a change to any of these re-puts the handle.
+HANDLE_FIELDS = frozenset(
+    {
+        "cron",
+        "timezone",
+        "enabled",
+        "dst_gap",
+        "dst_repeat",
+        "starts_at",
+        "ends_at",
+        "paused_until",
+        "jitter_seconds",
+    }
+)
 
 
 def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -606,7 +620,7 @@ async def update(
         # A taken name is a field error, by the unique constraint (no savepoint needed).
         row = await db.fetch_one(conn, "schedule_update", params)
         assert row is not None  # the row is locked FOR UPDATE, so the revision still matches
-        if {"cron", "timezone", "enabled"} & changes.keys():
+        if HANDLE_FIELDS & changes.keys():
             await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
         action = audit.AuditAction.SCHEDULE_UPDATE
         if set(changes) == {"enabled"}:

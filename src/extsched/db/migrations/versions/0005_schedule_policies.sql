@@ -33,3 +33,8 @@ ALTER TABLE job_handle
     ADD COLUMN ends_at         timestamptz,
     ADD COLUMN paused_until    timestamptz,
     ADD COLUMN jitter_seconds  integer;
+
+-- A replay is a run of its own trigger (SPEC §5).
+ALTER TABLE extension_schedule_run DROP CONSTRAINT extension_schedule_run_trigger_check;
+ALTER TABLE extension_schedule_run ADD CONSTRAINT extension_schedule_run_trigger_check
+    CHECK (trigger IN ('schedule', 'run_now', 'replay'));
