@@ -823,7 +823,7 @@ WITH doomed AS (
     WHERE r.tenant_id = %(tenant_id)s AND r.id = d.id
     RETURNING r.id
 )
-SELECT count(*) AS deleted, max(id) AS last FROM gone;
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
 
 -- name: audit_prune
 -- Deletes one batch of one tenant's audit entries created before the cutoff (UUIDv7 ids),
@@ -838,4 +838,4 @@ WITH doomed AS (
     WHERE a.tenant_id = %(tenant_id)s AND a.id = d.id
     RETURNING a.id
 )
-SELECT count(*) AS deleted, max(id) AS last FROM gone;
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;

@@ -65,14 +65,19 @@ class Schedule:
         kill switch off). Fire times come from the time engine, the single source of truth."""
         next_run_at = None
         next_runs = None
-        if with_next_runs:
-            expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-            next_runs = cron.next_fires(expr, zone, now, 5)
-            if active and next_runs:
-                next_run_at = next_runs[0].at
-        elif active:
-            fire = cron.upcoming(r["cron"], r["timezone"], now)
-            next_run_at = fire.at if fire else None
+        try:
+            if with_next_runs:
+                expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
+                next_runs = cron.next_fires(expr, zone, now, 5)
+                if active and next_runs:
+                    next_run_at = next_runs[0].at
+            elif active:
+                fire = cron.upcoming(r["cron"], r["timezone"], now)
+                next_run_at = fire.at if fire else None
+        except cron.CronError:
+            # A row that no longer evaluates (SPEC §9 fault isolation) still reads, with no
+            # fire times, so one bad schedule cannot break its tenant's listings.
+            next_runs = [] if with_next_runs else None
         return cls(
             tenant_id=r["tenant_id"],
             id=r["id"],
