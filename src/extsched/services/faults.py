@@ -84,5 +84,6 @@ async def disable_invalid(
     metrics.SCHEDULES_INVALID.inc()
     log.error(
         "schedule disabled: it cannot be evaluated",
+        exc_info=error,
         extra={"tenant_id": tenant_id, "schedule_id": schedule_id, "error": reason},
     )
