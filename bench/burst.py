@@ -7,7 +7,7 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 1000
     python -m bench.burst --n 10000 --workers 2
     python -m bench.burst --n 1000 --backend both   # postgres and temporal side by side
-    python -m bench.burst --n 1000 --workers 2 --prune-backlog-days 7   # with a prune beside
+    python -m bench.burst --n 1000 --workers 2 --backlog-days 3 [--prune]   # old history, pruned
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from bench.common import (
     seed,
     utc,
 )
-from bench.retention import insert_history
+from bench.retention import insert_history, vacuum
 from extsched.config import JobBackendKind, Settings
 from extsched.jobs.backend import HandleSpec
 from extsched.runtime import open_context
@@ -150,17 +150,19 @@ def run_burst(
     concurrency: int,
     lead: float,
     backend: str = "postgres",
-    prune_backlog_days: float = 0,
+    backlog_days: float = 0,
+    prune: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url, ExitStack() as stack:
         home = Path(tmp) / "home"
         arrivals_file = Path(tmp) / "arrivals.jsonl"
         asyncio.run(seed(url, n, tenants, home))
         backlog = 0
-        if prune_backlog_days:
-            # Every schedule's history of that many days, just past the 90-day retention: a
-            # retention pass (bench/retention.py) deletes it while the burst fires.
-            backlog = insert_history(url, newest_days_ago=91, days=prune_backlog_days)
+        if backlog_days:
+            # Every schedule's history of that many days, just past the 90-day retention; with
+            # ``prune`` a retention pass (bench/retention.py) deletes it while the burst fires.
+            backlog = insert_history(url, newest_days_ago=91, days=backlog_days)
+            vacuum(url)
         extra_env: dict[str, str] = {}
         fire_at = None
         if backend == "temporal":
@@ -224,7 +226,7 @@ def run_burst(
                     fire_at = utc(time.time() + lead).replace(microsecond=0)
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
-                if backlog:
+                if prune:
                     pruner = subprocess.Popen(
                         [sys.executable, "-m", "bench.retention", "--prune-url", url],
                         stdout=subprocess.DEVNULL,
@@ -242,7 +244,8 @@ def run_burst(
                     with psycopg.connect(url, autocommit=True) as conn:
                         done = conn.execute(
                             "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
-                            "IS NOT NULL"
+                            "IS NOT NULL AND scheduled_for >= %s",
+                            (fire_at,),
                         ).fetchone()[0]  # type: ignore[index]
                     if done >= n:
                         break
@@ -252,7 +255,8 @@ def run_burst(
                 with psycopg.connect(url, autocommit=True) as conn:
                     stages = conn.execute(
                         "SELECT id, started_at FROM extension_schedule_run "
-                        "WHERE trigger = 'schedule'"
+                        "WHERE trigger = 'schedule' AND scheduled_for >= %s",
+                        (fire_at,),
                     ).fetchall()
                 with psycopg.connect(url, autocommit=True) as conn:
                     left = conn.execute(
@@ -301,7 +305,7 @@ def run_burst(
         "peak_rss_mb": peak_rss / 1e6,
     }
     if backlog:
-        result["prune_backlog_runs"] = backlog
+        result["backlog_runs"] = backlog
         result["pruned_by_drain"] = backlog - left
     if backend == "temporal":
         result["temporal_dev_server"] = temporal_dev_server_config()
@@ -317,11 +321,12 @@ def main() -> None:
     ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
     ap.add_argument("--backend", choices=["postgres", "temporal", "both"], default="postgres")
     ap.add_argument(
-        "--prune-backlog-days",
+        "--backlog-days",
         type=float,
         default=0,
-        help="seed this many days of old history per schedule and prune it during the burst",
+        help="seed this many days of history per schedule, past the 90-day run retention",
     )
+    ap.add_argument("--prune", action="store_true", help="prune the backlog during the burst")
     args = ap.parse_args()
     backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
     results = [
@@ -332,7 +337,8 @@ def main() -> None:
             args.concurrency,
             args.lead,
             b,
-            args.prune_backlog_days,
+            args.backlog_days,
+            args.prune,
         )
         for b in backends
     ]

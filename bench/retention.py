@@ -104,8 +104,8 @@ def sizes(url: str) -> dict[str, Any]:
 
 
 async def prune_timed(url: str, settings: Settings) -> dict[str, Any]:
-    """The retention pass, batch by batch (the statements ``services.retention`` runs),
-    with each batch's latency."""
+    """The retention pass, batch by batch (the statements and the pause ``services.retention``
+    uses), with each batch's latency."""
     latencies: list[float] = []
     deleted = {"runs_prune": 0, "audit_prune": 0}
     now = datetime.now(UTC)
@@ -135,6 +135,8 @@ async def prune_timed(url: str, settings: Settings) -> dict[str, Any]:
                     if row["deleted"] < limit:
                         break
                     after = row["last"]
+                    if settings.retention_batch_pause_seconds:
+                        await asyncio.sleep(settings.retention_batch_pause_seconds)
     elapsed = time.perf_counter() - started
     return {
         "runs_deleted": deleted["runs_prune"],
@@ -149,7 +151,8 @@ async def prune_timed(url: str, settings: Settings) -> dict[str, Any]:
 
 
 def prune_loop(url: str, home: Path, run_retention_days: int) -> None:
-    """Prune until nothing is left (``burst.py`` runs this beside a burst)."""
+    """Prune until nothing is left, as the worker does (default batch size and pause);
+    ``burst.py`` runs this beside a burst."""
     settings = Settings(
         database_url=url, home=home, secret_key=KEY, run_retention_days=run_retention_days
     )
@@ -170,12 +173,14 @@ def run(schedules: int, tenants: int, days: int, run_days: int, audit_days: int)
         inserted = insert_history(url, newest_days_ago=0, days=days)
         insert_s = time.perf_counter() - t0
         before = sizes(url)
+        # Unthrottled, to measure what deleting costs (the worker pauses between batches).
         settings = Settings(
             database_url=url,
             home=home,
             secret_key=KEY,
             run_retention_days=run_days,
             audit_retention_days=audit_days,
+            retention_batch_pause_seconds=0,
         )
         pruned = asyncio.run(prune_timed(url, settings))
         after_prune = sizes(url)

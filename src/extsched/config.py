@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Retention passes (SPEC §10): how often, and how many rows one DELETE removes.
     retention_interval_seconds: int = Field(default=3600, ge=0)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Pause between two full batches, so a large backlog (the first pass after an upgrade)
+    # drains in the background without competing with fires for CPU and I/O.
+    retention_batch_pause_seconds: float = Field(default=0.1, ge=0, le=60)
     # A failing worker loop retries after 1 s, 2 s, 4 s... capped here.
     loop_backoff_max_seconds: float = Field(default=30.0, gt=0, le=3600)
     session_secret: str | None = None

@@ -2,13 +2,15 @@
 older than ``EXTSCHED_AUDIT_RETENTION_DAYS`` are deleted, so storage stays flat.
 
 Deletion goes tenant by tenant in small batches, each its own short transaction whose
-statements all filter by ``tenant_id`` (one shard on Citus). Ids are UUIDv7, so "created
+statements all filter by ``tenant_id`` (one shard on Citus), with a short pause between full
+batches so a large backlog does not compete with fires. Ids are UUIDv7, so "created
 before the cutoff" is a primary-key range and needs no extra index. A schedule's newest run
 is always kept, and runs still queued or running are never touched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -74,6 +76,7 @@ async def _prune_table(
 ) -> int:
     """Batches of ``query`` for one tenant until one comes back short; returns rows deleted."""
     limit = ctx.settings.retention_batch_size
+    pause = ctx.settings.retention_batch_pause_seconds
     after, total = _START, 0
     while True:
         async with ctx.db.connection() as conn:
@@ -88,3 +91,5 @@ async def _prune_table(
         if deleted < limit or row is None or row["last"] is None:
             return total
         after = row["last"]
+        if pause:
+            await asyncio.sleep(pause)  # throttle: retention is never urgent, fires are
