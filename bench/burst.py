@@ -7,13 +7,13 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 1000
     python -m bench.burst --n 10000 --workers 2
     python -m bench.burst --n 1000 --backend both   # postgres and temporal side by side
+    python -m bench.burst --n 1000 --workers 2 --backlog-days 3 [--prune]   # old history, pruned
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import subprocess
@@ -31,96 +31,19 @@ import psycopg
 from temporalio.client import Client
 
 from bench.common import (
+    KEY,
     free_port,
     fresh_database,
     percentile,
     read_arrivals,
     runner_stub,
+    seed,
     utc,
 )
+from bench.retention import insert_history, vacuum
 from extsched.config import JobBackendKind, Settings
-from extsched.domain.auth import Actor
-from extsched.domain.ids import uuid7
-from extsched.jobs.backend import HandleSpec, handle_id
+from extsched.jobs.backend import HandleSpec
 from extsched.runtime import open_context
-from extsched.services import installs, registry
-from extsched.services.installs import InstallSettings
-
-KEY = base64.urlsafe_b64encode(b"b" * 32).decode()
-
-
-async def seed(url: str, n: int, tenants: int, home: Path) -> None:
-    """Publish one extension, install it for each tenant, and bulk-insert N schedules."""
-    settings = Settings(database_url=url, home=home, secret_key=KEY)
-    async with open_context(settings, url) as ctx:
-        published = await registry.publish(
-            ctx.db,
-            {
-                "name": "com.example.bench",
-                "publisher": "bench",
-                "version": "1.0.0",
-                "capabilities": [],
-                "api": {"endpoints": [{"method": "POST", "path": "/sync", "handler": "h"}]},
-            },
-        )
-        endpoint = published.endpoints[0]
-        install_ids = []
-        for t in range(tenants):
-            async with ctx.db.connection() as conn:
-                await conn.execute("INSERT INTO tenant (tenant_id) VALUES (%s)", (f"t{t:02d}",))
-            inst = await installs.install(
-                ctx,
-                Actor.system("bench"),
-                f"t{t:02d}",
-                published.extension_id,
-                published.version_id,
-                InstallSettings(),
-            )
-            install_ids.append(inst.id)
-    rows = []
-    for i in range(n):
-        t = i % tenants
-        rows.append((f"t{t:02d}", uuid7(), install_ids[t]))
-    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, name, "
-            "endpoint_id, endpoint_method, endpoint_path, cron, timezone, payload) FROM STDIN"
-        ) as copy:
-            for tenant, sid, iid in rows:
-                copy.write_row(
-                    (
-                        tenant,
-                        sid,
-                        iid,
-                        published.extension_id,
-                        None,
-                        endpoint.id,
-                        "POST",
-                        "/sync",
-                        "*/5 * * * *",
-                        "UTC",
-                        '{"bench": true}',
-                    )
-                )
-        with cur.copy(
-            "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
-            "paused, next_fire_at) FROM STDIN"
-        ) as copy:
-            far = utc(time.time() + 86400)
-            for tenant, sid, iid in rows:
-                copy.write_row(
-                    (
-                        tenant,
-                        sid,
-                        handle_id(tenant, iid, sid),
-                        iid,
-                        "*/5 * * * *",
-                        "UTC",
-                        False,
-                        far,
-                    )
-                )
-
 
 # How the benchmark configures the dev server (reported with the results, docs/performance.md).
 # Its defaults are sized for a laptop, not for hundreds of schedules firing in the same second:
@@ -221,12 +144,25 @@ async def arm_temporal(url: str, home: Path, address: str, fire_at: datetime) ->
 
 
 def run_burst(
-    n: int, tenants: int, workers: int, concurrency: int, lead: float, backend: str = "postgres"
+    n: int,
+    tenants: int,
+    workers: int,
+    concurrency: int,
+    lead: float,
+    backend: str = "postgres",
+    backlog_days: float = 0,
+    prune: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url, ExitStack() as stack:
         home = Path(tmp) / "home"
         arrivals_file = Path(tmp) / "arrivals.jsonl"
         asyncio.run(seed(url, n, tenants, home))
+        backlog = 0
+        if backlog_days:
+            # Every schedule's history of that many days, just past the 90-day retention; with
+            # ``prune`` a retention pass (bench/retention.py) deletes it while the burst fires.
+            backlog = insert_history(url, newest_days_ago=91, days=backlog_days)
+            vacuum(url)
         extra_env: dict[str, str] = {}
         fire_at = None
         if backend == "temporal":
@@ -284,11 +220,17 @@ def run_burst(
                 if profile
                 else []
             )
+            pruner = None
             try:
                 if fire_at is None:
                     fire_at = utc(time.time() + lead).replace(microsecond=0)
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
+                if prune:
+                    pruner = subprocess.Popen(
+                        [sys.executable, "-m", "bench.retention", "--prune-url", url],
+                        stdout=subprocess.DEVNULL,
+                    )
                 peak_rss = 0
                 deadline = fire_at.timestamp() + 300
                 done = 0
@@ -302,7 +244,8 @@ def run_burst(
                     with psycopg.connect(url, autocommit=True) as conn:
                         done = conn.execute(
                             "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
-                            "IS NOT NULL"
+                            "IS NOT NULL AND scheduled_for >= %s",
+                            (fire_at,),
                         ).fetchone()[0]  # type: ignore[index]
                     if done >= n:
                         break
@@ -312,9 +255,18 @@ def run_burst(
                 with psycopg.connect(url, autocommit=True) as conn:
                     stages = conn.execute(
                         "SELECT id, started_at FROM extension_schedule_run "
-                        "WHERE trigger = 'schedule'"
+                        "WHERE trigger = 'schedule' AND scheduled_for >= %s",
+                        (fire_at,),
                     ).fetchall()
+                with psycopg.connect(url, autocommit=True) as conn:
+                    left = conn.execute(
+                        "SELECT count(*) FROM extension_schedule_run "
+                        "WHERE scheduled_for < now() - interval '90 days'"
+                    ).fetchone()[0]  # type: ignore[index]
             finally:
+                if pruner is not None:
+                    pruner.terminate()
+                    pruner.wait(timeout=60)
                 for p in procs:
                     p.terminate()
                 for p in procs:
@@ -352,6 +304,9 @@ def run_burst(
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
     }
+    if backlog:
+        result["backlog_runs"] = backlog
+        result["pruned_by_drain"] = backlog - left
     if backend == "temporal":
         result["temporal_dev_server"] = temporal_dev_server_config()
     return result
@@ -365,10 +320,26 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
     ap.add_argument("--backend", choices=["postgres", "temporal", "both"], default="postgres")
+    ap.add_argument(
+        "--backlog-days",
+        type=float,
+        default=0,
+        help="seed this many days of history per schedule, past the 90-day run retention",
+    )
+    ap.add_argument("--prune", action="store_true", help="prune the backlog during the burst")
     args = ap.parse_args()
     backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
     results = [
-        run_burst(args.n, args.tenants, args.workers, args.concurrency, args.lead, b)
+        run_burst(
+            args.n,
+            args.tenants,
+            args.workers,
+            args.concurrency,
+            args.lead,
+            b,
+            args.backlog_days,
+            args.prune,
+        )
         for b in backends
     ]
     print(f"\nburst: {args.n} schedules over {args.tenants} tenants, due at the same instant")

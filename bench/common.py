@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -17,6 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from extsched.config import Settings
+from extsched.domain.auth import Actor
+from extsched.domain.ids import uuid7
+from extsched.jobs.backend import handle_id
+from extsched.runtime import open_context
+from extsched.services import installs, registry
+from extsched.services.installs import InstallSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,3 +121,79 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+KEY = base64.urlsafe_b64encode(b"b" * 32).decode()
+
+
+async def seed(url: str, n: int, tenants: int, home: Path) -> None:
+    """Publish one extension, install it for each tenant, and bulk-insert N schedules."""
+    settings = Settings(database_url=url, home=home, secret_key=KEY)
+    async with open_context(settings, url) as ctx:
+        published = await registry.publish(
+            ctx.db,
+            {
+                "name": "com.example.bench",
+                "publisher": "bench",
+                "version": "1.0.0",
+                "capabilities": [],
+                "api": {"endpoints": [{"method": "POST", "path": "/sync", "handler": "h"}]},
+            },
+        )
+        endpoint = published.endpoints[0]
+        install_ids = []
+        for t in range(tenants):
+            async with ctx.db.connection() as conn:
+                await conn.execute("INSERT INTO tenant (tenant_id) VALUES (%s)", (f"t{t:02d}",))
+            inst = await installs.install(
+                ctx,
+                Actor.system("bench"),
+                f"t{t:02d}",
+                published.extension_id,
+                published.version_id,
+                InstallSettings(),
+            )
+            install_ids.append(inst.id)
+    rows = []
+    for i in range(n):
+        t = i % tenants
+        rows.append((f"t{t:02d}", uuid7(), install_ids[t]))
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, name, "
+            "endpoint_id, endpoint_method, endpoint_path, cron, timezone, payload) FROM STDIN"
+        ) as copy:
+            for tenant, sid, iid in rows:
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        iid,
+                        published.extension_id,
+                        None,
+                        endpoint.id,
+                        "POST",
+                        "/sync",
+                        "*/5 * * * *",
+                        "UTC",
+                        '{"bench": true}',
+                    )
+                )
+        with cur.copy(
+            "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
+            "paused, next_fire_at) FROM STDIN"
+        ) as copy:
+            far = utc(time.time() + 86400)
+            for tenant, sid, iid in rows:
+                copy.write_row(
+                    (
+                        tenant,
+                        sid,
+                        handle_id(tenant, iid, sid),
+                        iid,
+                        "*/5 * * * *",
+                        "UTC",
+                        False,
+                        far,
+                    )
+                )

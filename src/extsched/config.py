@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     max_timeout_ms: int = Field(default=300_000, ge=1000, le=60 * 60 * 1000)
     pause_after_failures: int = Field(default=10, ge=0)
     catchup_window_seconds: int = Field(default=600, ge=0)
+    run_retention_days: int = Field(default=90, ge=1, le=100 * 366)
+    audit_retention_days: int = Field(default=400, ge=1, le=100 * 366)
     secret_key: str | None = None
     runner_token: SecretStr | None = None
     # Operational knobs beyond the SPEC's list (documented in docs/operations.md).
@@ -69,6 +71,14 @@ class Settings(BaseSettings):
     scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_stop_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
     overdue_grace_seconds: int = Field(default=120, ge=10)
+    # Retention passes (SPEC §10): how often, and how many rows one DELETE removes.
+    retention_interval_seconds: int = Field(default=3600, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Pause between two full batches, so a large backlog (the first pass after an upgrade)
+    # drains in the background without competing with fires for CPU and I/O.
+    retention_batch_pause_seconds: float = Field(default=0.1, ge=0, le=60)
+    # A failing worker loop retries after 1 s, 2 s, 4 s... capped here.
+    loop_backoff_max_seconds: float = Field(default=30.0, gt=0, le=3600)
     session_secret: str | None = None
     log_level: str = "INFO"
     # Host-platform identity (SPEC §4): JWTs signed with this HS256 secret or JWKS keys.

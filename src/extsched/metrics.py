@@ -20,3 +20,18 @@ SCHEDULES = Gauge("extsched_schedules", "Schedules by state", ["state"])
 SCHEDULES_OVERDUE = Gauge(
     "extsched_schedules_overdue", "Enabled schedules whose expected fire did not run in time"
 )
+SCHEDULES_INVALID = Counter(
+    "extsched_schedules_invalid_total",
+    "Schedules disabled because they could not be evaluated or executed (fault isolation)",
+)
+WORKER_LOOP_FAILURES = Counter(
+    "extsched_worker_loop_failures_total", "Failed passes of a worker loop", ["loop"]
+)
+MAINTENANCE_PASSES = Counter(
+    "extsched_maintenance_passes_total",
+    "Maintenance passes run by this process (another worker may hold the lock)",
+    ["task", "result"],
+)
+RETENTION_DELETED = Counter(
+    "extsched_retention_deleted_total", "Rows deleted by retention", ["table"]
+)

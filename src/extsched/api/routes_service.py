@@ -22,12 +22,17 @@ async def healthz() -> dict[str, str]:
 async def readyz(ctx: Ctx) -> JSONResponse:
     database = await ctx.db.ping()
     backend = await ctx.backend.ping() if database or ctx.backend.name != "postgres" else False
-    ok = database and backend
-    body = {
+    # The worker loops this process runs (none for `extsched api`); one that keeps failing
+    # makes the process not ready, by name (SPEC §9 fault isolation).
+    loops = ctx.loops.status()
+    ok = database and backend and "failing" not in loops.values()
+    body: dict[str, object] = {
         "status": "ok" if ok else "unavailable",
         "database": "ok" if database else "unavailable",
         "job_backend": {"name": ctx.backend.name, "status": "ok" if backend else "unavailable"},
     }
+    if loops:
+        body["worker_loops"] = loops
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

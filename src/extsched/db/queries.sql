@@ -932,3 +932,52 @@ WITH flagged AS (
     RETURNING s.id
 )
 SELECT tenant_id, id, extension_id FROM flagged;
+
+-- ================================================================ maintenance and retention
+-- name: maintenance_try_lock
+-- One maintenance pass of a kind at a time across all workers (session-level advisory lock,
+-- held on a dedicated connection for the pass; released by maintenance_unlock or on close).
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
+
+-- name: maintenance_unlock
+SELECT pg_advisory_unlock(%(key)s) AS unlocked;
+
+-- name: retention_tenants
+-- [cross-tenant] the tenants whose runs and audit entries a retention pass visits.
+SELECT tenant_id FROM tenant ORDER BY tenant_id;
+
+-- name: runs_prune
+-- Deletes one batch of one tenant's finished runs created before the cutoff (ids are UUIDv7,
+-- so the primary key is the age index), oldest first from the keyset cursor ``after``; a run
+-- is kept while it is its schedule's newest (so last_run_* stays explainable: history index).
+-- Returns how many went and the last id, where the next batch starts.
+WITH doomed AS (
+    SELECT r.id FROM extension_schedule_run r
+    WHERE r.tenant_id = %(tenant_id)s AND r.id > %(after)s AND r.id < %(cutoff)s
+      AND r.status IN ('succeeded', 'failed', 'timed_out', 'skipped')
+      AND EXISTS (SELECT 1 FROM extension_schedule_run n
+                  WHERE n.tenant_id = %(tenant_id)s AND n.schedule_id = r.schedule_id
+                    AND n.id > r.id)
+    ORDER BY r.id
+    LIMIT %(limit)s
+), gone AS (
+    DELETE FROM extension_schedule_run r USING doomed d
+    WHERE r.tenant_id = %(tenant_id)s AND r.id = d.id
+    RETURNING r.id
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
+
+-- name: audit_prune
+-- Deletes one batch of one tenant's audit entries created before the cutoff (UUIDv7 ids),
+-- oldest first from the keyset cursor ``after``.
+WITH doomed AS (
+    SELECT a.id FROM extension_audit_log a
+    WHERE a.tenant_id = %(tenant_id)s AND a.id > %(after)s AND a.id < %(cutoff)s
+    ORDER BY a.id
+    LIMIT %(limit)s
+), gone AS (
+    DELETE FROM extension_audit_log a USING doomed d
+    WHERE a.tenant_id = %(tenant_id)s AND a.id = d.id
+    RETURNING a.id
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;

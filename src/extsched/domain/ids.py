@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime
 
 
 def uuid7(now_ms: int | None = None) -> uuid.UUID:
@@ -17,3 +18,10 @@ def uuid7(now_ms: int | None = None) -> uuid.UUID:
     value |= 0b10 << 62  # variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b (62 bits)
     return uuid.UUID(int=value)
+
+
+def uuid7_floor(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of the millisecond ``at``: every id made before ``at`` sorts
+    below it (ids, and so primary keys, double as a creation-time index)."""
+    ms = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80)

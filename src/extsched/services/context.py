@@ -13,6 +13,7 @@ from extsched.db.pool import Database
 from extsched.domain.timing import utc_now
 from extsched.jobs.backend import JobBackend
 from extsched.services.platform_jwt import JwtVerifier
+from extsched.services.supervision import LoopHealth
 
 
 @dataclass
@@ -24,6 +25,8 @@ class AppContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Tenants this process has already made sure exist (a tenant comes with its first JWT).
     known_tenants: set[str] = field(default_factory=set)
+    # The worker loops this process runs and whether they keep failing (for /readyz).
+    loops: LoopHealth = field(default_factory=LoopHealth)
 
     @cached_property
     def jwt(self) -> JwtVerifier | None:

@@ -14,10 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from extsched import metrics
+from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.runs import DisabledReason
+from extsched.errors import BackendUnavailable
 from extsched.jobs.backend import HandleSpec
-from extsched.services import audit, handles
+from extsched.services import audit, faults, handles
 from extsched.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class ReconcileReport:
     missing_handles: list[str] = field(default_factory=list)
     stale_handles: list[str] = field(default_factory=list)
     overdue: list[dict[str, Any]] = field(default_factory=list)
+    # Handles that could not be built (the schedule was disabled as invalid instead).
+    invalid: list[str] = field(default_factory=list)
     repaired: int = 0
 
     @property
@@ -146,8 +150,7 @@ async def reconcile(
                 report.repaired += 1
         fix = [wanted[h] for h in report.missing_handles + report.stale_handles]
         if fix:
-            await ctx.backend.put_handles(conn, fix)
-            report.repaired += len(report.missing_handles) + len(report.stale_handles)
+            report.repaired += await _put_isolated(ctx, conn, fix, report)
         by_tenant: dict[str, list[tuple[uuid.UUID, uuid.UUID]]] = {}
         for h in orphan_handle_infos:
             by_tenant.setdefault(h.tenant_id, []).append((h.install_id, h.schedule_id))
@@ -156,6 +159,42 @@ async def reconcile(
             report.repaired += len(keys)
     log.info("reconcile repaired", extra={"repaired": report.repaired})
     return report
+
+
+async def _put_isolated(
+    ctx: AppContext, conn: Conn, specs: list[HandleSpec], report: ReconcileReport
+) -> int:
+    """Put handles; one the backend cannot build (a zone that no longer loads, a cron that no
+    longer compiles) disables its schedule as invalid instead of failing the repair (SPEC §9).
+    Returns how many handles were put."""
+    try:
+        async with conn.transaction():
+            await ctx.backend.put_handles(conn, specs)
+        return len(specs)
+    except BackendUnavailable:
+        raise
+    except Exception:
+        pass  # find the culprit(s): one at a time
+    put = 0
+    for spec in specs:
+        try:
+            async with conn.transaction():
+                await ctx.backend.put_handles(conn, [spec])
+            put += 1
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            async with conn.transaction():
+                await faults.disable_invalid(
+                    ctx,
+                    conn,
+                    tenant_id=spec.tenant_id,
+                    install_id=spec.install_id,
+                    schedule_id=spec.schedule_id,
+                    error=exc,
+                )
+            report.invalid.append(spec.handle_id)
+    return put
 
 
 async def _flag_overdue(

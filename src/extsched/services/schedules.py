@@ -121,16 +121,21 @@ class Schedule:
         next_run_at = None
         next_runs = None
         start = timing.window_start(now, policies.not_before)
-        if with_next_runs:
-            expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-            fires = cron.iter_fires(expr, zone, start)
-            next_runs = list(islice(timing.in_window(fires, policies.ends_at), 5))
-            if active and next_runs:
-                next_run_at = next_runs[0].at
-        elif active:
-            fire = cron.upcoming(r["cron"], r["timezone"], start)
-            if fire is not None and (policies.ends_at is None or fire.at < policies.ends_at):
-                next_run_at = fire.at
+        try:
+            if with_next_runs:
+                expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
+                fires = cron.iter_fires(expr, zone, start)
+                next_runs = list(islice(timing.in_window(fires, policies.ends_at), 5))
+                if active and next_runs:
+                    next_run_at = next_runs[0].at
+            elif active:
+                fire = cron.upcoming(r["cron"], r["timezone"], start)
+                if fire is not None and (policies.ends_at is None or fire.at < policies.ends_at):
+                    next_run_at = fire.at
+        except cron.CronError:
+            # A row that no longer evaluates (SPEC §9 fault isolation) still reads, with no
+            # fire times, so one bad schedule cannot break its tenant's listings.
+            next_runs = [] if with_next_runs else None
         return cls(
             tenant_id=r["tenant_id"],
             id=r["id"],

@@ -11,20 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus, SkipReason
 from extsched.domain.timing import jitter_offset, plan_due_fires
 from extsched.errors import BackendUnavailable
+from extsched.services import faults
 from extsched.services.context import AppContext
 from extsched.services.execution import ClaimedRun, InvocationHandler, new_owner
+from extsched.services.maintenance import Maintenance
+from extsched.services.supervision import Supervisor
 
 log = logging.getLogger("extsched.jobs")
 
@@ -37,6 +40,7 @@ class TickResult:
     handles: int
     runs_queued: int
     skipped: int
+    invalid: int = 0
 
 
 class Scheduler:
@@ -95,14 +99,20 @@ class Scheduler:
                 runs["finished_ats"].append(None if status == "queued" else now)
 
             queued = skipped = 0
+            invalid: list[tuple[dict[str, Any], Exception]] = []
             for h in due:
-                plan = plan_due_fires(
-                    *cron.compile_schedule(h["cron"], h["timezone"]),
-                    h["next_fire_at"],
-                    now,
-                    window,
-                    ends_at=h["ends_at"],
-                )
+                try:
+                    plan = plan_due_fires(
+                        *cron.compile_schedule(h["cron"], h["timezone"]),
+                        h["next_fire_at"],
+                        now,
+                        window,
+                        ends_at=h["ends_at"],
+                    )
+                except Exception as exc:
+                    # One row that cannot be evaluated must not stop the batch (SPEC §9).
+                    invalid.append((h, exc))
+                    continue
                 if plan.missed_count and plan.missed_first is not None:
                     add_run(
                         h,
@@ -125,9 +135,11 @@ class Scheduler:
                 await _record_missed(
                     self.ctx, conn, [r for r in inserted if r["status"] == "skipped"]
                 )
+            for h, error in invalid:
+                await _isolate(ctx, conn, h, error)
             if queued:
                 await conn.execute(f"NOTIFY {RUNS_CHANNEL}")
-        return TickResult(len(due), queued, skipped)
+        return TickResult(len(due), queued, skipped, len(invalid))
 
     async def seconds_until_next(self, cap: float) -> float:
         async with self.ctx.db.connection() as conn:
@@ -136,6 +148,28 @@ class Scheduler:
             return cap
         wait: float = (at - self.ctx.clock()).total_seconds()
         return max(0.0, min(cap, wait))
+
+
+async def _isolate(ctx: AppContext, conn: Conn, handle: dict[str, Any], exc: Exception) -> None:
+    """Disable the schedule behind a handle that failed to evaluate, inside a savepoint: if
+    even that fails, the rest of the tick still commits (the row is tried again next tick)."""
+    try:
+        async with conn.transaction():
+            await faults.disable_invalid(
+                ctx,
+                conn,
+                tenant_id=handle["tenant_id"],
+                install_id=handle["install_id"],
+                schedule_id=handle["schedule_id"],
+                error=exc,
+            )
+    except BackendUnavailable:
+        raise
+    except Exception:
+        log.exception(
+            "could not disable an invalid schedule",
+            extra={"tenant_id": handle["tenant_id"], "schedule_id": handle["schedule_id"]},
+        )
 
 
 async def _record_missed(ctx: AppContext, conn: Any, rows: list[dict[str, Any]]) -> None:
@@ -290,7 +324,9 @@ class Reaper:
 
 
 class PostgresWorker:
-    """Runs scheduler, executor and reaper loops until ``stop()``."""
+    """Runs scheduler, executor and reaper loops, and the maintenance loops every worker runs
+    (``services.maintenance``), until ``stop()``. Each loop's passes are supervised: a loop
+    that keeps failing backs off, logs, counts and shows in ``/readyz``."""
 
     def __init__(
         self,
@@ -309,6 +345,8 @@ class PostgresWorker:
         self._stop = asyncio.Event()
         self._wake_runs = asyncio.Event()
         self._wake_handles = asyncio.Event()
+        self.supervisor = Supervisor(ctx.loops, self._stop, ctx.settings.loop_backoff_max_seconds)
+        self.maintenance = Maintenance(ctx, self.supervisor)
 
     def stop(self) -> None:
         self._stop.set()
@@ -320,8 +358,7 @@ class PostgresWorker:
         if self.executor:
             loops.append(self._executor_loop())
         loops.append(self._reaper_loop())
-        if self.ctx.settings.reconcile_interval_seconds > 0:
-            loops.append(self._reconcile_loop())
+        loops.extend(self.maintenance.loops())
         tasks = [asyncio.create_task(c) for c in loops]
         try:
             await self._stop.wait()
@@ -364,33 +401,31 @@ class PostgresWorker:
             except (psycopg.OperationalError, OSError):
                 await asyncio.sleep(1.0)
 
-    async def _guarded(self, step: Callable[[], Any], what: str) -> Any:
-        try:
-            return await step()
-        except BackendUnavailable:
-            log.warning("%s: database unavailable, retrying", what)
-            await asyncio.sleep(1.0)
-        except Exception:
-            log.exception("%s failed", what)
-            await asyncio.sleep(1.0)
-        return None
-
     async def _scheduler_loop(self) -> None:
         assert self.scheduler is not None
         sched = self.scheduler
         poll = self.ctx.settings.scheduler_poll_seconds
+        batch = self.ctx.settings.scheduler_batch_size
+
+        async def step() -> float:
+            """One tick; returns how long to wait before the next (0: more are due now)."""
+            result = await sched.tick()
+            if result.handles - result.invalid >= batch:
+                return 0.0
+            return await sched.seconds_until_next(poll)
+
         while not self._stop.is_set():
-            result = await self._guarded(sched.tick, "scheduler tick")
-            if result is not None and result.handles >= self.ctx.settings.scheduler_batch_size:
-                continue  # more due right now
-            delay = await self._guarded(lambda: sched.seconds_until_next(poll), "scheduler wait")
-            await self._wait(self._wake_handles, poll if delay is None else delay)
+            delay = await self.supervisor.guard("scheduler", step)
+            if delay is None:
+                continue  # failed; the supervisor has waited out its backoff
+            if delay > 0:
+                await self._wait(self._wake_handles, delay)
 
     async def _executor_loop(self) -> None:
         assert self.executor is not None
         ex = self.executor
         while not self._stop.is_set():
-            started = await self._guarded(ex.claim_and_start, "executor claim")
+            started = await self.supervisor.guard("executor", ex.claim_and_start)
             if started:
                 continue
             # Sleep until new runs are announced, a slot frees up, or the poll interval ends.
@@ -401,29 +436,9 @@ class PostgresWorker:
             self._wake_runs.clear()
             ex.slot_freed.clear()
 
-    async def _reconcile_loop(self) -> None:
-        """Periodic self-healing: the reconciler with repair (SPEC §5 Admin, reconcile)."""
-        from extsched.services.reconcile import reconcile
-
-        interval = self.ctx.settings.reconcile_interval_seconds
-        while not self._stop.is_set():
-            await self._wait(asyncio.Event(), interval)
-            report = await self._guarded(lambda: reconcile(self.ctx, repair=True), "reconcile")
-            if report is not None and not report.clean:
-                log.warning(
-                    "reconcile found and repaired drift",
-                    extra={
-                        "orphan_schedules": len(report.orphan_schedules),
-                        "orphan_handles": len(report.orphan_handles),
-                        "missing_handles": len(report.missing_handles),
-                        "stale_handles": len(report.stale_handles),
-                        "repaired": report.repaired,
-                    },
-                )
-
     async def _reaper_loop(self) -> None:
         while not self._stop.is_set():
-            await self._guarded(self.reaper.sweep, "reaper sweep")
+            await self.supervisor.guard("reaper", self.reaper.sweep)
             await self._wait(asyncio.Event(), 5.0)
 
 

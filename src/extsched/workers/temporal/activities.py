@@ -26,6 +26,7 @@ from extsched.domain.runs import RunStatus, SkipReason
 from extsched.domain.timing import jitter_offset
 from extsched.jobs.temporal import dst
 from extsched.jobs.temporal.types import ACTIVITY, AttemptInput, AttemptOutcome
+from extsched.services import faults
 from extsched.services.context import AppContext
 from extsched.services.execution import ClaimedRun, InvocationHandler
 
@@ -84,7 +85,13 @@ class Activities:
         async with db.connection() as conn:
             existing = await db.fetch_one(conn, "run_fire_get", key)
         if existing is None:
-            skip = self._skip_reason(task, at)
+            try:
+                skip = self._skip_reason(task, at)
+            except Exception as exc:
+                # A spec that cannot be evaluated costs this schedule, not the worker: it is
+                # disabled as invalid instead of failing on every fire (SPEC §9).
+                await self._isolate(task, exc)
+                return DONE
             if skip is not None:
                 await self._record_skip(tenant_id, schedule_id, at, skip)
                 return DONE
@@ -116,11 +123,7 @@ class Activities:
 
     def _skip_reason(self, task: AttemptInput, at: datetime) -> str | None:
         """Why a delivered, not yet recorded fire must not run (SPEC §8), or None."""
-        try:
-            expr = cron.parse_cron(task.request.cron)
-            zone = cron.load_zone(task.request.timezone)
-        except cron.CronError as exc:
-            raise ApplicationError(f"unusable schedule spec: {exc}", non_retryable=True) from exc
+        expr, zone = cron.compile_schedule(task.request.cron, task.request.timezone)
         if not dst.is_engine_fire(expr, zone, at):
             # Temporal's own DST evaluation delivered a time our engine does not fire at.
             return SkipReason.DST_REPEAT
@@ -132,6 +135,18 @@ class Activities:
             # window. Only the latest fire runs; fires are never replayed in bulk.
             return SkipReason.MISSED
         return None
+
+    async def _isolate(self, task: AttemptInput, exc: Exception) -> None:
+        request = task.request
+        async with self.ctx.db.transaction() as conn:
+            await faults.disable_invalid(
+                self.ctx,
+                conn,
+                tenant_id=request.tenant_id,
+                install_id=uuid.UUID(request.install_id),
+                schedule_id=uuid.UUID(request.schedule_id),
+                error=exc,
+            )
 
     async def _insert(
         self,

@@ -4,7 +4,9 @@
 the caller exits. It keeps trying to reach Temporal, so a process started while Temporal is
 down begins working once it is back; runs in flight at shutdown are cancelled and Temporal
 hands their activities to another worker (their lease lapses first, so none runs twice).
-It also re-pins the DST compensation periodically (``TemporalBackend.refresh_compensation``).
+It also re-pins the DST compensation periodically (``TemporalBackend.refresh_compensation``)
+and runs the maintenance loops every worker runs (``services.maintenance``: reconcile with
+repair and overdue detection, retention). Every loop is supervised (``services.supervision``).
 """
 
 from __future__ import annotations
@@ -19,17 +21,17 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from extsched.config import ConfigError
-from extsched.errors import BackendUnavailable
 from extsched.jobs.temporal.backend import TemporalBackend
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler, new_owner
+from extsched.services.maintenance import Maintenance
+from extsched.services.supervision import Supervisor
 from extsched.workers.temporal.activities import Activities
 from extsched.workers.temporal.workflows import RunWorkflow
 
 log = logging.getLogger("extsched.jobs")
 
-RECONNECT_SECONDS = 2.0
 REFRESH_SECONDS = 6 * 3600.0  # DST compensation; changes at most every few months
 SHUTDOWN_GRACE = timedelta(seconds=10)
 # Pollers per task queue kind. The SDK default is a fixed 5 workflow-task pollers, which caps
@@ -54,45 +56,53 @@ class TemporalWorker:
         self.worker: Worker | None = None
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
+        self.supervisor = Supervisor(ctx.loops, self._stop, ctx.settings.loop_backoff_max_seconds)
+        self.maintenance = Maintenance(ctx, self.supervisor)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        refresher = asyncio.create_task(self._refresh_loop(), name="dst compensation")
+        # Self-healing and retention run here as on the postgres backend (services.maintenance).
+        side = [
+            asyncio.create_task(loop) for loop in [self._refresh_loop(), *self.maintenance.loops()]
+        ]
         try:
             while not self._stop.is_set():
-                try:
-                    client = await self.backend.client()
-                except BackendUnavailable:
-                    log.warning("temporal unavailable; retrying", extra={"in_s": RECONNECT_SECONDS})
-                    await self._sleep(RECONNECT_SECONDS)
-                    continue
-                s = self.ctx.settings
-                self.worker = Worker(
-                    client,
-                    task_queue=s.temporal_task_queue,
-                    workflows=[RunWorkflow],
-                    activities=[self.activities.attempt],
-                    max_concurrent_activities=s.worker_concurrency,
-                    workflow_runner=WORKFLOW_RUNNER,
-                    workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=MAX_POLLERS),
-                    activity_task_poller_behavior=PollerBehaviorAutoscaling(
-                        maximum=min(MAX_POLLERS, s.worker_concurrency)
-                    ),
-                    graceful_shutdown_timeout=SHUTDOWN_GRACE,
-                )
-                if await self._run_until_stopped(self.worker):
+                if await self.supervisor.guard("temporal_worker", self._serve_once):
                     break
-                await self.backend.close()  # reconnect: the connection may be the cause
-                await self._sleep(RECONNECT_SECONDS)
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
 
-    async def _run_until_stopped(self, worker: Worker) -> bool:
-        """Run ``worker``; True once stopped on request, False if it failed by itself."""
+    async def _serve_once(self) -> bool:
+        """Connect and poll until stopped (True); raises when Temporal is unreachable or the
+        SDK worker fails, so the supervisor logs, counts and backs off."""
+        client = await self.backend.client()
+        s = self.ctx.settings
+        self.worker = Worker(
+            client,
+            task_queue=s.temporal_task_queue,
+            workflows=[RunWorkflow],
+            activities=[self.activities.attempt],
+            max_concurrent_activities=s.worker_concurrency,
+            workflow_runner=WORKFLOW_RUNNER,
+            workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=MAX_POLLERS),
+            activity_task_poller_behavior=PollerBehaviorAutoscaling(
+                maximum=min(MAX_POLLERS, s.worker_concurrency)
+            ),
+            graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        )
+        try:
+            await self._run_until_stopped(self.worker)
+        except Exception:
+            await self.backend.close()  # reconnect: the connection may be the cause
+            raise
+        return True
+
+    async def _run_until_stopped(self, worker: Worker) -> None:
+        """Run ``worker`` until stopped on request; raises if it fails by itself."""
         running = asyncio.create_task(worker.run(), name="temporal worker")
         stopping = asyncio.create_task(self._stop.wait())
         self.started.set()
@@ -105,25 +115,17 @@ class TemporalWorker:
             await running
         except Exception:
             if not self._stop.is_set():
-                log.exception("temporal worker failed; restarting")
-                return False
-        return self._stop.is_set()
+                raise
+        if not self._stop.is_set():
+            raise RuntimeError("the temporal worker stopped by itself")
 
     async def _refresh_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                await self.backend.refresh_compensation()
-                delay = REFRESH_SECONDS
-            except BackendUnavailable:
-                delay = 60.0
-            except Exception:
-                log.exception("DST compensation refresh failed")
-                delay = 60.0
-            await self._sleep(delay)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+            done = await self.supervisor.guard(
+                "dst_compensation", self.backend.refresh_compensation
+            )
+            if done is not None:
+                await self.supervisor.sleep(REFRESH_SECONDS)
 
 
 @contextlib.asynccontextmanager
