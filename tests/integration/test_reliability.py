@@ -172,7 +172,9 @@ async def test_it_fires_every_healthy_tenant_past_a_poisoned_row(
 @pytest.fixture
 async def worker(ctx: AppContext, runner: FakeRunner) -> AsyncIterator[PostgresWorker]:
     s = ctx.settings
-    client = RunnerClient(runner.url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient(
+        runner.url, s.runner_timeout_ms, s.runner_max_response_bytes, token=s.runner_token_value
+    )
     w = PostgresWorker(ctx, InvocationHandler(ctx, client), stop_grace_seconds=1.0)
     task = asyncio.create_task(w.run())
     try:
@@ -241,7 +243,9 @@ async def test_every_worker_repairs_drift_and_flags_overdue_schedules(
         stuck["id"],
     )
     s = ctx.settings
-    client = RunnerClient(runner.url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient(
+        runner.url, s.runner_timeout_ms, s.runner_max_response_bytes, token=s.runner_token_value
+    )
     # Neither scheduler nor executor: the stuck handle stays stuck, only maintenance acts.
     worker = PostgresWorker(ctx, InvocationHandler(ctx, client), scheduler=False, executor=False)
     task = asyncio.create_task(worker.run())

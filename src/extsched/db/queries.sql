@@ -940,6 +940,7 @@ SELECT tenant_id, id, extension_id FROM flagged;
 SELECT pg_try_advisory_lock(%(key)s) AS locked;
 
 -- name: maintenance_unlock
+-- Ends a maintenance pass: frees its advisory lock for the next worker.
 SELECT pg_advisory_unlock(%(key)s) AS unlocked;
 
 -- name: retention_tenants

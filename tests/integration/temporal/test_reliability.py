@@ -104,7 +104,9 @@ async def test_reconcile_disables_a_schedule_it_cannot_build_and_repairs_the_res
 @pytest.fixture
 async def activities(ctx: AppContext, runner: FakeRunner) -> AsyncIterator[Activities]:
     s = ctx.settings
-    client = RunnerClient(runner.url, s.runner_timeout_ms, s.runner_max_response_bytes)
+    client = RunnerClient(
+        runner.url, s.runner_timeout_ms, s.runner_max_response_bytes, token=s.runner_token_value
+    )
     yield Activities(ctx, InvocationHandler(ctx, client), "temporal:test")
     await client.aclose()
 
