@@ -545,14 +545,17 @@ def _min_gap(
     """Smallest real-time gap between consecutive fires in naive-UTC [start, end), and the
     later fire of that pair when only a clock change makes it that small (else None).
 
-    Real time splits into short windows right after each offset change (where fires move,
-    collapse or repeat), enumerated fire by fire, and the stretches between them, where the
+    Real time splits into short windows around each offset change (where fires move,
+    collapse, repeat or drop), enumerated fire by fire, and the stretches between them, where the
     offset is constant so real gaps equal wall-clock gaps and are computed per day.
     """
     windows: list[tuple[datetime, datetime]] = []
     for year in range((start - timedelta(days=1)).year, end.year + 1):
         for tr in _year_table(zone, year)[2]:
-            lo, hi = tr.at, tr.at + abs(tr.after - tr.before) + _MINUTE
+            # From the first pass of a repeated range (whose fires depend on the DST
+            # choice) to just past the second; a gap's window has the same width.
+            width = abs(tr.after - tr.before)
+            lo, hi = tr.at - width, tr.at + width + _MINUTE
             if hi > start and lo < end:
                 windows.append((max(lo, start), min(hi, end)))
     windows.append((end, end))
