@@ -276,13 +276,15 @@ LIMIT %(limit)s;
 
 -- ================================================================ postgres job backend
 -- name: handles_put
--- next_fire_at is recomputed only when the timing changed or the handle was resumed, so an
--- unchanged handle keeps its pending fire.
+-- next_fire_at is recomputed only when the timing changed (cron, zone, DST choice; NULL is
+-- the default choice) or the handle was resumed, so an unchanged handle keeps its pending fire.
 INSERT INTO job_handle AS h
-    (tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at)
+    (tenant_id, schedule_id, handle_id, install_id, cron, timezone, paused, note, next_fire_at,
+     dst_gap, dst_repeat)
 SELECT %(tenant_id)s, * FROM unnest(%(schedule_ids)s::uuid[], %(handle_ids)s::text[],
     %(install_ids)s::uuid[], %(crons)s::text[], %(timezones)s::text[], %(paused)s::bool[],
-    %(notes)s::text[], %(next_fire_ats)s::timestamptz[])
+    %(notes)s::text[], %(next_fire_ats)s::timestamptz[], %(dst_gaps)s::text[],
+    %(dst_repeats)s::text[])
 ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     handle_id = excluded.handle_id,
     install_id = excluded.install_id,
@@ -290,10 +292,15 @@ ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     timezone = excluded.timezone,
     paused = excluded.paused,
     note = excluded.note,
+    dst_gap = excluded.dst_gap,
+    dst_repeat = excluded.dst_repeat,
     next_fire_at = CASE
         WHEN excluded.paused THEN NULL
         WHEN h.paused OR h.next_fire_at IS NULL OR h.cron <> excluded.cron
-             OR h.timezone <> excluded.timezone THEN excluded.next_fire_at
+             OR h.timezone <> excluded.timezone
+             OR coalesce(h.dst_gap, 'shift') <> coalesce(excluded.dst_gap, 'shift')
+             OR coalesce(h.dst_repeat, 'first') <> coalesce(excluded.dst_repeat, 'first')
+             THEN excluded.next_fire_at
         ELSE h.next_fire_at END,
     updated_at = now();
 
@@ -610,7 +617,8 @@ RETURNING *;
 -- name: handles_claim_due
 -- [cross-tenant] Due handles, oldest first; SKIP LOCKED so several schedulers split the work
 -- and none fires a handle another is firing. Uses job_handle_due_idx: O(due), not O(handles).
-SELECT tenant_id, schedule_id, install_id, cron, timezone, next_fire_at, last_fire_at
+SELECT tenant_id, schedule_id, install_id, cron, timezone, dst_gap, dst_repeat, next_fire_at,
+    last_fire_at
 FROM job_handle
 WHERE NOT paused AND next_fire_at <= %(now)s
 ORDER BY next_fire_at

@@ -30,18 +30,20 @@ def plan_due_fires(
     first_due: datetime,
     now: datetime,
     catchup_window_seconds: int,
+    *,
+    dst: cron.DstChoice = cron.DEFAULT_DST,
 ) -> FirePlan:
     """Fires ``first_due`` .. ``now``: the most recent runs if within the catch-up window,
     older ones collapse into one missed record (fires are never replayed in bulk)."""
     due = [first_due]
     upcoming: datetime | None = None
-    for fire in cron.iter_fires(expr, zone, first_due):
+    for fire in cron.iter_fires(expr, zone, first_due, dst=dst):
         if fire.at > now:
             upcoming = fire.at
             break
         if len(due) >= MAX_ENUMERATED_FIRES:
             # A very long outage: stop counting and continue from now.
-            nxt = cron.next_fire(expr, zone, now)
+            nxt = cron.next_fire(expr, zone, now, dst=dst)
             upcoming = nxt.at if nxt else None
             break
         due.append(fire.at)

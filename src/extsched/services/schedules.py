@@ -66,13 +66,14 @@ class Schedule:
         kill switch off). Fire times come from the time engine, the single source of truth."""
         next_run_at = None
         next_runs = None
+        dst = cron.DstChoice.of(r.get("dst_gap"), r.get("dst_repeat"))
         if with_next_runs:
             expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-            next_runs = cron.next_fires(expr, zone, now, 5)
+            next_runs = cron.next_fires(expr, zone, now, 5, dst=dst)
             if active and next_runs:
                 next_run_at = next_runs[0].at
         elif active:
-            fire = cron.upcoming(r["cron"], r["timezone"], now)
+            fire = cron.upcoming(r["cron"], r["timezone"], now, dst=dst)
             next_run_at = fire.at if fire else None
         return cls(
             tenant_id=r["tenant_id"],

@@ -99,6 +99,7 @@ class Scheduler:
                     h["next_fire_at"],
                     now,
                     window,
+                    dst=cron.DstChoice.of(h["dst_gap"], h["dst_repeat"]),
                 )
                 if plan.missed_count and plan.missed_first is not None:
                     add_run(

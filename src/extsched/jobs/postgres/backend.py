@@ -41,6 +41,8 @@ class PostgresBackend:
                     "paused": [s.paused for s in group],
                     "notes": [s.note for s in group],
                     "next_fire_ats": [None if s.paused else _next_fire(s, now) for s in group],
+                    "dst_gaps": [s.dst_gap for s in group],
+                    "dst_repeats": [s.dst_repeat for s in group],
                 },
             )
 
@@ -83,5 +85,6 @@ class PostgresBackend:
 
 
 def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
-    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), now)
+    dst = cron.DstChoice.of(spec.dst_gap, spec.dst_repeat)
+    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), now, dst=dst)
     return None if fire is None else fire.at
