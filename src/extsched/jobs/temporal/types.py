@@ -17,8 +17,9 @@ class RunInput:
     """The workflow's argument.
 
     A schedule's action carries everything but ``run_id`` (the fire time is Temporal's
-    scheduled start time); run-now passes the id of the run row it already queued. ``cron``
-    and ``timezone`` are the spec that delivered the fire, for the DST check.
+    scheduled start time); run-now passes the id of the run row it already queued. ``cron``,
+    ``timezone`` and the DST choice (empty: the default) are the spec that delivered the
+    fire, for the DST check.
     """
 
     tenant_id: str
@@ -30,6 +31,8 @@ class RunInput:
     # Longer than an attempt's lease (Runner timeout + grace), so a retried activity finds
     # the lost attempt's lease lapsed.
     attempt_timeout_seconds: float = 120.0
+    dst_gap: str = ""
+    dst_repeat: str = ""
 
 
 @dataclass(frozen=True)

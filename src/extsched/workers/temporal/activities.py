@@ -107,16 +107,19 @@ class Activities:
 
     def _skip_reason(self, task: AttemptInput, at: datetime) -> str | None:
         """Why a delivered, not yet recorded fire must not run (SPEC §8), or None."""
+        request = task.request
         try:
-            expr = cron.parse_cron(task.request.cron)
-            zone = cron.load_zone(task.request.timezone)
-        except cron.CronError as exc:
+            expr = cron.parse_cron(request.cron)
+            zone = cron.load_zone(request.timezone)
+            choice = cron.DstChoice.of(request.dst_gap or None, request.dst_repeat or None)
+        except (cron.CronError, ValueError) as exc:
             raise ApplicationError(f"unusable schedule spec: {exc}", non_retryable=True) from exc
-        if not dst.is_engine_fire(expr, zone, at):
-            # Temporal's own DST evaluation delivered a time our engine does not fire at.
+        if not dst.is_engine_fire(expr, zone, at, choice):
+            # Temporal's own DST evaluation delivered a time our engine (with the schedule's
+            # DST choice) does not fire at: a repeated or dropped wall time.
             return SkipReason.DST_REPEAT
         now = self.ctx.clock()
-        following = dst.next_engine_fire(expr, zone, at)
+        following = dst.next_engine_fire(expr, zone, at, choice)
         window = timedelta(seconds=self.ctx.settings.catchup_window_seconds)
         if now - at > window or (following is not None and following <= now):
             # Delivered late: a newer fire is already due, or it is older than the catch-up
