@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from extsched.runner.client import RunnerClient
+from extsched.services import handles
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
 from extsched.workers.postgres import Executor, Reaper, Scheduler
@@ -598,6 +599,79 @@ class TestDstDays:
             "2027-10-31T01:00:00Z",
             "2027-10-31T01:30:00Z",
         ]
+
+
+class TestDstChoices:
+    """The same days with a fixed-time schedule's DST choice (SPEC §8): Europe/Paris 2027,
+    02:00→03:00 on 2027-03-28 (01:00Z), 03:00→02:00 on 2027-10-31 (01:00Z)."""
+
+    async def _fired(
+        self,
+        harness: Harness,
+        sched,  # type: ignore[no-untyped-def]
+        choice: tuple[str | None, str | None],
+        start: datetime,
+        hours: int,
+    ) -> tuple[list[str], datetime | None]:
+        """What fired in ``hours`` of 5-minute ticks, and the handle's next fire after."""
+        harness.clock.set(start)
+        s = await sched(cron="30 2 * * *", timezone="Europe/Paris", name="choice")
+        db = harness.ctx.db
+        async with db.transaction() as conn:
+            # Set in the row as the schedules API will (issue 14), then re-put the handle.
+            cur = await conn.execute(
+                "UPDATE tenant_extension_schedule SET dst_gap = %s, dst_repeat = %s"
+                " WHERE id = %s RETURNING tenant_id, install_id",
+                (*choice, s["id"]),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await handles.sync_install(harness.ctx, conn, row["tenant_id"], row["install_id"])
+        t = start
+        while t <= start + timedelta(hours=hours):
+            await harness.tick(t)
+            await harness.drain()
+            t += timedelta(minutes=5)
+        calls = [c for c in harness.runner.calls if c.envelope["context"]["schedule_id"] == s["id"]]
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT next_fire_at FROM job_handle WHERE schedule_id = %s", (s["id"],)
+            )
+            handle = await cur.fetchone()
+        assert handle is not None
+        return [c.envelope["context"]["scheduled_for"] for c in calls], handle["next_fire_at"]
+
+    async def test_it_skips_the_day_whose_time_does_not_exist(
+        self,
+        harness: Harness,
+        sched,  # type: ignore[no-untyped-def]
+    ) -> None:
+        fired, following = await self._fired(
+            harness, sched, ("skip", None), datetime(2027, 3, 27, 22, 0, tzinfo=UTC), 6
+        )
+        assert fired == []
+        assert following == datetime(2027, 3, 29, 0, 30, tzinfo=UTC)  # Monday 02:30 CEST
+
+    async def test_it_fires_the_second_occurrence(
+        self,
+        harness: Harness,
+        sched,  # type: ignore[no-untyped-def]
+    ) -> None:
+        fired, _ = await self._fired(
+            harness, sched, (None, "last"), datetime(2027, 10, 30, 22, 0, tzinfo=UTC), 6
+        )
+        assert fired == ["2027-10-31T01:30:00Z"]  # the second 02:30 (CET) only
+
+    async def test_it_fires_both_occurrences(
+        self,
+        harness: Harness,
+        sched,  # type: ignore[no-untyped-def]
+    ) -> None:
+        fired, following = await self._fired(
+            harness, sched, ("skip", "both"), datetime(2027, 10, 30, 22, 0, tzinfo=UTC), 6
+        )
+        assert fired == ["2027-10-31T00:30:00Z", "2027-10-31T01:30:00Z"]
+        assert following == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
 
 
 async def test_it_exports_the_spec_metrics(

@@ -1,8 +1,10 @@
 """A brute-force reference for the cron engine: slow, literal and obviously right.
 
 It walks real time minute by minute in UTC, converts each instant to the local wall clock
-and applies SPEC §8 word for word. It shares nothing with ``extsched.domain.cron`` except the
-parsed field sets, so the property tests compare two independent implementations.
+and applies SPEC §8 word for word, DST choices included (``gap``: ``shift``/``skip``,
+``repeat``: ``first``/``last``/``both``, as plain strings). It shares nothing with
+``extsched.domain.cron`` except the parsed field sets, so the property tests compare two
+independent implementations.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from extsched.domain.cron_parse import CronExpr
 
 MINUTE = timedelta(minutes=1)
 # Long enough to see the first pass of any repeated hour (at most 2 hours since 1970)
-# before a window starts, so fixed-time fires there are not counted twice.
+# before a window starts, so fixed-time fires there are not counted twice; the walk goes
+# as far past its end, so a repeated wall time's last occurrence is known.
 WARM_UP = timedelta(hours=3)
+CHOICES = [(gap, repeat) for gap in ("shift", "skip") for repeat in ("first", "last", "both")]
 
 
 @dataclass(frozen=True)
 class Walk:
-    """Every whole UTC minute (POSIX seconds) from ``start`` (minus the warm-up) to ``stop``
-    with its naive local wall-clock time, indexed by wall-clock minute and by forward jumps."""
+    """Every whole UTC minute (POSIX seconds) from ``start`` to ``stop`` (each widened by the
+    warm-up) with its naive local wall-clock time, indexed by wall-clock minute and by
+    forward jumps."""
 
     steps: list[tuple[int, datetime]]
     by_minute: dict[int, list[int]]  # wall-clock minute -> step indexes
@@ -35,7 +40,7 @@ def walk(zone: ZoneInfo, start: datetime, stop: datetime) -> Walk:
     first = int((start - WARM_UP).timestamp()) // 60 * 60
     steps = [
         (ts, datetime.fromtimestamp(ts, zone).replace(tzinfo=None))
-        for ts in range(first, int(stop.timestamp()) + 1, 60)
+        for ts in range(first, int((stop + WARM_UP).timestamp()) + 1, 60)
     ]
     by_minute: dict[int, list[int]] = {}
     jumps = []
@@ -57,8 +62,10 @@ def wall_matches(expr: CronExpr, wall: datetime) -> bool:
     return wall.minute in expr.minutes and wall.hour in expr.hours and day_matches(expr, wall)
 
 
-def fires_on_walk(expr: CronExpr, w: Walk) -> list[datetime]:
-    """The SPEC §8 fires over the walk (including the warm-up), in order."""
+def fires_on_walk(
+    expr: CronExpr, w: Walk, gap: str = "shift", repeat: str = "first"
+) -> list[datetime]:
+    """The SPEC §8 fires over the walk (including the warm-ups), in order."""
     # Only steps at a matching wall-clock minute or right after a jump can fire.
     candidates = sorted(i for m in expr.minutes for i in w.by_minute.get(m, ()))
     if not expr.fixed_time:
@@ -66,28 +73,35 @@ def fires_on_walk(expr: CronExpr, w: Walk) -> list[datetime]:
         return [_utc(w.steps[i][0]) for i in candidates if wall_matches(expr, w.steps[i][1])]
     (hour,) = expr.hours
     (minute,) = expr.minutes
-    fires: list[datetime] = []
-    fired: set[date] = set()  # one fire per local date, at the first chance
+    shown: dict[date, list[int]] = {}  # local date -> steps whose wall clock shows the time
+    jumped: dict[date, int] = {}  # local date -> the jump that skipped its time
     for i in sorted(set(candidates) | set(w.jumps)):
-        t, wall = w.steps[i]
-        due = []
+        wall = w.steps[i][1]
         if i in w.jumps:
-            # The clock jumped forward: targets strictly inside the jump fire now.
+            # The clock jumped forward: targets strictly inside the jump never show.
             previous = w.steps[i - 1][1]
             day = previous.date()
             while day <= wall.date():
                 target = datetime.combine(day, time(hour, minute))
                 if previous < target < wall and day_matches(expr, day):
-                    due.append(day)
+                    jumped.setdefault(day, i)
                 day += timedelta(days=1)
         if wall_matches(expr, wall):
-            due.append(wall.date())
-        for day in due:
-            if day not in fired:
-                fired.add(day)
-                if not fires or fires[-1] != _utc(t):  # a day-long jump can make two meet
-                    fires.append(_utc(t))
-    return fires
+            shown.setdefault(wall.date(), []).append(i)
+    chosen: set[int] = set()
+    for day in shown.keys() | jumped.keys():
+        steps = shown.get(day)
+        if steps is None:
+            if gap == "shift":  # the first instant after the jump
+                chosen.add(jumped[day])
+        elif repeat == "first" or len(steps) == 1:
+            chosen.add(steps[0])
+        elif repeat == "last":
+            chosen.add(steps[-1])
+        else:
+            chosen.update(steps)
+    # A day-long jump can make two days' fires meet at one instant: it fires once.
+    return [_utc(w.steps[i][0]) for i in sorted(chosen)]
 
 
 def _utc(ts: int) -> datetime:
@@ -95,10 +109,15 @@ def _utc(ts: int) -> datetime:
 
 
 def reference_fires(
-    expr: CronExpr, zone: ZoneInfo, after: datetime, until: datetime
+    expr: CronExpr,
+    zone: ZoneInfo,
+    after: datetime,
+    until: datetime,
+    gap: str = "shift",
+    repeat: str = "first",
 ) -> list[datetime]:
     """Fires in (after, until] as aware UTC datetimes."""
-    return between(fires_on_walk(expr, walk(zone, after, until)), after, until)
+    return between(fires_on_walk(expr, walk(zone, after, until), gap, repeat), after, until)
 
 
 def between(fires: list[datetime], after: datetime, until: datetime) -> list[datetime]:

@@ -19,9 +19,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from extsched.domain.cron import (
+    DEFAULT_DST,
     CronExpr,
+    DstChoice,
     Fire,
     describe,
+    dst_fires,
     iter_fires,
     min_gap_seconds,
     parse_cron,
@@ -115,8 +118,14 @@ HISTORICAL = [
 ]
 
 
-def _engine(expr: CronExpr, zone: ZoneInfo, after: datetime, until: datetime) -> list[Fire]:
-    return list(takewhile(lambda f: f.at <= until, iter_fires(expr, zone, after)))
+def _engine(
+    expr: CronExpr,
+    zone: ZoneInfo,
+    after: datetime,
+    until: datetime,
+    dst: DstChoice = DEFAULT_DST,
+) -> list[Fire]:
+    return list(takewhile(lambda f: f.at <= until, iter_fires(expr, zone, after, dst=dst)))
 
 
 def _at_wall(wall: datetime) -> str:
@@ -141,20 +150,23 @@ def _expressions_for_change(zone: ZoneInfo, instant: datetime) -> list[str]:
     return texts
 
 
-def _check_window(zone: ZoneInfo, instant: datetime, texts: list[str]) -> None:
+def _check_window(
+    zone: ZoneInfo,
+    instant: datetime,
+    texts: list[str],
+    choice: tuple[str, str] = ("shift", "first"),
+) -> None:
     after, until = instant - timedelta(days=1), instant + timedelta(days=1)
     walk = ref.walk(zone, after, until)
+    dst = DstChoice.of(*choice)
     for text in texts:
         expr = parse_cron(text)
-        fires = ref.fires_on_walk(expr, walk)
-        got = _engine(expr, zone, after, until)
-        assert [f.at for f in got] == ref.between(fires, after, until), (zone.key, instant, text)
+        fires = ref.fires_on_walk(expr, walk, *choice)
+        got = _engine(expr, zone, after, until, dst)
+        where = (zone.key, instant, text, choice)
+        assert [f.at for f in got] == ref.between(fires, after, until), where
         closed = ref.between(fires, after - US, until)
-        assert min_gap_seconds(expr, zone, after, horizon_days=2) == ref.min_gap(closed), (
-            zone.key,
-            instant,
-            text,
-        )
+        assert min_gap_seconds(expr, zone, after, 2, dst=dst) == ref.min_gap(closed), where
 
 
 def _changes(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
@@ -174,6 +186,65 @@ def test_it_matches_the_reference_around_every_change_of_2026_to_2028(zone_name:
         changes = [datetime(2026, 3, 1, tzinfo=UTC), datetime(2028, 2, 29, 12, tzinfo=UTC)]
     for instant in changes:
         _check_window(zone, instant, EXPRESSIONS + _expressions_for_change(zone, instant))
+
+
+def _fixed_time_texts(zone: ZoneInfo, instant: datetime) -> list[str]:
+    texts = EXPRESSIONS + _expressions_for_change(zone, instant)
+    return [t for t in texts if parse_cron(t).fixed_time]
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+def test_it_matches_the_reference_with_every_dst_choice_around_every_change_of_2026_to_2028(
+    zone_name: str,
+) -> None:
+    zone = ZoneInfo(zone_name)
+    for instant in _CHANGES[zone_name] or [datetime(2026, 3, 1, tzinfo=UTC)]:
+        for choice in ref.CHOICES:
+            _check_window(zone, instant, _fixed_time_texts(zone, instant), choice)
+
+
+@pytest.mark.parametrize(("zone_name", "year"), HISTORICAL)
+def test_it_matches_the_reference_with_every_dst_choice_across_historical_rule_changes(
+    zone_name: str, year: int
+) -> None:
+    zone = ZoneInfo(zone_name)
+    for instant in _changes(zone, year, year):
+        for choice in ref.CHOICES:
+            _check_window(zone, instant, _fixed_time_texts(zone, instant), choice)
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+def test_it_lists_exactly_the_fires_a_change_affects_around_every_change_of_2026_to_2028(
+    zone_name: str,
+) -> None:
+    """dst_fires against the reference: the moved, repeated and second-pass fires are the
+    engine's noted ones, and a fixed-time schedule's dropped fires are exactly those that
+    ``shift`` makes and ``skip`` does not (listed at the jump's instant)."""
+    zone = ZoneInfo(zone_name)
+    for instant in _CHANGES[zone_name]:
+        after, until = instant - timedelta(days=1), instant + timedelta(days=1)
+        walk = ref.walk(zone, after, until)
+        for text in EXPRESSIONS + _expressions_for_change(zone, instant):
+            expr = parse_cron(text)
+            for gap, repeat in ref.CHOICES if expr.fixed_time else [("shift", "first")]:
+                dst = DstChoice.of(gap, repeat)
+                listed = [f for f in dst_fires(expr, zone, after, dst, limit=500) if f.at <= until]
+                noted = [f for f in _engine(expr, zone, after, until, dst) if f.note]
+                where = (zone.key, instant, text, gap, repeat)
+                assert [f for f in listed if not f.dropped] == noted, where
+                dropped = [f.at for f in listed if f.dropped]
+                if expr.fixed_time:
+                    shifted = set(
+                        ref.between(ref.fires_on_walk(expr, walk, "shift", repeat), after, until)
+                    )
+                    skipped = set(
+                        ref.between(ref.fires_on_walk(expr, walk, "skip", repeat), after, until)
+                    )
+                    assert dropped == sorted(shifted - skipped if gap == "skip" else ()), where
+                for fire in listed:
+                    if fire.dropped:
+                        assert fire.local.tzinfo is None and fire.note and "dropped" in fire.note
+                        assert fire.local.minute in expr.minutes and fire.local.hour in expr.hours
 
 
 @pytest.mark.parametrize(("zone_name", "year"), HISTORICAL)
@@ -274,6 +345,42 @@ def test_it_computes_the_true_minimum_gap_like_the_reference(
     until = start + timedelta(days=1)
     expected = ref.min_gap(ref.reference_fires(expr, zone, start - US, until))
     assert min_gap_seconds(expr, zone, start, horizon_days=1) == expected
+
+
+@_SETTINGS
+@given(_cases(), st.sampled_from(ref.CHOICES))
+def test_it_matches_the_reference_with_every_dst_choice_for_random_cases(
+    case: tuple[CronExpr, ZoneInfo, datetime], choice: tuple[str, str]
+) -> None:
+    expr, zone, after = case
+    until = after + timedelta(days=1)
+    dst = DstChoice.of(*choice)
+    got = _engine(expr, zone, after, until, dst)
+    assert [f.at for f in got] == ref.reference_fires(expr, zone, after, until, *choice)
+    if not expr.fixed_time:
+        # Real-time schedules follow real time whatever the choice.
+        assert got == _engine(expr, zone, after, until)
+        return
+    (hour,), (minute,) = expr.hours, expr.minutes
+    for fire in got:
+        assert fire.local == fire.at.astimezone(zone)
+        if (fire.local.hour, fire.local.minute) != (hour, minute):
+            assert dst.gap == "shift" and fire.note and fire.note.startswith("moved from")
+        elif fire.note is not None:
+            # Noted only when the wall time shows twice, saying which occurrence fired.
+            assert fire.note.startswith(f"repeated {hour:02}:{minute:02}")
+            assert ("second occurrence" in fire.note) == bool(fire.local.fold)
+
+
+@_SETTINGS
+@given(_cases(), st.sampled_from(ref.CHOICES))
+def test_it_computes_the_true_minimum_gap_with_every_dst_choice(
+    case: tuple[CronExpr, ZoneInfo, datetime], choice: tuple[str, str]
+) -> None:
+    expr, zone, start = case
+    until = start + timedelta(days=1)
+    fires = ref.reference_fires(expr, zone, start - US, until, *choice)
+    assert min_gap_seconds(expr, zone, start, 1, dst=DstChoice.of(*choice)) == ref.min_gap(fires)
 
 
 @settings(max_examples=min(EXAMPLES, 100), deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, Header, Query, Response
 
@@ -13,6 +14,7 @@ from extsched.api.schemas import (
     CronPreviewIn,
     CronPreviewOut,
     DisableAllOut,
+    DstFireOut,
     FireOut,
     RunNowIn,
     RunNowOut,
@@ -184,15 +186,37 @@ async def list_runs(
 
 @router.post("/cron/preview", response_model=CronPreviewOut)
 async def cron_preview(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> CronPreviewOut:
-    """Validate a cron expression and show its next fires (usable as the user types)."""
+    """Validate a cron expression and show its fires from ``from`` (default now) with the
+    DST choice, and the next fires a clock change moves, drops or doubles."""
     tz = body.timezone or p.user_timezone or "UTC"
-    errors = cron.validate_schedule(
-        body.cron, tz, min_interval_seconds=ctx.settings.min_interval_seconds, now=ctx.clock()
+    start = body.from_ or ctx.clock()
+    try:
+        expr: cron.CronExpr | None = cron.parse_cron(body.cron)
+    except cron.CronError:
+        expr = None
+    errors = cron.validate_dst(expr, body.dst_gap, body.dst_repeat)
+    dst = cron.DEFAULT_DST if errors else cron.DstChoice.of(body.dst_gap, body.dst_repeat)
+    errors = (
+        cron.validate_schedule(
+            body.cron,
+            tz,
+            min_interval_seconds=ctx.settings.min_interval_seconds,
+            now=start,
+            dst=dst,
+        )
+        | errors
     )
     if errors:
         raise ValidationFailed(next(iter(errors.values())), field_errors=errors)
-    description, fires = cron.preview(body.cron, tz, body.count, ctx.clock())
-    return CronPreviewOut(description=description, next_runs=[FireOut.of(f) for f in fires])
+    # Fires at or after ``from``: the engine lists those strictly after the instant before.
+    after = start - timedelta(microseconds=1) if body.from_ is not None else start
+    description, fires = cron.preview(body.cron, tz, body.count, after, dst=dst)
+    expr, zone = cron.compile_schedule(body.cron, tz)
+    return CronPreviewOut(
+        description=description,
+        next_runs=[FireOut.of(f) for f in fires],
+        dst_fires=[DstFireOut.of(f) for f in cron.dst_fires(expr, zone, after, dst)],
+    )
 
 
 @router.get("/extensions/{extension_id}/audit", response_model=AuditPageOut)

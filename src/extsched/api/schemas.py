@@ -98,10 +98,19 @@ class RunNowIn(Strict):
     payload: Any = None
 
 
+_MAX_PREVIEW = cron.MAX_PREVIEW  # the field ``cron`` hides the module in the class body
+
+
 class CronPreviewIn(Strict):
     cron: StrictStr
     timezone: StrictStr | None = None
-    count: StrictInt = Field(default=5, ge=1, le=50)
+    count: StrictInt = Field(default=5, ge=1, le=_MAX_PREVIEW)
+    # The first instant shown (fires at or after it); default: now.
+    from_: AwareDatetime | None = Field(default=None, alias="from")
+    # Checked against the expression by the route (cron.validate_dst), so bad values are
+    # field errors with the same messages as on schedules.
+    dst_gap: StrictStr | None = None
+    dst_repeat: StrictStr | None = None
 
 
 class TenantPutIn(Strict):
@@ -349,10 +358,26 @@ class DisableAllOut(BaseModel):
     disabled: int
 
 
+class DstFireOut(BaseModel):
+    """A fire a clock change moves, drops or doubles. A dropped one (``dropped``) does not
+    happen: ``local`` is its wall time, which never shows (no offset), and ``at`` the instant
+    of the jump that skipped it."""
+
+    at: UtcTime
+    local: str
+    note: str
+    dropped: bool = False
+
+    @classmethod
+    def of(cls, f: cron.Fire) -> DstFireOut:
+        return cls(at=f.at, local=f.local.isoformat(), note=f.note or "", dropped=f.dropped)
+
+
 class CronPreviewOut(BaseModel):
     valid: Literal[True] = True
     description: str
     next_runs: list[FireOut]
+    dst_fires: list[DstFireOut]
 
 
 class ActorOut(BaseModel):

@@ -294,17 +294,18 @@ ON CONFLICT (tenant_id, schedule_id) DO UPDATE SET
     timezone = excluded.timezone,
     paused = excluded.paused,
     note = excluded.note,
+    dst_gap = excluded.dst_gap,
+    dst_repeat = excluded.dst_repeat,
     next_fire_at = CASE
         WHEN excluded.paused THEN NULL
         WHEN h.paused OR h.next_fire_at IS NULL OR h.cron <> excluded.cron
              OR h.timezone <> excluded.timezone
-             OR (h.dst_gap, h.dst_repeat, h.starts_at, h.ends_at, h.paused_until)
-                IS DISTINCT FROM (excluded.dst_gap, excluded.dst_repeat, excluded.starts_at,
-                                  excluded.ends_at, excluded.paused_until)
+             OR coalesce(h.dst_gap, 'shift') <> coalesce(excluded.dst_gap, 'shift')
+             OR coalesce(h.dst_repeat, 'first') <> coalesce(excluded.dst_repeat, 'first')
+             OR (h.starts_at, h.ends_at, h.paused_until)
+                IS DISTINCT FROM (excluded.starts_at, excluded.ends_at, excluded.paused_until)
         THEN excluded.next_fire_at
         ELSE h.next_fire_at END,
-    dst_gap = excluded.dst_gap,
-    dst_repeat = excluded.dst_repeat,
     starts_at = excluded.starts_at,
     ends_at = excluded.ends_at,
     paused_until = excluded.paused_until,

@@ -39,6 +39,7 @@ __all__ = [
     "Fire",
     "compile_schedule",
     "describe",
+    "dst_fires",
     "iter_fires",
     "load_zone",
     "min_gap_seconds",
@@ -46,6 +47,8 @@ __all__ = [
     "next_fires",
     "parse_cron",
     "preview",
+    "upcoming",
+    "validate_dst",
     "validate_schedule",
 ]
 
@@ -62,11 +65,17 @@ _MAX_YEAR = 9997  # keep every intermediate datetime (year + 1, offsets) represe
 
 @dataclass(frozen=True)
 class Fire:
-    """One fire: ``at`` in UTC, ``local`` in the schedule's zone, ``note`` when DST moved it."""
+    """One fire: ``at`` in UTC, ``local`` in the schedule's zone, ``note`` when DST moved it.
+
+    :func:`dst_fires` also lists fires a clock change *drops* (``dropped``): their wall time
+    never shows on the clock, so ``local`` is that wall time as a naive datetime (no offset
+    denotes it) and ``at`` is the instant of the jump that skipped it.
+    """
 
     at: datetime
     local: datetime
     note: str | None = None
+    dropped: bool = False
 
 
 class DstGap(enum.StrEnum):
@@ -281,41 +290,63 @@ def _next_match(expr: CronExpr, start: datetime) -> datetime | None:
 # --- fires ----------------------------------------------------------------------------------
 
 
-def _first_reached(zone: ZoneInfo, wall: datetime) -> tuple[datetime, str | None]:
-    """The first naive-UTC instant whose local time is at or past ``wall`` (SPEC §8 for
-    fixed-time schedules), with a note when DST moved or collapsed it."""
-    earlier = wall.replace(tzinfo=zone)  # fold=0: first occurrence, or pre-jump offset in a gap
-    utc = wall - (earlier.utcoffset() or _ZERO)
-    if utc + _offset_at(zone, utc) == wall:
-        if wall.replace(tzinfo=zone, fold=1).utcoffset() != earlier.utcoffset():
-            return utc, f"repeated {wall:%H:%M} fires once (DST ends)"
-        return utc, None
-    jump = _gap_transition(zone, wall)
-    moved = jump.at if jump is not None else utc
-    return moved, f"moved from {wall:%H:%M} (skipped by DST change)"
+def _occurrences(zone: ZoneInfo, wall: datetime) -> tuple[datetime, ...]:
+    """The naive-UTC instants at which the local clock shows ``wall``, in order: none
+    (skipped by a forward jump), one, or two (repeated by a backward change)."""
+    offsets = {wall.replace(tzinfo=zone, fold=fold).utcoffset() or _ZERO for fold in (0, 1)}
+    found = (wall - offset for offset in offsets)
+    return tuple(sorted(utc for utc in found if utc + _offset_at(zone, utc) == wall))
+
+
+def _wall_fires(
+    zone: ZoneInfo, wall: datetime, dst: DstChoice
+) -> list[tuple[datetime, str | None]]:
+    """The fires of a fixed-time schedule's matching wall time ``wall`` (SPEC §8, with the
+    schedule's DST choice): zero, one or two naive-UTC instants with their notes."""
+    hhmm = f"{wall:%H:%M}"
+    occurrences = _occurrences(zone, wall)
+    if not occurrences:
+        if dst.gap is DstGap.SKIP:
+            return []
+        jump = _gap_transition(zone, wall)
+        moved = jump.at if jump is not None else wall - _offset_at(zone, wall)
+        return [(moved, f"moved from {hhmm} (skipped by DST change)")]
+    if len(occurrences) == 1:
+        return [(occurrences[0], None)]
+    first, last = occurrences[0], occurrences[-1]
+    if dst.repeat is DstRepeat.FIRST:
+        return [(first, f"repeated {hhmm} fires once (DST ends)")]
+    if dst.repeat is DstRepeat.LAST:
+        return [(last, f"repeated {hhmm}, second occurrence (DST ends)")]
+    return [
+        (first, f"repeated {hhmm}, first occurrence (DST ends)"),
+        (last, f"repeated {hhmm}, second occurrence (DST ends)"),
+    ]
+
+
+# A repeated wall time's second occurrence can come after an instant whose wall clock is
+# already past it: start matching this far back (no change since 1970 repeated > 3 hours).
+_LOOKBACK = timedelta(hours=4)
 
 
 def _fixed_fires(
-    expr: CronExpr, zone: ZoneInfo, after: datetime
+    expr: CronExpr, zone: ZoneInfo, after: datetime, dst: DstChoice
 ) -> Iterator[tuple[datetime, str | None]]:
-    """Fires of a fixed-time schedule strictly after naive-UTC ``after``."""
-    local = after.replace(tzinfo=UTC).astimezone(zone)
-    start = _next_minute(local.replace(tzinfo=None))
-    if local.fold:
-        # `after` is in the second pass of a repeated hour: the first pass already reached
-        # every wall time up to the end of that hour, and those fire only at first occurrence.
-        _, _, last = _period(zone, after)
-        if last is not None and last.after < last.before:
-            start = max(start, _ceil_minute(last.at + last.before))
+    """Fires of a fixed-time schedule strictly after naive-UTC ``after``: each matching
+    wall time, in order, resolved to its instants by :func:`_wall_fires`."""
+    local = after.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    start = _next_minute(local - _LOOKBACK)
     previous = after
     while True:
         wall = _next_match(expr, start)
         if wall is None:
             return
-        utc, note = _first_reached(zone, wall)
-        if utc > previous:  # two targets in one (day-long) gap would share an instant
-            yield utc, note
-            previous = utc
+        for utc, note in _wall_fires(zone, wall, dst):
+            # Skips fires at or before ``after`` (the look-back), and a second target of a
+            # day-long gap, which would share the first one's instant.
+            if utc > previous:
+                yield utc, note
+                previous = utc
         start = wall + _MINUTE
 
 
@@ -344,10 +375,11 @@ def _real_time_fires(
 
 
 def _raw_fires(
-    expr: CronExpr, zone: ZoneInfo, after: datetime
+    expr: CronExpr, zone: ZoneInfo, after: datetime, dst: DstChoice = DEFAULT_DST
 ) -> Iterator[tuple[datetime, str | None]]:
+    """Fires strictly after naive-UTC ``after``; only fixed-time schedules heed ``dst``."""
     if expr.fixed_time:
-        return _fixed_fires(expr, zone, after)
+        return _fixed_fires(expr, zone, after, dst)
     return _real_time_fires(expr, zone, after)
 
 
@@ -357,43 +389,52 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def iter_fires(expr: CronExpr, zone: ZoneInfo, after: datetime) -> Iterator[Fire]:
-    """Fires strictly after the aware ``after``, in increasing order. Ends only when no fire
-    exists within ~9 years (an impossible date) or near year 9999."""
+def iter_fires(
+    expr: CronExpr, zone: ZoneInfo, after: datetime, *, dst: DstChoice = DEFAULT_DST
+) -> Iterator[Fire]:
+    """Fires strictly after the aware ``after``, in increasing order, with the schedule's
+    DST choice (heeded by fixed-time schedules only). Ends only when no fire exists within
+    ~9 years (an impossible date) or near year 9999."""
     try:
-        for utc, note in _raw_fires(expr, zone, _naive_utc(after)):
+        for utc, note in _raw_fires(expr, zone, _naive_utc(after), dst):
             at = utc.replace(tzinfo=UTC)
             yield Fire(at=at, local=at.astimezone(zone), note=note)
     except OverflowError:
         return
 
 
-def next_fires(expr: CronExpr, zone: ZoneInfo, after: datetime, count: int) -> list[Fire]:
+def next_fires(
+    expr: CronExpr, zone: ZoneInfo, after: datetime, count: int, *, dst: DstChoice = DEFAULT_DST
+) -> list[Fire]:
     """The first ``count`` fires strictly after ``after`` (fewer if the schedule ends)."""
-    return list(islice(iter_fires(expr, zone, after), count))
+    return list(islice(iter_fires(expr, zone, after, dst=dst), count))
 
 
-def next_fire(expr: CronExpr, zone: ZoneInfo, after: datetime) -> Fire | None:
+def next_fire(
+    expr: CronExpr, zone: ZoneInfo, after: datetime, *, dst: DstChoice = DEFAULT_DST
+) -> Fire | None:
     """The first fire strictly after ``after``, or None if there is none within 5 years."""
-    fire = next(iter_fires(expr, zone, after), None)
+    fire = next(iter_fires(expr, zone, after, dst=dst), None)
     if fire is None or fire.at - after > HORIZON:
         return None
     return fire
 
 
-_UPCOMING: dict[tuple[str, str], tuple[datetime, Fire]] = {}
+_UPCOMING: dict[tuple[str, str, DstChoice], tuple[datetime, Fire]] = {}
 _UPCOMING_MAX = 16384
 
 
-def upcoming(cron_text: str, timezone: str, after: datetime) -> Fire | None:
+def upcoming(
+    cron_text: str, timezone: str, after: datetime, *, dst: DstChoice = DEFAULT_DST
+) -> Fire | None:
     """``next_fire`` of a stored schedule, memoized exactly: the first fire strictly after
     ``t0`` is also the first strictly after any instant in ``[t0, fire)``, so listings of the
     same schedules reuse it until it passes."""
-    key = (cron_text, timezone)
+    key = (cron_text, timezone, dst)
     hit = _UPCOMING.get(key)
     if hit is not None and hit[0] <= after < hit[1].at:
         return hit[1]
-    fire = next_fire(*compile_schedule(cron_text, timezone), after)
+    fire = next_fire(*compile_schedule(cron_text, timezone), after, dst=dst)
     if fire is not None:
         if len(_UPCOMING) >= _UPCOMING_MAX:
             _UPCOMING.clear()
@@ -499,19 +540,22 @@ def _from_minutes(absolute: int) -> datetime:
 
 
 def _min_gap(
-    expr: CronExpr, zone: ZoneInfo, start: datetime, end: datetime
+    expr: CronExpr, zone: ZoneInfo, start: datetime, end: datetime, dst: DstChoice = DEFAULT_DST
 ) -> tuple[timedelta, datetime | None] | None:
     """Smallest real-time gap between consecutive fires in naive-UTC [start, end), and the
     later fire of that pair when only a clock change makes it that small (else None).
 
-    Real time splits into short windows right after each offset change (where fires move,
-    collapse or repeat), enumerated fire by fire, and the stretches between them, where the
+    Real time splits into short windows around each offset change (where fires move,
+    collapse, repeat or drop), enumerated fire by fire, and the stretches between them, where the
     offset is constant so real gaps equal wall-clock gaps and are computed per day.
     """
     windows: list[tuple[datetime, datetime]] = []
     for year in range((start - timedelta(days=1)).year, end.year + 1):
         for tr in _year_table(zone, year)[2]:
-            lo, hi = tr.at, tr.at + abs(tr.after - tr.before) + _MINUTE
+            # From the first pass of a repeated range (whose fires depend on the DST
+            # choice) to just past the second; a gap's window has the same width.
+            width = abs(tr.after - tr.before)
+            lo, hi = tr.at - width, tr.at + width + _MINUTE
             if hi > start and lo < end:
                 windows.append((max(lo, start), min(hi, end)))
     windows.append((end, end))
@@ -531,7 +575,7 @@ def _min_gap(
                     gap = timedelta(minutes=stats[2])
                     best = gap if best is None else min(best, gap)
                 previous = _from_minutes(stats[1]) - offset
-        for fire, _ in _raw_fires(expr, zone, max(lo, cursor) - _US):
+        for fire, _ in _raw_fires(expr, zone, max(lo, cursor) - _US, dst):
             if fire >= hi:
                 break
             if previous is not None and (best_dst is None or fire - previous < best_dst[0]):
@@ -544,22 +588,54 @@ def _min_gap(
 
 
 def min_gap_seconds(
-    expr: CronExpr, zone: ZoneInfo, start: datetime, horizon_days: int = 366 * 5
+    expr: CronExpr,
+    zone: ZoneInfo,
+    start: datetime,
+    horizon_days: int = 366 * 5,
+    *,
+    dst: DstChoice = DEFAULT_DST,
 ) -> int | None:
     """The smallest real-time gap in seconds between two consecutive fires within
-    [start, start + horizon_days], DST effects included; None if there are fewer than two."""
+    [start, start + horizon_days], DST effects (and choice) included; None if there are
+    fewer than two."""
     utc = _naive_utc(start)
-    found = _min_gap(expr, zone, utc, utc + timedelta(days=horizon_days) + _US)
+    found = _min_gap(expr, zone, utc, utc + timedelta(days=horizon_days) + _US, dst)
     return None if found is None else int(found[0].total_seconds())
 
 
 # --- validation and preview -----------------------------------------------------------------
 
 
+def validate_dst(expr: CronExpr | None, gap: object, repeat: object) -> dict[str, str]:
+    """Field errors for a schedule's ``dst_gap`` and ``dst_repeat`` (SPEC §5; None means the
+    default): unknown values, and non-default ones on a schedule that is not fixed-time
+    (``expr`` None, an unparsable cron, skips that check)."""
+    errors: dict[str, str] = {}
+    fields: tuple[tuple[str, object, type[enum.StrEnum], str], ...] = (
+        ("dst_gap", gap, DstGap, DstGap.SHIFT),
+        ("dst_repeat", repeat, DstRepeat, DstRepeat.FIRST),
+    )
+    for field, value, kind, default in fields:
+        if value is None:
+            continue
+        allowed = [member.value for member in kind]
+        if not isinstance(value, str) or value not in allowed:
+            errors[field] = "must be one of " + ", ".join(allowed)
+        elif value != default and expr is not None and not expr.fixed_time:
+            errors[field] = "only for fixed-time schedules"
+    return errors
+
+
 def validate_schedule(
-    cron: str, timezone: str, *, min_interval_seconds: int, now: datetime
+    cron: str,
+    timezone: str,
+    *,
+    min_interval_seconds: int,
+    now: datetime,
+    dst: DstChoice = DEFAULT_DST,
 ) -> dict[str, str]:
-    """Field errors for a schedule's ``cron`` and ``timezone`` (SPEC §5); empty when valid."""
+    """Field errors for a schedule's ``cron`` and ``timezone`` (SPEC §5); empty when valid.
+    ``dst`` (checked by :func:`validate_dst`) can add or remove fires, so it counts too."""
     errors: dict[str, str] = {}
     expr: CronExpr | None = None
     zone: ZoneInfo | None = None
@@ -579,10 +655,10 @@ def validate_schedule(
             errors["timezone"] = exc.message
     if expr is None or zone is None:
         return errors
-    if next_fire(expr, zone, now) is None:
+    if next_fire(expr, zone, now, dst=dst) is None:
         errors["cron"] = "cron: never fires in the next 5 years"
         return errors
-    found = _min_gap(expr, zone, _naive_utc(now), _naive_utc(now) + HORIZON)
+    found = _min_gap(expr, zone, _naive_utc(now), _naive_utc(now) + HORIZON, dst)
     if found is not None and found[0].total_seconds() < min_interval_seconds:
         gap, dst_fire = int(found[0].total_seconds()), found[1]
         where = ""
@@ -596,7 +672,9 @@ def validate_schedule(
     return errors
 
 
-def preview(cron: str, timezone: str, count: int, now: datetime) -> tuple[str, list[Fire]]:
+def preview(
+    cron: str, timezone: str, count: int, now: datetime, *, dst: DstChoice = DEFAULT_DST
+) -> tuple[str, list[Fire]]:
     """The description and the next ``count`` fires after ``now``; raises :class:`CronError`
     (its ``field`` names the bad input) for what :func:`validate_schedule` would refuse,
     except the minimum interval, which needs the operator's setting."""
@@ -604,7 +682,70 @@ def preview(cron: str, timezone: str, count: int, now: datetime) -> tuple[str, l
     zone = load_zone(timezone)
     if not 1 <= count <= MAX_PREVIEW:
         raise CronError(f"count: must be between 1 and {MAX_PREVIEW}", field="count")
-    fires = next_fires(expr, zone, now, count)
+    for field, message in validate_dst(expr, dst.gap, dst.repeat).items():
+        raise CronError(f"{field}: {message}", field=field)
+    fires = next_fires(expr, zone, now, count, dst=dst)
     if not fires or fires[0].at - now > HORIZON:
         raise CronError("cron: never fires in the next 5 years")
     return describe(expr), fires
+
+
+# --- fires a clock change affects -------------------------------------------------------------
+
+DST_FIRES = 3
+
+
+def dst_fires(
+    expr: CronExpr,
+    zone: ZoneInfo,
+    after: datetime,
+    dst: DstChoice = DEFAULT_DST,
+    limit: int = DST_FIRES,
+) -> list[Fire]:
+    """The next (up to ``limit``, within 5 years) fires strictly after ``after`` that an
+    offset change moves, drops or doubles, in order: the fires :func:`iter_fires` notes
+    (moved, repeated, second passes) and the ones it cannot list because they do not happen
+    (``dropped``; see :class:`Fire`): a fixed-time schedule's with ``dst_gap: skip``, and a
+    real-time schedule's wall times inside a forward jump."""
+    start = _naive_utc(after)
+    end = min(start + HORIZON, datetime(_MAX_YEAR, 1, 1))
+    found: list[Fire] = []
+    try:
+        for year in range(start.year, end.year + 1):
+            for tr in _year_table(zone, year)[2]:
+                if start < tr.at + abs(tr.after - tr.before) and tr.at <= end:
+                    found += _change_fires(expr, zone, tr, start, dst)
+            if len(found) >= limit:
+                break
+    except OverflowError:
+        pass
+    bound = end.replace(tzinfo=UTC)
+    return [f for f in found if f.at <= bound][:limit]
+
+
+def _change_fires(
+    expr: CronExpr, zone: ZoneInfo, tr: _Transition, after: datetime, dst: DstChoice
+) -> list[Fire]:
+    """The fires after naive-UTC ``after`` that the change ``tr`` moves, drops or doubles.
+
+    They all lie within the change's size of its instant: a repeated wall time's first
+    occurrence just before it, a second occurrence or second pass just after it, a moved
+    or dropped one at it."""
+    width = abs(tr.after - tr.before)
+    events: list[tuple[datetime, datetime, Fire]] = []
+    for utc, note in _raw_fires(expr, zone, max(after, tr.at - width - _US), dst):
+        if utc >= tr.at + width:
+            break
+        if note is not None:
+            at = utc.replace(tzinfo=UTC)
+            local = at.astimezone(zone)
+            events.append((utc, local.replace(tzinfo=None), Fire(at, local, note)))
+    if tr.after > tr.before and tr.at > after and (not expr.fixed_time or dst.gap is DstGap.SKIP):
+        gap_end = tr.at + tr.after
+        wall = _next_match(expr, _ceil_minute(tr.at + tr.before))
+        while wall is not None and wall < gap_end:
+            note = f"dropped: {wall:%H:%M} does not exist that day (skipped by DST change)"
+            at = tr.at.replace(tzinfo=UTC)
+            events.append((tr.at, wall, Fire(at, wall, note, dropped=True)))
+            wall = _next_match(expr, wall + _MINUTE)
+    return [fire for _, _, fire in sorted(events, key=lambda e: (e[0], e[1]))]

@@ -35,13 +35,14 @@ def plan_due_fires(
     catchup_window_seconds: int,
     *,
     ends_at: datetime | None = None,
+    dst: cron.DstChoice = cron.DEFAULT_DST,
 ) -> FirePlan:
     """Fires ``first_due`` .. ``now``: the most recent runs if within the catch-up window,
     older ones collapse into one missed record (fires are never replayed in bulk). Fires at or
     after ``ends_at`` (the schedule's window end) are not made."""
     due = [first_due]
     upcoming: datetime | None = None
-    for fire in cron.iter_fires(expr, zone, first_due):
+    for fire in cron.iter_fires(expr, zone, first_due, dst=dst):
         if ends_at is not None and fire.at >= ends_at:
             break
         if fire.at > now:
@@ -49,7 +50,7 @@ def plan_due_fires(
             break
         if len(due) >= MAX_ENUMERATED_FIRES:
             # A very long outage: stop counting and continue from now.
-            nxt = cron.next_fire(expr, zone, now)
+            nxt = cron.next_fire(expr, zone, now, dst=dst)
             upcoming = nxt.at if nxt and (ends_at is None or nxt.at < ends_at) else None
             break
         due.append(fire.at)

@@ -124,15 +124,15 @@ class Schedule:
         try:
             if with_next_runs:
                 expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-                fires = cron.iter_fires(expr, zone, start)
+                fires = cron.iter_fires(expr, zone, start, dst=policies.dst)
                 next_runs = list(islice(timing.in_window(fires, policies.ends_at), 5))
                 if active and next_runs:
                     next_run_at = next_runs[0].at
             elif active:
-                fire = cron.upcoming(r["cron"], r["timezone"], start)
+                fire = cron.upcoming(r["cron"], r["timezone"], start, dst=policies.dst)
                 if fire is not None and (policies.ends_at is None or fire.at < policies.ends_at):
                     next_run_at = fire.at
-        except cron.CronError:
+        except (cron.CronError, ValueError):
             # A row that no longer evaluates (SPEC §9 fault isolation) still reads, with no
             # fire times, so one bad schedule cannot break its tenant's listings.
             next_runs = [] if with_next_runs else None
@@ -282,13 +282,25 @@ async def _check_endpoint(
     return row
 
 
-def _check_timing(ctx: AppContext, cron_text: Any, tz: Any, errors: dict[str, str]) -> None:
+def _check_timing(
+    ctx: AppContext, cron_text: Any, tz: Any, gap: Any, repeat: Any, errors: dict[str, str]
+) -> None:
+    """The cron, zone and DST choice together: a choice can add fires (``both``), so the
+    minimum interval is checked with it."""
+    try:
+        expr: cron.CronExpr | None = cron.parse_cron(cron_text)
+    except (cron.CronError, TypeError, AttributeError):
+        expr = None
+    dst_errors = cron.validate_dst(expr, gap, repeat)
+    errors.update(dst_errors)
+    dst = cron.DEFAULT_DST if dst_errors else cron.DstChoice.of(gap, repeat)
     errors.update(
         cron.validate_schedule(
             cron_text,
             tz,
             min_interval_seconds=ctx.settings.min_interval_seconds,
             now=ctx.clock(),
+            dst=dst,
         )
     )
 
@@ -324,13 +336,20 @@ async def _validated(
         new["cron"] = data.cron
     if data.timezone is not UNSET and not (creating and data.timezone is None):
         new["timezone"] = data.timezone
-    if creating or data.cron is not UNSET or data.timezone is not UNSET:
+    for f in POLICY_FIELDS:
+        value = getattr(data, f)
+        if value is not UNSET:
+            new[f] = value
+    timing_given = {data.cron, data.timezone, data.dst_gap, data.dst_repeat} != {UNSET}
+    if creating or timing_given:
         if new["cron"] is None:
             errors["cron"] = "is required"
         elif new["timezone"] is None:
             errors["timezone"] = "must be an IANA time zone name"
         else:
-            _check_timing(ctx, new["cron"], new["timezone"], errors)
+            _check_timing(
+                ctx, new["cron"], new["timezone"], new["dst_gap"], new["dst_repeat"], errors
+            )
     if data.payload is not UNSET:
         check_payload(ctx, data.payload, errors)
         new["payload"] = data.payload
@@ -339,10 +358,6 @@ async def _validated(
             errors["enabled"] = "must be true or false"
         else:
             new["enabled"] = bool(data.enabled)
-    for f in POLICY_FIELDS:
-        value = getattr(data, f)
-        if value is not UNSET:
-            new[f] = value
     _check_policies(ctx, new, errors)
     if errors:
         raise ValidationFailed("the schedule is invalid", field_errors=errors)
@@ -377,18 +392,13 @@ def _check_policies(ctx: AppContext, new: dict[str, Any], errors: dict[str, str]
         errors["ends_at"] = "must be after starts_at"
     if "cron" in errors or "timezone" in errors or new.get("cron") is None:
         return
+    if "dst_gap" in errors or "dst_repeat" in errors:
+        return
     expr, zone = cron.compile_schedule(new["cron"], new["timezone"])
-    gap, repeat = new.get("dst_gap"), new.get("dst_repeat")
-    if gap is not None and gap not in cron.DstGap.__members__.values():
-        errors["dst_gap"] = "must be shift or skip"
-    elif gap not in (None, cron.DstGap.SHIFT) and not expr.fixed_time:
-        errors["dst_gap"] = "only for fixed-time schedules (one minute and one hour)"
-    if repeat is not None and repeat not in cron.DstRepeat.__members__.values():
-        errors["dst_repeat"] = "must be first, last or both"
-    elif repeat not in (None, cron.DstRepeat.FIRST) and not expr.fixed_time:
-        errors["dst_repeat"] = "only for fixed-time schedules (one minute and one hour)"
     if jitter:
-        gap_s = cron.min_gap_seconds(expr, zone, ctx.clock())
+        gap_s = cron.min_gap_seconds(
+            expr, zone, ctx.clock(), dst=cron.DstChoice.of(new["dst_gap"], new["dst_repeat"])
+        )
         if gap_s is not None and not jitter < gap_s / 2:
             errors["jitter_seconds"] = (
                 f"must be less than half of the schedule's shortest gap ({gap_s // 2} s)"

@@ -108,6 +108,7 @@ class Scheduler:
                         now,
                         window,
                         ends_at=h["ends_at"],
+                        dst=cron.DstChoice.of(h["dst_gap"], h["dst_repeat"]),
                     )
                 except Exception as exc:
                     # One row that cannot be evaluated must not stop the batch (SPEC §9).

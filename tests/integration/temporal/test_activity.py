@@ -16,7 +16,7 @@ from extsched.jobs.temporal.types import AttemptInput, AttemptOutcome, RunInput
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
-from extsched.workers.temporal.activities import Activities
+from extsched.workers.temporal.activities import DONE, Activities
 from tests.conftest import Actor, Clock
 from tests.fake_runner import FakeRunner
 
@@ -68,6 +68,32 @@ async def test_it_skips_a_repeated_dst_time_the_engine_does_not_fire(
     assert repeated["attempts"] == 0
     assert [c.envelope["context"]["scheduled_for"] for c in runner.calls] == [
         "2027-10-31T00:30:00Z"
+    ]
+
+
+async def test_it_skips_by_the_schedules_dst_choice(
+    activities: Activities,
+    sched: Any,
+    clock: Clock,
+    runner: FakeRunner,
+    client: httpx.AsyncClient,
+    alice: Actor,
+) -> None:
+    # dst_repeat: last (carried by the Temporal action): the first 02:30 is the one skipped.
+    s = await sched(cron="30 2 * * *", timezone="Europe/Paris")
+    request = RunInput(
+        "acme", s["install_id"], s["id"], s["cron"], s["timezone"], dst_repeat="last"
+    )
+    clock.set(FIRST_0230 + timedelta(seconds=1))
+    assert await activities.attempt(AttemptInput(request, FIRST_0230, None)) == DONE
+    clock.set(SECOND_0230 + timedelta(seconds=1))
+    assert await activities.attempt(AttemptInput(request, SECOND_0230, None)) == DONE
+    runs = {r["scheduled_for"]: r for r in await runs_of(client, alice, s)}
+    first = runs["2027-10-31T00:30:00Z"]
+    assert (first["status"], first["skip_reason"]) == ("skipped", "dst_repeat")
+    assert runs["2027-10-31T01:30:00Z"]["status"] == "succeeded"
+    assert [c.envelope["context"]["scheduled_for"] for c in runner.calls] == [
+        "2027-10-31T01:30:00Z"
     ]
 
 

@@ -10,6 +10,7 @@ around it, and (b) moves the spec's start to 90 minutes before it and reads
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from temporalio.client import Client, ScheduleUpdate, ScheduleUpdateInput
 
 from extsched.domain import cron
 from extsched.jobs.backend import HandleSpec
+from extsched.jobs.postgres.backend import PostgresBackend
 from extsched.jobs.temporal import dst
 from extsched.jobs.temporal import spec as temporal_spec
 from extsched.jobs.temporal.backend import TemporalBackend
@@ -62,11 +64,15 @@ LEAD = timedelta(minutes=90)
 
 
 def engine_fires(
-    expr: cron.CronExpr, zone: ZoneInfo, after: datetime, until: datetime
+    expr: cron.CronExpr,
+    zone: ZoneInfo,
+    after: datetime,
+    until: datetime,
+    choice: cron.DstChoice = cron.DEFAULT_DST,
 ) -> list[datetime]:
     """The engine's fires in (after, until]."""
     fires = []
-    for fire in cron.iter_fires(expr, zone, after):
+    for fire in cron.iter_fires(expr, zone, after, dst=choice):
         if fire.at > until:
             break
         fires.append(fire.at)
@@ -140,3 +146,86 @@ async def test_temporal_schedules_deliver_exactly_the_engines_fires_around_dst(
     # the compensation was needed: fires were pinned and deliveries were set aside
     assert pinned > 0 and skipped > 0
     assert checked >= 2 * len(PAIRS) - 2  # Troll and others: two changes a year
+
+
+def _at(instant: datetime) -> datetime:
+    return instant
+
+
+# Fixed times in each zone's gap and repeated range (the DST choices apply to those only).
+CHOICE_PAIRS = [
+    # 2027-03-28 01:00Z 02:00 -> 03:00; 2027-10-31 01:00Z 03:00 -> 02:00 (and 2026 alike)
+    ("30 2 * * *", "Europe/Paris"),
+    # 02:00 -> 03:00 in March; 02:00 -> 01:00 in November
+    ("30 2 * * *", "America/New_York"),
+    ("30 1 * * *", "America/New_York"),
+    # 30-minute shift: 02:00 -> 02:30 in October, 02:00 -> 01:30 in April
+    ("15 2 * * *", "Australia/Lord_Howe"),
+    ("45 1 * * *", "Australia/Lord_Howe"),
+]
+CHOICES = [(gap, repeat) for gap in ("shift", "skip") for repeat in ("first", "last", "both")]
+
+
+async def test_temporal_schedules_deliver_the_engines_fires_for_every_dst_choice(
+    temporal: TemporalBackend, ctx: AppContext
+) -> None:
+    """For each choice, what Temporal delivers around every change of the coming year (less
+    the deliveries the activity skips as dst_repeat, judged with the same choice) equals the
+    engine's fires with that choice, which the postgres backend fires (its handle's next fire
+    is checked too, from shortly before each change)."""
+    client = await temporal.client()
+    now = datetime.now(UTC)
+    moved = 0
+    for text, zone_name in CHOICE_PAIRS:
+        expr, zone = cron.parse_cron(text), cron.load_zone(zone_name)
+        changes = dst.offset_changes(zone, now + AROUND, now + timedelta(days=366))
+        assert len(changes) == 2, zone_name
+        for gap, repeat in CHOICES:
+            choice = cron.DstChoice.of(gap, repeat)
+            handle = HandleSpec(
+                "parity",
+                uuid.uuid4(),
+                uuid.uuid4(),
+                text,
+                zone_name,
+                paused=True,
+                note="parity",
+                dst_gap=gap,
+                dst_repeat=repeat,
+            )
+            async with ctx.db.connection() as conn:
+                await temporal.put_handles(conn, [handle])
+            described = await client.get_schedule_handle(handle.handle_id).describe()
+            assert temporal_spec.read_spec(described.schedule.spec).dst == choice
+            for change in changes:
+                where = f"{text!r} in {zone_name} around {change.at:%Y-%m-%d %H:%M}Z, {choice}"
+                lo, hi = change.at - AROUND, change.at + AROUND
+                delivered = await matching_times(client, handle.handle_id, lo, hi)
+                kept = [at for at in delivered if dst.is_engine_fire(expr, zone, at, choice)]
+                expected = engine_fires(expr, zone, lo, hi, choice)
+                assert kept == expected, where
+                # The postgres backend's handle, put shortly before the change, fires first
+                # at the same instant.
+                start = change.at - LEAD
+                postgres_backend = PostgresBackend(ctx.db, functools.partial(_at, start))
+                live = replace(handle, paused=False, note=None)
+                async with ctx.db.transaction() as conn:
+                    await postgres_backend.put_handles(conn, [live])
+                    (info,) = [
+                        h
+                        for h in await postgres_backend.list_handles(conn, "parity")
+                        if h.schedule_id == handle.schedule_id
+                    ]
+                    await postgres_backend.delete_handles(
+                        conn, "parity", [(handle.install_id, handle.schedule_id)]
+                    )
+                upcoming = engine_fires(expr, zone, start, start + timedelta(days=2), choice)
+                assert info.next_fire_at == upcoming[0], where
+                # Temporal's next actions from the same instant, less the skipped ones.
+                actions = await next_action_times_from(client, handle.handle_id, start)
+                kept = [at for at in actions if dst.is_engine_fire(expr, zone, at, choice)]
+                inclusive = start - timedelta(microseconds=1)
+                assert kept == engine_fires(expr, zone, inclusive, actions[-1], choice), where
+                moved += len(set(expected) ^ set(engine_fires(expr, zone, lo, hi)))
+    # The choices changed what fires (else this test would prove nothing).
+    assert moved > 0

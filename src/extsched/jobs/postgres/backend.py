@@ -89,11 +89,12 @@ class PostgresBackend:
 
 
 def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
-    """The handle's next fire: none before ``starts_at``/``paused_until``, none from
-    ``ends_at`` on (fires outside the window are not made, SPEC §8)."""
+    """The handle's next fire with its DST choice: none before ``starts_at``/``paused_until``,
+    none from ``ends_at`` on (fires outside the window are not made, SPEC §8)."""
     not_before = max((b for b in (spec.starts_at, spec.paused_until) if b), default=None)
     after = timing.window_start(now, not_before)
-    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), after)
+    dst = cron.DstChoice.of(spec.dst_gap, spec.dst_repeat)
+    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), after, dst=dst)
     if fire is None or (spec.ends_at is not None and fire.at >= spec.ends_at):
         return None
     return fire.at

@@ -110,6 +110,7 @@ class TemporalBackend:
     def schedule_for(self, handle: HandleSpec, now: datetime) -> Schedule:
         """The Temporal Schedule a handle spec stands for (spec built at ``now``)."""
         s = self.settings
+        choice = cron.DstChoice.of(handle.dst_gap, handle.dst_repeat)
         return Schedule(
             action=ScheduleActionStartWorkflow(
                 WORKFLOW,
@@ -120,6 +121,7 @@ class TemporalBackend:
                     None,
                     handle.cron,
                     handle.timezone,
+                    choice,
                     jitter_seconds=handle.jitter_seconds,
                 ),
                 id=handle.handle_id,
@@ -127,7 +129,7 @@ class TemporalBackend:
             ),
             # The window and pause bound what Temporal starts; the activity enforces them too.
             spec=dataclasses.replace(
-                spec.build_spec(handle.cron, handle.timezone, now),
+                spec.build_spec(handle.cron, handle.timezone, now, choice),
                 start_at=max(
                     (b for b in (handle.starts_at, handle.paused_until) if b), default=None
                 ),
@@ -148,6 +150,7 @@ class TemporalBackend:
         run_id: uuid.UUID | None,
         cron_text: str = "",
         timezone: str = "",
+        choice: cron.DstChoice = cron.DEFAULT_DST,
         *,
         jitter_seconds: int = 0,
     ) -> RunInput:
@@ -163,6 +166,8 @@ class TemporalBackend:
             run_id=None if run_id is None else str(run_id),
             attempt_timeout_seconds=lease + 30,
             jitter_seconds=jitter_seconds,
+            dst_gap="" if choice.gap is cron.DstGap.SHIFT else choice.gap.value,
+            dst_repeat="" if choice.repeat is cron.DstRepeat.FIRST else choice.repeat.value,
         )
 
     async def put_handles(self, conn: Conn, specs: Sequence[HandleSpec]) -> None:
@@ -400,7 +405,7 @@ class TemporalBackend:
                 return None
             if spec.pinned_after(view, now) == _wanted_pins(view, now):
                 return None
-            schedule.spec = spec.build_spec(view.cron, view.timezone, now)
+            schedule.spec = spec.build_spec(view.cron, view.timezone, now, view.dst)
             updated.append(True)
             return ScheduleUpdate(schedule=schedule)
 
@@ -450,7 +455,7 @@ def _parse_handle_id(value: str) -> tuple[str, uuid.UUID, uuid.UUID] | None:
 def _wanted_pins(view: spec.SpecView, now: datetime) -> frozenset[datetime]:
     assert view.cron is not None and view.timezone is not None
     try:
-        return spec.wanted_pins(view.cron, view.timezone, now)
+        return spec.wanted_pins(view.cron, view.timezone, now, view.dst)
     except cron.CronError:
         return frozenset()
 
@@ -463,7 +468,7 @@ def _first_engine_fire(view: spec.SpecView, upcoming: Sequence[datetime]) -> dat
         expr, zone = cron.parse_cron(view.cron), cron.load_zone(view.timezone)
     except cron.CronError:
         return upcoming[0] if upcoming else None
-    return next((at for at in upcoming if dst.is_engine_fire(expr, zone, at)), None)
+    return next((at for at in upcoming if dst.is_engine_fire(expr, zone, at, view.dst)), None)
 
 
 def _restore(previous: Schedule, _: ScheduleUpdateInput) -> ScheduleUpdate:

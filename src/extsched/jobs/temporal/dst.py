@@ -13,6 +13,11 @@ compensates in both directions:
 * a delivered fire the engine does not produce is recorded as skipped (``dst_repeat``)
   without calling the Runner (:func:`is_engine_fire`, used by the activity).
 
+Both directions use the engine *with the schedule's DST choice* (SPEC §8), so each choice
+is compensated the same way: ``dst_gap: skip`` pins nothing for the dropped day and any
+fire Temporal makes there is skipped; ``dst_repeat: last`` pins the second occurrence and
+skips a first one Temporal delivers; ``both`` pins both occurrences.
+
 Adding every nearby fire instead of predicting exactly which ones Temporal drops keeps us
 independent of Temporal's internals: a redundant entry costs nothing. Far from an offset
 change both evaluators agree, since both then match the local wall clock minute by minute.
@@ -118,10 +123,15 @@ def _clean_hour(zone: ZoneInfo, hour: datetime) -> bool:
 
 
 def pinned_fires(
-    expr: cron.CronExpr, zone: ZoneInfo, start: datetime, end: datetime | None = None
+    expr: cron.CronExpr,
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    dst: cron.DstChoice = cron.DEFAULT_DST,
 ) -> list[PinnedFire]:
-    """The engine's fires in (start, end] that lie near an offset change; ``end`` defaults
-    to ``start + HORIZON``."""
+    """The engine's fires (with the DST choice) in (start, end] that lie near an offset
+    change; ``end`` defaults to ``start + HORIZON``."""
     end = start + HORIZON if end is None else end
     fires: dict[datetime, PinnedFire] = {}
     for change in offset_changes(zone, start - MARGIN - timedelta(hours=2), end):
@@ -129,7 +139,7 @@ def pinned_fires(
         lo, hi = max(start, change.at - half), min(end, change.at + half)
         if lo >= hi:
             continue
-        for fire in cron.iter_fires(expr, zone, lo):
+        for fire in cron.iter_fires(expr, zone, lo, dst=dst):
             if fire.at > hi:
                 break
             wall = fire.local.replace(tzinfo=None)
@@ -137,12 +147,16 @@ def pinned_fires(
     return sorted(fires.values())
 
 
-def is_engine_fire(expr: cron.CronExpr, zone: ZoneInfo, at: datetime) -> bool:
+def is_engine_fire(
+    expr: cron.CronExpr, zone: ZoneInfo, at: datetime, dst: cron.DstChoice = cron.DEFAULT_DST
+) -> bool:
     """Whether the engine fires at ``at`` (Temporal delivers whole seconds)."""
-    fire = next(cron.iter_fires(expr, zone, at - _US), None)
+    fire = next(cron.iter_fires(expr, zone, at - _US, dst=dst), None)
     return fire is not None and fire.at == at
 
 
-def next_engine_fire(expr: cron.CronExpr, zone: ZoneInfo, after: datetime) -> datetime | None:
-    fire = next(cron.iter_fires(expr, zone, after), None)
+def next_engine_fire(
+    expr: cron.CronExpr, zone: ZoneInfo, after: datetime, dst: cron.DstChoice = cron.DEFAULT_DST
+) -> datetime | None:
+    fire = next(cron.iter_fires(expr, zone, after, dst=dst), None)
     return None if fire is None else fire.at

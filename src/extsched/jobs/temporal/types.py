@@ -17,8 +17,9 @@ class RunInput:
     """The workflow's argument.
 
     A schedule's action carries everything but ``run_id`` (the fire time is Temporal's
-    scheduled start time); run-now passes the id of the run row it already queued. ``cron``
-    and ``timezone`` are the spec that delivered the fire, for the DST check.
+    scheduled start time); run-now passes the id of the run row it already queued. ``cron``,
+    ``timezone`` and the DST choice (empty: the default) are the spec that delivered the
+    fire, for the DST check.
     """
 
     tenant_id: str
@@ -32,6 +33,8 @@ class RunInput:
     attempt_timeout_seconds: float = 120.0
     # The schedule's jitter (SPEC §8): the run waits this fire's fixed offset before it starts.
     jitter_seconds: int = 0
+    dst_gap: str = ""
+    dst_repeat: str = ""
 
 
 @dataclass(frozen=True)

@@ -123,12 +123,16 @@ class Activities:
 
     def _skip_reason(self, task: AttemptInput, at: datetime) -> str | None:
         """Why a delivered, not yet recorded fire must not run (SPEC §8), or None."""
-        expr, zone = cron.compile_schedule(task.request.cron, task.request.timezone)
-        if not dst.is_engine_fire(expr, zone, at):
-            # Temporal's own DST evaluation delivered a time our engine does not fire at.
+        request = task.request
+        # A spec that no longer evaluates raises here; the caller isolates that schedule.
+        expr, zone = cron.compile_schedule(request.cron, request.timezone)
+        choice = cron.DstChoice.of(request.dst_gap or None, request.dst_repeat or None)
+        if not dst.is_engine_fire(expr, zone, at, choice):
+            # Temporal's own DST evaluation delivered a time our engine (with the schedule's
+            # DST choice) does not fire at: a repeated or dropped wall time.
             return SkipReason.DST_REPEAT
         now = self.ctx.clock()
-        following = dst.next_engine_fire(expr, zone, at)
+        following = dst.next_engine_fire(expr, zone, at, choice)
         window = timedelta(seconds=self.ctx.settings.catchup_window_seconds)
         if now - at > window or (following is not None and following <= now):
             # Delivered late: a newer fire is already due, or it is older than the catch-up
