@@ -169,7 +169,7 @@ def test_it_pauses_until_a_date_and_resumes(
     schedule_page(page, published, schedule)
     expect(page.get_by_test_id("paused-until")).to_have_text(f"Paused until {shown}")
     expect(page.get_by_role("heading", name="Next runs")).to_contain_text("after the pause")
-    page.get_by_role("button", name="Resume Sync now").click()
+    page.get_by_role("button", name="Resume now for Sync").click()
     expect(page.locator(".flash")).to_contain_text("“Sync” resumed. Next run:")
     expect(page.get_by_role("heading", name="Run history")).to_be_visible()  # back on its page
     expect(page.get_by_test_id("paused-until")).to_have_count(0)
@@ -291,6 +291,10 @@ def test_the_new_controls_fit_a_phone_and_a_desktop(
     expect(dialog).to_be_hidden()
 
     page.goto(f"/ui/extensions/{published['extension_id']}")
+    in_reach(page.get_by_role("button", name="Delete Report"))
+    # The table fits its card: the extra action wraps instead of making the table scroll.
+    wrap = page.locator(".table-wrap").evaluate("w => [w.scrollWidth, w.clientWidth]")
+    assert wrap[0] <= wrap[1], wrap
     page.get_by_role("button", name="Pause Report until…").click()
     dialog = page.get_by_role("dialog", name="Pause “Report”")
     in_reach(

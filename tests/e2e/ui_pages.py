@@ -144,7 +144,9 @@ PAGES: list[UiPage] = [
             p.get_by_role("link", name="Run history of Nightly CRM sync"),
             p.get_by_role("button", name="Delete Nightly CRM sync"),
             p.get_by_role("button", name="Pause Nightly CRM sync until…"),
-            p.get_by_role("button", name="Resume Weekly summary report for every sales region now"),
+            p.get_by_role(
+                "button", name="Resume now for Weekly summary report for every sales region"
+            ),
             p.get_by_test_id("paused-until"),
             p.get_by_role("switch", name="Enabled: Nightly CRM sync"),
             p.get_by_role("button", name="Copy the last error"),
@@ -178,7 +180,9 @@ PAGES: list[UiPage] = [
             *_header(p),
             p.get_by_role("button", name="Run now", exact=True),
             p.get_by_role("button", name="Run now with a different payload…"),
-            p.get_by_role("button", name="Resume Weekly summary report for every sales region now"),
+            p.get_by_role(
+                "button", name="Resume now for Weekly summary report for every sales region"
+            ),
             p.get_by_test_id("paused-until"),
             p.get_by_test_id("policies"),
             p.get_by_role("link", name="Edit", exact=True),
