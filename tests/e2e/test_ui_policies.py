@@ -151,7 +151,7 @@ def test_it_pauses_until_a_date_and_resumes(
     )
     row.get_by_role("button", name="Pause Sync until…").click()
     dialog.get_by_label("Pause until").fill(until.strftime("%Y-%m-%dT%H:%M"))
-    screenshot(page, "pause-dialog")
+    screenshot(page, "pause-dialog", doc=False)
     dialog.get_by_role("button", name="Pause", exact=True).click()
     shown = until.strftime("%a %H:%M")  # "Tue 10:00": within the week, the day is enough
     expect(page.locator(".flash")).to_contain_text(f"“Sync” paused until {shown}")

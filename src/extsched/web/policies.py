@@ -13,7 +13,7 @@ OVERLAP_CHOICES = (
     ("allow", "Run side by side"),
 )
 DST_GAP_CHOICES = (
-    ("", "Run at the first minute after the jump (default)"),
+    ("", "Run just after the jump (default)"),
     ("skip", "Skip that day's run"),
 )
 DST_REPEAT_CHOICES = (
