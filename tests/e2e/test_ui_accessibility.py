@@ -60,7 +60,8 @@ def test_axe_finds_no_serious_issue_on_any_page(
         visit(page, ui_page, seeded)
         if violations := axe_violations(page):
             problems[ui_page.name] = violations
-    # States a page reaches only through its script: the zone search and a confirmation.
+    # States a page reaches only through its script: the zone search, a confirmation and the
+    # pause and payload dialogs.
     _open_zone_search(page, seeded)
     if violations := axe_violations(page):
         problems["zone-search"] = violations
@@ -69,6 +70,20 @@ def test_axe_finds_no_serious_issue_on_any_page(
     expect(page.get_by_role("dialog")).to_be_visible()
     if violations := axe_violations(page):
         problems["confirm-dialog"] = violations
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Pause Nightly CRM sync until…").click()
+    expect(page.get_by_role("dialog", name="Pause “Nightly CRM sync”")).to_be_visible()
+    if violations := axe_violations(page):
+        problems["pause-dialog"] = violations
+    # The one-off payload dialog, showing the service's refusal next to its field.
+    page.goto(f"/ui/extensions/{seeded.extension_id}/schedules/{seeded.schedule_id}")
+    page.get_by_role("button", name="Run now with a different payload…").click()
+    dialog = page.get_by_role("dialog", name="Run now with a different payload")
+    dialog.get_by_label("JSON payload for this run only").fill("42")
+    dialog.get_by_role("button", name="Run now").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("must be a JSON object or array")
+    if violations := axe_violations(page):
+        problems["payload-dialog"] = violations
     if problems:
         pytest.fail(json.dumps(problems, indent=1), pytrace=False)
 

@@ -2,9 +2,9 @@
 all (responsive layout, accessibility).
 
 ``seed`` makes alice's tenant look lived in: two schedules (one with a long name, a zone other
-than hers and a failed run whose error is long), a version update that would orphan one, an
-audit log, and an extension left to install. ``PAGES`` says, for each page, where it is and
-which of its controls must stay reachable on any screen.
+than hers, a failed run whose error is long, policies and a pause), a version update that would
+orphan one, an audit log, and an extension left to install. ``PAGES`` says, for each page,
+where it is and which of its controls must stay reachable on any screen.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.sync_api import Locator, Page
@@ -67,6 +68,18 @@ def seed(service: Service, runner: FakeRunner) -> Seeded:
     runner.behaviour["/reports/weekly-summary-for-all-regions"] = "ext_500"
     service.api("POST", f"/schedules/{report['id']}/run-now")
     wait_for_terminal_run(service, report["id"])
+    soon = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=2)
+    service.api(
+        "PATCH",
+        f"/schedules/{report['id']}",
+        json={
+            "paused_until": soon.isoformat(),
+            "max_attempts": 5,
+            "jitter_seconds": 120,
+            "overlap": "buffer_one",
+            "ends_at": (soon + timedelta(days=400)).isoformat(),
+        },
+    )
     service.api(
         "PATCH",
         f"/extensions/{v1['extension_id']}",
@@ -130,6 +143,11 @@ PAGES: list[UiPage] = [
             p.get_by_role("link", name="Edit Nightly CRM sync"),
             p.get_by_role("link", name="Run history of Nightly CRM sync"),
             p.get_by_role("button", name="Delete Nightly CRM sync"),
+            p.get_by_role("button", name="Pause Nightly CRM sync until…"),
+            p.get_by_role(
+                "button", name="Resume now for Weekly summary report for every sales region"
+            ),
+            p.get_by_test_id("paused-until"),
             p.get_by_role("switch", name="Enabled: Nightly CRM sync"),
             p.get_by_role("button", name="Copy the last error"),
             p.locator("tr[data-schedule='Nightly CRM sync'] td.next-run time"),
@@ -141,22 +159,35 @@ PAGES: list[UiPage] = [
         lambda p: [
             *_header(p),
             p.get_by_role("combobox", name="Time zone"),
+            p.locator("details.advanced > summary"),
             p.get_by_role("button", name="Create schedule"),
         ],
     ),
     UiPage(
         "schedule-edit",
         lambda s: _ext(s, f"/schedules/{s.schedule_id}/edit"),
-        lambda p: [*_header(p), p.get_by_role("button", name="Save changes")],
+        lambda p: [
+            *_header(p),
+            p.get_by_label("Attempts per run"),
+            p.get_by_label("From", exact=True),
+            p.get_by_role("button", name="Save changes"),
+        ],
     ),
     UiPage(
         "schedule-history",
         lambda s: _ext(s, f"/schedules/{s.schedule_id}"),
         lambda p: [
             *_header(p),
-            p.get_by_role("button", name="Run now"),
+            p.get_by_role("button", name="Run now", exact=True),
+            p.get_by_role("button", name="Run now with a different payload…"),
+            p.get_by_role(
+                "button", name="Resume now for Weekly summary report for every sales region"
+            ),
+            p.get_by_test_id("paused-until"),
+            p.get_by_test_id("policies"),
             p.get_by_role("link", name="Edit", exact=True),
             p.get_by_test_id("runs").locator("tbody tr").first,
+            p.get_by_test_id("runs").get_by_role("button", name="Replay").first,
         ],
     ),
     UiPage(

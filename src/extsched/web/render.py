@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,10 @@ RUN_STATUS_LABELS = {
     "timed_out": "Timed out",
     "skipped": "Skipped",
 }
+
+TRIGGER_LABELS = {"schedule": "Schedule", "run_now": "Run now", "replay": "Replay"}
+# Runs a person may want to try again (SPEC §5 replay).
+REPLAYABLE = frozenset({"failed", "timed_out"})
 
 DISABLED_REASONS = {
     "endpoint_missing": "endpoint missing in the installed version",
@@ -118,9 +122,11 @@ def timezone_names() -> tuple[str, ...]:
 class Formatter:
     """Renders instants in the viewer's zone; templates put UTC in a ``title``."""
 
-    def __init__(self, zone_name: str) -> None:
+    def __init__(self, zone_name: str, now: datetime | None = None) -> None:
         self.zone_name = zone_name
         self.zone = zoneinfo.ZoneInfo(zone_name)
+        # The service's clock when the page was rendered ("paused until" compares with it).
+        self.now = now or datetime.now(UTC)
 
     def local(self, value: datetime | None, zone: str | None = None) -> str:
         if value is None:
@@ -141,6 +147,45 @@ class Formatter:
             return ""
         text = local.strftime("%a %H:%M %Z")
         return text if local.strftime("%Z") == zone else f"{text} in {zone}"
+
+    def short(self, value: datetime) -> str:
+        """``Tue 09:00`` within the coming week, ``Tue 14 Jan 09:00`` later this year (or
+        before now), with the year when it differs; in the viewer's zone."""
+        local = value.astimezone(self.zone)
+        now = self.now.astimezone(self.zone)
+        if timedelta(0) <= value - self.now < timedelta(days=6):
+            return local.strftime("%a %H:%M")
+        if local.year == now.year:
+            return local.strftime("%a %-d %b %H:%M")
+        return local.strftime("%a %-d %b %Y %H:%M")
+
+    def input_value(self, value: datetime | None) -> str:
+        """``value`` as a ``datetime-local`` input reads it: the viewer's wall clock."""
+        if value is None:
+            return ""
+        return value.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M")
+
+    def pause_default(self) -> dict[str, str]:
+        """The pause picker's start: tomorrow 09:00 on the viewer's clock, nothing earlier
+        than now."""
+        now = self.now.astimezone(self.zone)
+        tomorrow = (now + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+        return {"value": tomorrow.strftime("%Y-%m-%dT%H:%M"), "min": now.strftime("%Y-%m-%dT%H:%M")}
+
+    def is_future(self, value: datetime | None) -> bool:
+        return value is not None and value > self.now
+
+    @staticmethod
+    def seconds(total: int) -> str:
+        """``45 s``, ``2 min``, ``1 min 30 s``, ``1 h``, ``1 h 5 min``."""
+        if total < 60:
+            return f"{total} s"
+        minutes, secs = divmod(total, 60)
+        if minutes < 60:
+            return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+        hours, minutes = divmod(minutes, 60)
+        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        return f"{text} {secs} s" if secs else text
 
     def utc(self, value: datetime | None) -> str:
         if value is None:
@@ -215,7 +260,7 @@ def page(
     response = templates.TemplateResponse(
         request,
         name,
-        {**_common(viewer), "flash": flash_message, **context},
+        {**_common(viewer, request.app.state.ctx.clock()), "flash": flash_message, **context},
         status_code=status_code,
         headers=SECURITY_HEADERS,
     )
@@ -224,17 +269,19 @@ def page(
     return response
 
 
-def _common(viewer: Viewer | None) -> dict[str, Any]:
+def _common(viewer: Viewer | None, now: datetime | None = None) -> dict[str, Any]:
     return {
         "viewer": viewer,
         "csrf": viewer.csrf if viewer else "",
-        "fmt": Formatter(viewer.timezone if viewer else "UTC"),
+        "fmt": Formatter(viewer.timezone if viewer else "UTC", now),
         "run_labels": RUN_STATUS_LABELS,
+        "trigger_labels": TRIGGER_LABELS,
+        "replayable": REPLAYABLE,
         "disabled_reasons": DISABLED_REASONS,
         "endpoint_reasons": ENDPOINT_REASONS,
     }
 
 
-def fragment_html(name: str, viewer: Viewer, **context: Any) -> str:
+def fragment_html(name: str, viewer: Viewer, now: datetime, **context: Any) -> str:
     """A partial template as a string, for the page's script to swap in."""
-    return templates.get_template(name).render({**_common(viewer), **context})
+    return templates.get_template(name).render({**_common(viewer, now), **context})

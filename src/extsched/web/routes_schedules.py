@@ -1,10 +1,12 @@
-"""Schedules in the UI: create and edit forms, the enabled switch, run now, history, delete,
-disable-all, and the live cron preview. Every change goes through ``services.schedules`` /
+"""Schedules in the UI: create and edit forms (with the policies), the enabled switch, pause
+until and resume, run now (with a one-off payload), replay, history, delete, disable-all, and
+the live cron preview. Every change goes through ``services.schedules`` /
 ``services.runs``; the forms only translate fields."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,8 +19,15 @@ from extsched.domain.runs import RunStatus
 from extsched.errors import ExtschedError, Forbidden, RevisionConflict, ValidationFailed
 from extsched.services import installs, overview, runs, schedules
 from extsched.services.schedules import Schedule, ScheduleInput
-from extsched.web import render, zones
-from extsched.web.forms import ScheduleForm, text
+from extsched.web import policies, render, zones
+from extsched.web.forms import (
+    POLICY_FORM_FIELDS,
+    ScheduleForm,
+    form_errors,
+    json_value,
+    local_instant,
+    text,
+)
 from extsched.web.routes_installs import all_endpoints, ext_url
 from extsched.web.routing import UiRoute
 from extsched.web.session import UiReader, UiWriter, Viewer
@@ -58,11 +67,21 @@ async def _form_page(
     endpoint_items = await all_endpoints(ctx, viewer, extension_id)
     errors = {
         k: render.field_message(v, k)
-        for k, v in ((exc.field_errors if exc else None) or {}).items()
+        for k, v in form_errors(
+            (exc.field_errors if exc else None) or {}, ctx.settings.max_timeout_ms
+        ).items()
     }
     message = render.friendly(exc) if exc else None
     if errors:
-        shown = ("name", "endpoint_id", "cron", "timezone", "payload", "enabled")
+        shown = (
+            "name",
+            "endpoint_id",
+            "cron",
+            "timezone",
+            "payload",
+            "enabled",
+            *POLICY_FORM_FIELDS,
+        )
         others = [f"{k}: {v}" for k, v in errors.items() if k not in shown]
         message = " ".join(["Please correct the fields marked below.", *others])
     return render.page(
@@ -80,6 +99,14 @@ async def _form_page(
         message=message,
         zone_choices=zones.choices(ctx.clock()),
         presets=PRESETS,
+        overlap_choices=policies.OVERLAP_CHOICES,
+        dst_gap_choices=policies.DST_GAP_CHOICES,
+        dst_repeat_choices=policies.DST_REPEAT_CHOICES,
+        defaults={
+            "max_attempts": ctx.settings.max_attempts,
+            "timeout_seconds": f"{ctx.settings.runner_timeout_ms / 1000:g}",
+            "max_timeout_seconds": f"{ctx.settings.max_timeout_ms / 1000:g}",
+        },
         status_code=exc.status if exc else 200,
     )
 
@@ -104,7 +131,9 @@ async def create_schedule(
 ) -> Response:
     form = ScheduleForm.parse(await request.form())
     try:
-        created = await schedules.create(ctx, viewer.principal, extension_id, form.for_create())
+        created = await schedules.create(
+            ctx, viewer.principal, extension_id, form.for_create(viewer.timezone)
+        )
     except ExtschedError as exc:
         if exc.code in _PAGE_ERRORS:
             raise
@@ -148,6 +177,7 @@ async def schedule_detail(
         extension_id=extension_id,
     )
     busy = any(not RunStatus(r.status).is_terminal for r in items)
+    fmt = render.Formatter(viewer.timezone, ctx.clock())
     return render.page(
         request,
         "schedule_detail.html",
@@ -159,6 +189,8 @@ async def schedule_detail(
         next_cursor=next_cursor,
         first_page=cursor is None,
         busy=busy,
+        policy_lines=policies.describe(schedule.policies, ctx.settings, fmt),
+        payload_text="" if schedule.payload is None else fmt.json(schedule.payload),
     )
 
 
@@ -168,7 +200,12 @@ async def edit_schedule(
 ) -> Response:
     schedule = await schedules.get(ctx, viewer.principal, schedule_id, extension_id)
     return await _form_page(
-        request, ctx, viewer, extension_id, ScheduleForm.of(schedule), schedule=schedule
+        request,
+        ctx,
+        viewer,
+        extension_id,
+        ScheduleForm.of(schedule, viewer.timezone),
+        schedule=schedule,
     )
 
 
@@ -183,7 +220,7 @@ async def update_schedule(
             ctx,
             viewer.principal,
             schedule_id,
-            form.for_update(),
+            form.for_update(viewer.timezone),
             revision=form.revision_value,
             extension_id=extension_id,
         )
@@ -203,7 +240,7 @@ async def _row_html(
     install = await installs.get_install(ctx, viewer.tenant_id, extension_id)
     active = await overview.active_run_schedules(ctx, viewer.tenant_id, install.id)
     return render.fragment_html(
-        "_schedule_row.html", viewer, s=schedule, install=install, active=active
+        "_schedule_row.html", viewer, ctx.clock(), s=schedule, install=install, active=active
     )
 
 
@@ -255,17 +292,111 @@ async def set_schedule_enabled(
 async def run_now(
     request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID, schedule_id: uuid.UUID
 ) -> Response:
+    """Run now; a ``payload`` field (JSON text) replaces the schedule's payload for this run
+    only (empty: the schedule's own)."""
     key = request.headers.get("idempotency-key")
-    result = await runs.run_now(ctx, viewer.principal, schedule_id, key, extension_id)
+    errors: dict[str, str] = {}
+    payload = json_value(text(await request.form(), "payload"), "payload", errors)
+    if errors:
+        raise ValidationFailed("the payload is invalid", field_errors=errors)
+    result = await runs.run_now(
+        ctx,
+        viewer.principal,
+        schedule_id,
+        key,
+        extension_id,
+        payload=schedules.UNSET if payload is None else payload,
+    )
+    return _started(extension_id, result)
+
+
+def _started(extension_id: uuid.UUID, result: runs.RunNowResult) -> Response:
     return JSONResponse(
         {
             "run_id": str(result.run.id),
             "status": result.run.status,
             "poll_url": ext_url(extension_id, f"/runs/{result.run.id}"),
-            "history_url": schedule_url(extension_id, schedule_id),
+            "history_url": schedule_url(extension_id, result.run.schedule_id),
         },
         status_code=202 if result.created else 200,
     )
+
+
+@router.post("/extensions/{extension_id}/runs/{run_id}/replay")
+async def replay_run(
+    request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID, run_id: uuid.UUID
+) -> Response:
+    """A new run for a run's ``scheduled_for`` (the history's "Replay" button)."""
+    run = await runs.get_run(ctx, viewer.tenant_id, run_id)
+    await schedules.get(ctx, viewer.principal, run.schedule_id, extension_id)  # this extension's
+    return _started(extension_id, await runs.replay(ctx, viewer.principal, run_id))
+
+
+def _back(extension_id: uuid.UUID, schedule_id: uuid.UUID, to: str) -> str:
+    """Where a pause or resume returns to: the schedule's page or the list (nothing else)."""
+    if to == "detail":
+        return schedule_url(extension_id, schedule_id)
+    return ext_url(extension_id)
+
+
+@router.post("/extensions/{extension_id}/schedules/{schedule_id}/pause")
+async def pause_schedule(
+    request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID, schedule_id: uuid.UUID
+) -> Response:
+    """Pause until a date and time (read on the viewer's wall clock); resumes by itself."""
+    form = await request.form()
+    back = _back(extension_id, schedule_id, text(form, "next"))
+    errors: dict[str, str] = {}
+    until = local_instant(text(form, "paused_until"), viewer.timezone, "paused_until", errors)
+    fmt = render.Formatter(viewer.timezone, ctx.clock())
+    if until is None and not errors:
+        errors["paused_until"] = "choose a date and time"
+    elif until is not None and until <= fmt.now:
+        errors["paused_until"] = "must be in the future (to resume now, use “Resume now”)"
+    if errors:
+        return render.redirect(request, back, f"Not paused: {errors['paused_until']}.", "error")
+    assert until is not None
+    updated = await _set_pause(ctx, viewer, extension_id, schedule_id, until)
+    return render.redirect(
+        request,
+        back,
+        f"“{schedule_label(updated)}” paused until {fmt.short(until)} ({viewer.timezone})."
+        f"{_next_run(fmt, updated)}",
+    )
+
+
+@router.post("/extensions/{extension_id}/schedules/{schedule_id}/resume")
+async def resume_schedule(
+    request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID, schedule_id: uuid.UUID
+) -> Response:
+    form = await request.form()
+    back = _back(extension_id, schedule_id, text(form, "next"))
+    updated = await _set_pause(ctx, viewer, extension_id, schedule_id, None)
+    fmt = render.Formatter(viewer.timezone, ctx.clock())
+    return render.redirect(
+        request, back, f"“{schedule_label(updated)}” resumed.{_next_run(fmt, updated)}"
+    )
+
+
+async def _set_pause(
+    ctx: Ctx,
+    viewer: Viewer,
+    extension_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    until: datetime | None,
+) -> Schedule:
+    return await schedules.update(
+        ctx,
+        viewer.principal,
+        schedule_id,
+        ScheduleInput(paused_until=until),
+        revision=None,  # a pause changes no other field: nothing of another edit is lost
+        extension_id=extension_id,
+    )
+
+
+def _next_run(fmt: render.Formatter, s: Schedule) -> str:
+    return f" Next run: {fmt.local(s.next_run_at)}." if s.next_run_at else ""
 
 
 @router.get("/extensions/{extension_id}/runs/{run_id}")
@@ -318,12 +449,15 @@ async def cron_preview(
             field_errors={k: render.field_message(v, k) for k, v in errors.items()},
         )
     description, fires = cron.preview(cron_expr, tz, 5, ctx.clock())
+    expr, _zone = cron.compile_schedule(cron_expr, tz)
     fmt = render.Formatter(viewer.timezone)
     return JSONResponse(
         {
             "valid": True,
             "description": description,
             "timezone": tz,
+            # The DST choices apply to fixed-time schedules only (SPEC §8); the form says so.
+            "fixed_time": expr.fixed_time,
             "next_runs": [
                 {
                     "at": fmt.iso(f.at),

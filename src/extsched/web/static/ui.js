@@ -118,7 +118,7 @@
     const field = event.target;
     if (!(field instanceof HTMLElement) || !field.form) return;
     const error = document.getElementById((field.id || field.name) + "-error");
-    if (!error || !error.classList.contains("field-error")) return;
+    if (!error || !error.classList.contains("field-error") || error.dataset.scriptOwned) return;
     error.remove();
     field.removeAttribute("aria-invalid");
     const described = (field.getAttribute("aria-describedby") || "")
@@ -208,31 +208,18 @@
     (button.querySelector(".run-text") || button).textContent = text;
   }
 
-  document.addEventListener("click", async (event) => {
-    const button = event.target.closest("button.run-now");
-    if (!button || button.disabled) return;
-    button.disabled = true;
-    runText(button, "Running…");
-    const key = window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
-    let started;
-    try {
-      started = await request(button.dataset.runUrl, {
-        method: "POST",
-        headers: { "Idempotency-Key": key },
-      });
-    } catch (err) {
-      button.disabled = false;
-      runText(button, "Run now");
-      toast(err.message, "error");
-      return;
-    }
+  const newKey = () =>
+    window.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+
+  // Follows a started run until it ends and says how it went ("Run failed · HTTP 500 — …").
+  async function reportRun(started, what) {
     const history = { href: started.history_url, text: "Run history" };
     try {
       const run = await waitForRun(started.poll_url);
       if (run === null) {
-        toast("The run is still waiting for a worker.", "info", history);
+        toast("The " + what.toLowerCase() + " is still waiting for a worker.", "info", history);
       } else {
-        let message = "Run " + run.label.toLowerCase();
+        let message = what + " " + run.label.toLowerCase();
         if (run.http_status) message += " · HTTP " + run.http_status;
         if (run.duration) message += " · " + run.duration;
         if (run.error) message += " — " + run.error;
@@ -241,6 +228,26 @@
     } catch (err) {
       toast(err.message, "error", history);
     }
+  }
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.run-now");
+    if (!button || button.disabled) return;
+    button.disabled = true;
+    runText(button, "Running…");
+    let started;
+    try {
+      started = await request(button.dataset.runUrl, {
+        method: "POST",
+        headers: { "Idempotency-Key": newKey() },
+      });
+    } catch (err) {
+      button.disabled = false;
+      runText(button, "Run now");
+      toast(err.message, "error");
+      return;
+    }
+    await reportRun(started, "Run");
     if (button.dataset.standalone) {
       // On the history page the toast's link reloads the list; the button is free again.
       button.disabled = false;
@@ -254,6 +261,98 @@
       button.disabled = false;
       runText(button, "Run now");
     }
+  });
+
+  // ------------------------------------------------------------------ replay
+  // A failed or timed-out run runs again for its original time (a new row in the history).
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.replay");
+    if (!button || button.disabled) return;
+    button.disabled = true;
+    button.textContent = "Replaying…";
+    try {
+      const started = await request(button.dataset.replayUrl, { method: "POST" });
+      await reportRun(started, "Replay");
+    } catch (err) {
+      toast(err.message, "error");
+    }
+    button.disabled = false;
+    button.textContent = "Replay";
+  });
+
+  // ------------------------------------------------------------------ run with a payload
+  const payloadForm = document.getElementById("payload-form");
+  if (payloadForm) setUpPayloadDialog(payloadForm);
+
+  function setUpPayloadDialog(form) {
+    const dialog = form.closest("dialog");
+    const area = form.querySelector("textarea");
+    const error = document.getElementById(area.id + "-error");
+    const submit = form.querySelector('button[type="submit"]');
+    const hint = area.getAttribute("aria-describedby");
+    let key = newKey(); // one key per payload sent: a double click starts one run
+
+    function showError(message) {
+      error.textContent = message;
+      error.hidden = !message;
+      if (message) {
+        area.setAttribute("aria-invalid", "true");
+        area.setAttribute("aria-describedby", hint + " " + error.id);
+      } else {
+        area.removeAttribute("aria-invalid");
+        area.setAttribute("aria-describedby", hint);
+      }
+    }
+    area.addEventListener("input", () => {
+      showError("");
+      key = newKey();
+    });
+    dialog.addEventListener("close", () => showError(""));
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = area.value.trim();
+      if (text) {
+        try {
+          JSON.parse(text);
+        } catch (err) {
+          showError("Invalid JSON: " + err.message);
+          area.focus();
+          return;
+        }
+      }
+      submit.disabled = true;
+      let started;
+      try {
+        started = await request(form.dataset.runUrl, {
+          method: "POST",
+          headers: { "Idempotency-Key": key },
+          body: new URLSearchParams({ payload: area.value }),
+        });
+      } catch (err) {
+        const fields = err.data && err.data.error && err.data.error.field_errors;
+        showError(fields && fields.payload ? "The payload " + fields.payload : err.message);
+        area.focus();
+        return;
+      } finally {
+        submit.disabled = false;
+      }
+      key = newKey();
+      dialog.close();
+      await reportRun(started, "Run");
+    });
+  }
+
+  // ------------------------------------------------------------------ pause until
+  // One dialog per page; the row's "Pause…" button says which schedule it pauses.
+  document.addEventListener("click", (event) => {
+    const opener = event.target.closest("button.pause-open");
+    const dialog = document.getElementById("pause-dialog");
+    if (!opener || !dialog) return;
+    const form = dialog.querySelector("form");
+    form.action = opener.dataset.pauseUrl;
+    document.getElementById("pause-name").textContent = opener.dataset.pauseName;
+    dialog.showModal();
   });
 
   // ------------------------------------------------------------------ copy buttons
@@ -579,6 +678,7 @@
           list.append(li);
         });
         out.replaceChildren(desc, caption, list);
+        setFixedTime(data.fixed_time);
       } catch (err) {
         if (mine !== sequence) return;
         const fields = err.data && err.data.error && err.data.error.field_errors;
@@ -588,6 +688,16 @@
         if (fields && fields.cron) cron.setAttribute("aria-invalid", "true");
       }
     }
+    // The DST choices apply to fixed-time schedules only; for others they are switched off
+    // (and so not sent: the default). The server has the last word either way.
+    const dst = document.getElementById("dst-fields");
+    const dstOff = document.getElementById("dst-off");
+    function setFixedTime(fixed) {
+      if (!dst) return;
+      dst.disabled = !fixed;
+      dstOff.hidden = fixed;
+    }
+
     function schedulePreview() {
       const stale = document.getElementById("cron-error");
       if (stale) stale.remove();
