@@ -405,6 +405,18 @@ def _check_policies(ctx: AppContext, new: dict[str, Any], errors: dict[str, str]
             )
 
 
+def clock_changes(schedule: Schedule, now: datetime) -> list[Fire]:
+    """The schedule's next fires (up to 3, within 5 years) that a clock change moves, drops or
+    doubles, with its DST choice and window: what a daily schedule's next 5 runs rarely show."""
+    try:
+        expr, zone = cron.compile_schedule(schedule.cron, schedule.timezone)
+    except cron.CronError:
+        return []
+    p = schedule.policies
+    fires = cron.dst_fires(expr, zone, timing.window_start(now, p.not_before), p.dst)
+    return list(timing.in_window(fires, p.ends_at))
+
+
 def _active(row: dict[str, Any], install_enabled: bool, kill_switch: bool) -> bool:
     return bool(row["enabled"]) and install_enabled and not kill_switch
 

@@ -190,6 +190,7 @@ async def schedule_detail(
         first_page=cursor is None,
         busy=busy,
         policy_lines=policies.describe(schedule.policies, ctx.settings, fmt),
+        clock_changes=schedules.clock_changes(schedule, ctx.clock()),
         payload_text="" if schedule.payload is None else fmt.json(schedule.payload),
     )
 
@@ -436,20 +437,37 @@ async def cron_preview(
     viewer: UiReader,
     cron_expr: str = Query(default="", alias="cron", max_length=200),
     timezone: str = Query(default="", max_length=100),
+    dst_gap: str = Query(default="", max_length=20),
+    dst_repeat: str = Query(default="", max_length=20),
 ) -> Response:
-    """What the form's cron field means: the description and the next 5 fires (with DST notes),
-    or the same field errors the schedule services would give."""
+    """What the form's cron field means: the description, the next 5 fires and the next fires
+    a clock change moves, drops or doubles (with the form's DST choice), or the same field
+    errors the schedule services would give."""
     tz = timezone or viewer.principal.user_timezone or "UTC"
-    errors = cron.validate_schedule(
-        cron_expr, tz, min_interval_seconds=ctx.settings.min_interval_seconds, now=ctx.clock()
+    gap, repeat = dst_gap or None, dst_repeat or None
+    try:
+        parsed: cron.CronExpr | None = cron.parse_cron(cron_expr)
+    except cron.CronError:
+        parsed = None
+    errors = cron.validate_dst(parsed, gap, repeat)
+    choice = cron.DEFAULT_DST if errors else cron.DstChoice.of(gap, repeat)
+    errors.update(
+        cron.validate_schedule(
+            cron_expr,
+            tz,
+            min_interval_seconds=ctx.settings.min_interval_seconds,
+            now=ctx.clock(),
+            dst=choice,
+        )
     )
     if errors:
         raise ValidationFailed(
             next(iter(errors.values())),
             field_errors={k: render.field_message(v, k) for k, v in errors.items()},
         )
-    description, fires = cron.preview(cron_expr, tz, 5, ctx.clock())
-    expr, _zone = cron.compile_schedule(cron_expr, tz)
+    description, fires = cron.preview(cron_expr, tz, 5, ctx.clock(), dst=choice)
+    expr, zone = cron.compile_schedule(cron_expr, tz)
+    changes = cron.dst_fires(expr, zone, ctx.clock(), choice)
     fmt = render.Formatter(viewer.timezone)
     return JSONResponse(
         {
@@ -470,6 +488,15 @@ async def cron_preview(
                     "note": f.note,
                 }
                 for f in fires
+            ],
+            "dst_fires": [
+                {
+                    "at": fmt.iso(f.at),
+                    "local": f.local.strftime("%a %Y-%m-%d %H:%M"),
+                    "note": f.note,
+                    "dropped": f.dropped,
+                }
+                for f in changes
             ],
         },
         headers={"Cache-Control": "no-store"},

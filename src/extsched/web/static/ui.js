@@ -644,6 +644,13 @@
       out.className = "preview is-loading";
       out.textContent = "Checking…";
       const query = new URLSearchParams({ cron: expr, timezone: zone.value });
+      const dstSet = document.getElementById("dst-fields");
+      if (dstSet && !dstSet.disabled) {
+        ["dst_gap", "dst_repeat"].forEach((name) => {
+          const field = form.elements.namedItem(name);
+          if (field && field.value) query.set(name, field.value);
+        });
+      }
       try {
         const data = await request(form.dataset.previewUrl + "?" + query.toString());
         if (mine !== sequence) return;
@@ -678,6 +685,27 @@
           list.append(li);
         });
         out.replaceChildren(desc, caption, list);
+        if (data.dst_fires && data.dst_fires.length) {
+          // A daily schedule's next 5 runs rarely reach a clock change: show the next ones.
+          const dstCaption = document.createElement("div");
+          dstCaption.className = "small muted";
+          dstCaption.textContent = "Next clock changes that affect it:";
+          const dstList = document.createElement("ul");
+          dstList.className = "dst-fires";
+          dstList.dataset.testid = "dst-fires";
+          data.dst_fires.forEach((fire) => {
+            const li = document.createElement("li");
+            const time = document.createElement("time");
+            time.dateTime = fire.at;
+            time.textContent = fire.local;
+            const note = document.createElement("span");
+            note.className = "dst-note";
+            note.textContent = fire.note;
+            li.append(time, " ", note);
+            dstList.append(li);
+          });
+          out.append(dstCaption, dstList);
+        }
         setFixedTime(data.fixed_time);
       } catch (err) {
         if (mine !== sequence) return;
@@ -706,6 +734,10 @@
     }
     cron.addEventListener("input", schedulePreview);
     zone.addEventListener("change", preview);
+    ["dst_gap", "dst_repeat"].forEach((name) => {
+      const field = form.elements.namedItem(name);
+      if (field) field.addEventListener("change", preview);
+    });
     form.querySelectorAll("button[data-preset]").forEach((button) => {
       button.addEventListener("click", () => {
         cron.value = button.dataset.preset;
