@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from extsched.domain.timing import jitter_offset
+from extsched.services.context import AppContext
 from extsched.workers.postgres import Executor
 from tests.conftest import Actor
 from tests.integration.test_execution import (
@@ -131,6 +132,26 @@ async def test_max_attempts_and_timeout_are_the_schedules_own(
     [hung] = await runs_of(client, alice, h["id"])
     assert hung["status"] == "timed_out" and "1000 ms" in hung["error"]
     assert elapsed < 1.4
+
+
+async def test_a_lost_last_attempt_fails_once_under_the_schedules_max_attempts(
+    harness: Harness,
+    sched,
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    alice: Actor,  # type: ignore[no-untyped-def]
+) -> None:
+    s = await sched(max_attempts=1)  # the service default is 3
+    await harness.tick(NINE)
+    dead = Executor(ctx, harness.handler, owner="worker:dead")
+    assert len(await dead.claim(10)) == 1  # claims the run and dies
+    harness.clock.set(harness.clock() + timedelta(seconds=harness.handler.lease_seconds + 1))
+    assert await harness.reaper.sweep() == 1
+    await harness.drain()
+    [run] = await runs_of(client, alice, s["id"])
+    assert (run["status"], run["attempts"]) == ("failed", 1)
+    assert run["error"] == "worker lost during the last attempt"
+    assert harness.runner.calls == []
 
 
 # ----------------------------------------------------------------------------- jitter

@@ -532,6 +532,35 @@ class InvocationHandler:
             for c in items
         ]
 
+    async def fail_lost(
+        self, conn: Conn, tenant_id: str, run_id: uuid.UUID, now: datetime
+    ) -> bool:
+        """A run whose last allowed attempt (the schedule's ``max_attempts``) lost its worker
+        fails once instead of calling the Runner again, on both backends (the postgres
+        reaper, the Temporal activity's retry): its lock is released and its schedule
+        records the failure. False if it was not running any more."""
+        db = self.ctx.db
+        failed = await db.fetch_one(
+            conn,
+            "run_fail_lost",
+            {
+                "tenant_id": tenant_id,
+                "id": run_id,
+                "now": now,
+                "error": "worker lost during the last attempt",
+            },
+        )
+        if failed is None:
+            return False
+        key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
+        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
+        await db.fetch_one(
+            conn,
+            "schedule_record_outcome",
+            {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
+        )
+        return True
+
     async def disable(
         self, conn: Conn, tenant_id: str, schedule_id: uuid.UUID, reason: DisabledReason
     ) -> None:

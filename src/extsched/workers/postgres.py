@@ -283,40 +283,25 @@ class Reaper:
         now = ctx.clock()
         handled = 0
         async with db.transaction() as conn:
-            expired = await db.fetch_all(conn, "runs_expired_leases", {"now": now, "limit": 500})
+            expired = await db.fetch_all(
+                conn,
+                "runs_expired_leases",
+                {"now": now, "limit": 500, "default_max_attempts": ctx.settings.max_attempts},
+            )
             for r in expired:
-                key = {"tenant_id": r["tenant_id"], "id": r["id"], "now": now}
-                if r["attempts"] < ctx.settings.max_attempts:
+                if r["attempts"] < r["max_attempts"]:
                     await db.execute(
-                        conn, "run_release_lease", {**key, "error": "worker lost; retrying"}
+                        conn,
+                        "run_release_lease",
+                        {
+                            "tenant_id": r["tenant_id"],
+                            "id": r["id"],
+                            "now": now,
+                            "error": "worker lost; retrying",
+                        },
                     )
                 else:
-                    row = await db.fetch_one(
-                        conn,
-                        "run_fail_lost",
-                        {**key, "error": "worker lost during the last attempt"},
-                    )
-                    if row is not None:
-                        await db.execute(
-                            conn,
-                            "schedule_lock_release",
-                            {
-                                "tenant_id": row["tenant_id"],
-                                "schedule_id": row["schedule_id"],
-                                "run_id": row["id"],
-                            },
-                        )
-                        await db.fetch_one(
-                            conn,
-                            "schedule_record_outcome",
-                            {
-                                "tenant_id": row["tenant_id"],
-                                "schedule_id": row["schedule_id"],
-                                "at": now,
-                                "status": "failed",
-                                "error": row["error"],
-                            },
-                        )
+                    await self.handler.fail_lost(conn, r["tenant_id"], r["id"], now)
                 handled += 1
             if handled:
                 await conn.execute(f"NOTIFY {RUNS_CHANNEL}")
