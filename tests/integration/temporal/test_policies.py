@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleBackfill
 
 from extsched.domain.timing import jitter_offset
@@ -59,6 +60,10 @@ async def worker(temporal: TemporalBackend, ctx: AppContext) -> AsyncIterator[No
     """The service's Temporal worker (as ``serve`` runs it)."""
     async with running_worker(ctx):
         yield
+
+
+def fire_lags() -> float:
+    return REGISTRY.get_sample_value("extsched_fire_lag_seconds_count") or 0.0
 
 
 def quiet_hour() -> datetime:
@@ -218,6 +223,7 @@ async def test_buffer_one_starts_the_waiting_fire_right_after_the_running_run(
         timeout_ms=60_000,
         max_attempts=1,
     )
+    lags_before = fire_lags()
     url = f"/api/v1/schedules/{s['id']}/run-now"
     running = (await client.post(url, headers=alice.headers)).json()["run_id"]
     await calls(runner, "/hang", 1)
@@ -251,6 +257,8 @@ async def test_buffer_one_starts_the_waiting_fire_right_after_the_running_run(
     assert call.envelope["context"]["scheduled_for"] == z(latest)
     ended = next(r for r in runs if r["id"] == running)["finished_at"]
     assert buffered["started_at"] >= ended
+    # Its fire lag is observed once, when it starts, not at each of its looks.
+    assert fire_lags() - lags_before == 1
 
 
 # ----------------------------------------------------------------------------- attempts, timeout
