@@ -544,6 +544,12 @@ FROM picked p
 WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
 RETURNING r.*;
 
+-- name: runs_next_available
+-- [cross-tenant] When the next queued run that is not due yet becomes due (jittered fires,
+-- retries), so an idle executor wakes for it; a scan of the queued-runs index only.
+SELECT min(available_at) AS at FROM extension_schedule_run
+WHERE status = 'queued' AND available_at > %(now)s;
+
 -- name: run_finish
 -- Only the lease holder may finish a run: a worker whose lease lapsed (and whose run was
 -- handed to another) changes nothing.

@@ -191,6 +191,9 @@ async def _record_missed(ctx: AppContext, conn: Any, rows: list[dict[str, Any]])
         metrics.RUNS_SKIPPED.labels(reason=SkipReason.MISSED).inc()
 
 
+EXECUTOR_POLL_SECONDS = 0.5
+
+
 class Executor:
     """Claims queued runs and runs attempts with a concurrency cap."""
 
@@ -213,6 +216,17 @@ class Executor:
             task = asyncio.create_task(self._run(run), name=f"run {run['id']}")
             self.in_flight[key] = task
         return len(claimed)
+
+    async def seconds_until_next(self, cap: float) -> float:
+        """How long until the next queued run becomes due (a jittered fire, a retry, a
+        buffered run's next look), at most ``cap``: such runs are not announced, so the claim
+        loop wakes for them instead of finding them at its next poll in a bunch."""
+        now = self.ctx.clock()
+        async with self.ctx.db.connection() as conn:
+            at = await self.ctx.db.fetch_val(conn, "runs_next_available", {"now": now})
+        if at is None:
+            return cap
+        return min(cap, max(0.0, (at - now).total_seconds()))
 
     async def claim(self, limit: int) -> list[dict[str, Any]]:
         """Lease up to ``limit`` due runs to this executor, fairly across tenants."""
@@ -413,9 +427,16 @@ class PostgresWorker:
             started = await self.supervisor.guard("executor", ex.claim_and_start)
             if started:
                 continue
-            # Sleep until new runs are announced, a slot frees up, or the poll interval ends.
+            # Sleep until new runs are announced, a slot frees up, the next queued run is due,
+            # or the poll interval ends.
+            pause = EXECUTOR_POLL_SECONDS
+            if len(ex.in_flight) < self.ctx.settings.worker_concurrency:
+                pause = await self.supervisor.guard(
+                    "executor", lambda: ex.seconds_until_next(EXECUTOR_POLL_SECONDS)
+                )
+                pause = EXECUTOR_POLL_SECONDS if pause is None else pause
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake_runs, ex.slot_freed)]
-            await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
                 w.cancel()
             self._wake_runs.clear()
