@@ -179,10 +179,15 @@ def run_burst(
             # ``prune`` a retention pass (bench/retention.py) deletes it while the burst fires.
             backlog = insert_history(url, newest_days_ago=91, days=backlog_days)
             vacuum(url)
-        if jitter:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("UPDATE tenant_extension_schedule SET jitter_seconds = %s", (jitter,))
-                conn.execute("UPDATE job_handle SET jitter_seconds = %s", (jitter,))
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Daily at an hour twelve hours away: after the burst's fire the next one is far off,
+            # so a long (jittered) burst never runs into the seeded schedules' next regular fire.
+            daily = f"0 {utc(time.time() + 12 * 3600).hour} * * *"
+            for table in ("tenant_extension_schedule", "job_handle"):
+                conn.execute(
+                    f"UPDATE {table} SET cron = %s, jitter_seconds = %s",
+                    (daily, jitter),
+                )
         extra_env: dict[str, str] = {}
         fire_at = None
         if backend == "temporal":
