@@ -224,7 +224,7 @@ class Executor:
         now = self.ctx.clock()
         async with self.ctx.db.connection() as conn:
             at = await self.ctx.db.fetch_val(conn, "runs_next_available", {"now": now})
-        if at is None:
+        if not isinstance(at, datetime):
             return cap
         return min(cap, max(0.0, (at - now).total_seconds()))
 
@@ -429,14 +429,17 @@ class PostgresWorker:
                 continue
             # Sleep until new runs are announced, a slot frees up, the next queued run is due,
             # or the poll interval ends.
-            pause = EXECUTOR_POLL_SECONDS
+            pause: float | None = EXECUTOR_POLL_SECONDS
             if len(ex.in_flight) < self.ctx.settings.worker_concurrency:
                 pause = await self.supervisor.guard(
                     "executor", lambda: ex.seconds_until_next(EXECUTOR_POLL_SECONDS)
                 )
-                pause = EXECUTOR_POLL_SECONDS if pause is None else pause
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake_runs, ex.slot_freed)]
-            await asyncio.wait(waiters, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters,
+                timeout=EXECUTOR_POLL_SECONDS if pause is None else pause,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             for w in waiters:
                 w.cancel()
             self._wake_runs.clear()
