@@ -8,6 +8,12 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 10000 --workers 2
     python -m bench.burst --n 1000 --backend both   # postgres and temporal side by side
     python -m bench.burst --n 1000 --workers 2 --backlog-days 3 [--prune]   # old history, pruned
+    python -m bench.burst --n 1000 --jitter 0 30 60 --repeat 2 --call-ms 200   # jitter's effect
+
+With ``--jitter J`` every schedule gets ``jitter_seconds = J`` (SPEC §8): each fire's run waits
+its fixed offset in [0, J] s. ``--call-ms`` makes the stub Runner answer after that long, like a
+real extension, so calls overlap; the table then shows the peak of calls in flight at the
+Runner, the busiest second, and the lag behind each run's jittered start.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
@@ -42,6 +50,7 @@ from bench.common import (
 )
 from bench.retention import insert_history, vacuum
 from extsched.config import JobBackendKind, Settings
+from extsched.domain.timing import jitter_offset
 from extsched.jobs.backend import HandleSpec
 from extsched.runtime import open_context
 
@@ -120,7 +129,9 @@ def temporal_dev_server(folder: Path) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-async def arm_temporal(url: str, home: Path, address: str, fire_at: datetime) -> None:
+async def arm_temporal(
+    url: str, home: Path, address: str, fire_at: datetime, jitter: int = 0
+) -> None:
     """Give every schedule a Temporal Schedule firing at ``fire_at`` (a fixed daily time)."""
     cron_expr = f"{fire_at.minute} {fire_at.hour} * * *"
     settings = Settings(
@@ -137,7 +148,10 @@ async def arm_temporal(url: str, home: Path, address: str, fire_at: datetime) ->
         ).fetchall()
         conn.execute("DELETE FROM job_handle")
     async with open_context(settings, url) as ctx:
-        specs = [HandleSpec(t, i, s, cron_expr, "UTC", paused=False) for t, i, s in rows]
+        specs = [
+            HandleSpec(t, i, s, cron_expr, "UTC", paused=False, jitter_seconds=jitter)
+            for t, i, s in rows
+        ]
         async with ctx.db.connection() as conn:
             for k in range(0, len(specs), 100):
                 await ctx.backend.put_handles(conn, specs[k : k + 100])
@@ -152,6 +166,8 @@ def run_burst(
     backend: str = "postgres",
     backlog_days: float = 0,
     prune: bool = False,
+    jitter: int = 0,
+    call_ms: float = 0,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url, ExitStack() as stack:
         home = Path(tmp) / "home"
@@ -163,6 +179,15 @@ def run_burst(
             # ``prune`` a retention pass (bench/retention.py) deletes it while the burst fires.
             backlog = insert_history(url, newest_days_ago=91, days=backlog_days)
             vacuum(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Daily at an hour twelve hours away: after the burst's fire the next one is far off,
+            # so a long (jittered) burst never runs into the seeded schedules' next regular fire.
+            daily = f"0 {utc(time.time() + 12 * 3600).hour} * * *"
+            for table in ("tenant_extension_schedule", "job_handle"):
+                conn.execute(
+                    f"UPDATE {table} SET cron = %s, jitter_seconds = %s",
+                    (daily, jitter),
+                )
         extra_env: dict[str, str] = {}
         fire_at = None
         if backend == "temporal":
@@ -170,9 +195,9 @@ def run_burst(
             # the next whole minute at least `lead` seconds (plus arming time) away
             ahead = utc(time.time() + lead + n / 50)
             fire_at = (ahead + timedelta(minutes=1)).replace(second=0, microsecond=0)
-            asyncio.run(arm_temporal(url, home, address, fire_at))
+            asyncio.run(arm_temporal(url, home, address, fire_at, jitter))
             extra_env = {"EXTSCHED_JOB_BACKEND": "temporal", "EXTSCHED_TEMPORAL_ADDRESS": address}
-        with runner_stub(arrivals_file) as runner_url:
+        with runner_stub(arrivals_file, call_ms) as runner_url:
             env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
             env.update(
                 {
@@ -232,7 +257,7 @@ def run_burst(
                         stdout=subprocess.DEVNULL,
                     )
                 peak_rss = 0
-                deadline = fire_at.timestamp() + 300
+                deadline = fire_at.timestamp() + 300 + jitter
                 done = 0
                 while time.time() < deadline:
                     for p in procs:
@@ -281,8 +306,20 @@ def run_burst(
     keys = [(a["schedule_id"], a["scheduled_for"]) for a in arrivals]
     first = min((a["t"] for a in arrivals), default=scheduled)
     last = max((a["t"] for a in arrivals), default=scheduled)
+    # Each run's own start under jitter: the fire plus its fixed offset.
+    late = [
+        a["t"]
+        - scheduled
+        - jitter_offset(
+            uuid.UUID(a["schedule_id"]), datetime.fromisoformat(a["scheduled_for"]), jitter
+        ).total_seconds()
+        for a in arrivals
+    ]
+    per_second = Counter(int(a["t"] - scheduled) for a in arrivals)
     result = {
         "backend": backend,
+        "jitter_s": jitter,
+        "call_ms": call_ms,
         "n": n,
         "tenants": tenants,
         "workers": workers,
@@ -300,6 +337,11 @@ def run_burst(
         "lag_p95_s": percentile(lags, 95),
         "lag_p99_s": percentile(lags, 99),
         "lag_max_s": max(lags, default=float("nan")),
+        "late_p50_s": percentile(late, 50),
+        "late_p99_s": percentile(late, 99),
+        "late_max_s": max(late, default=float("nan")),
+        "peak_in_flight": max((a.get("in_flight", 1) for a in arrivals), default=0),
+        "peak_calls_1s": max(per_second.values(), default=0),
         "drain_s": last - scheduled,
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
@@ -327,8 +369,21 @@ def main() -> None:
         help="seed this many days of history per schedule, past the 90-day run retention",
     )
     ap.add_argument("--prune", action="store_true", help="prune the backlog during the burst")
+    ap.add_argument(
+        "--jitter",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="jitter_seconds for every schedule; several values run one burst each",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="bursts per backend and jitter")
+    ap.add_argument(
+        "--call-ms", type=float, default=0, help="the stub Runner answers after this long"
+    )
     args = ap.parse_args()
     backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
+    # Repeats interleave the jitter values, so drifting background load hits each alike.
+    cases = [(b, j, k) for b in backends for k in range(args.repeat) for j in args.jitter]
     results = [
         run_burst(
             args.n,
@@ -339,11 +394,14 @@ def main() -> None:
             b,
             args.backlog_days,
             args.prune,
+            j,
+            args.call_ms,
         )
-        for b in backends
+        for b, j, _ in cases
     ]
+    labels = [f"{b[:8]} J={j}" + (f" #{k + 1}" if args.repeat > 1 else "") for b, j, k in cases]
     print(f"\nburst: {args.n} schedules over {args.tenants} tenants, due at the same instant")
-    print(f"{'':>16}" + "".join(f"{b:>16}" for b in backends))
+    print(f"{'':>16}" + "".join(f"{label:>16}" for label in labels))
     for key in results[0]:
         if isinstance(results[0][key], dict):
             continue
@@ -352,6 +410,7 @@ def main() -> None:
     for result in results:
         if "temporal_dev_server" in result:
             print(f"temporal dev server configured with {result['temporal_dev_server']}")
+            break
     for result in results:
         print(json.dumps(result))
 

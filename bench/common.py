@@ -67,11 +67,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def runner_stub(out_file: Path) -> Iterator[str]:
-    """Start bench/runner_stub.py in its own process; yields its URL. Arrivals go to out_file."""
+def runner_stub(out_file: Path, call_ms: float = 0) -> Iterator[str]:
+    """Start bench/runner_stub.py in its own process; yields its URL. Arrivals go to out_file;
+    each call is answered after ``call_ms``."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "runner_stub.py"), str(port), str(out_file)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "runner_stub.py"),
+            str(port),
+            str(out_file),
+            str(call_ms),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,8 +1,10 @@
 """A fast Runner stub for benchmarks: a minimal HTTP/1.1 keep-alive server on asyncio that
 answers every ``POST /v1/execute`` with success and records (arrival time, run id, schedule id,
-scheduled_for) as JSON lines, flushed every 200 ms and on SIGTERM.
+scheduled_for, calls in flight on arrival, this one included) as JSON lines, flushed every
+200 ms and on SIGTERM. With CALL_MS it answers each call after that many milliseconds, like an
+extension that takes time, so calls overlap and the in-flight count shows the Runner's load.
 
-Usage: python bench/runner_stub.py PORT OUT_FILE
+Usage: python bench/runner_stub.py PORT OUT_FILE [CALL_MS]
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ RESPONSE = (
 )
 
 
-async def main(port: int, out_path: str) -> None:
+async def main(port: int, out_path: str, call_ms: float = 0.0) -> None:
     pending: list[str] = []
+    in_flight = 0
     out = open(out_path, "a")  # noqa: SIM115, ASYNC230 - opened once at start, closed at exit
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal in_flight
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -37,6 +41,7 @@ async def main(port: int, out_path: str) -> None:
                         length = int(line[15:].strip())
                 body = await reader.readexactly(length) if length else b""
                 arrived = time.time()
+                in_flight += 1
                 ctx = json.loads(body).get("context", {})
                 pending.append(
                     json.dumps(
@@ -46,11 +51,17 @@ async def main(port: int, out_path: str) -> None:
                             "schedule_id": ctx.get("schedule_id"),
                             "scheduled_for": ctx.get("scheduled_for"),
                             "attempt": ctx.get("attempt"),
+                            "in_flight": in_flight,
                         }
                     )
                 )
-                writer.write(RESPONSE)
-                await writer.drain()
+                try:
+                    if call_ms:
+                        await asyncio.sleep(call_ms / 1000)  # the extension's own work
+                    writer.write(RESPONSE)
+                    await writer.drain()
+                finally:
+                    in_flight -= 1
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -76,4 +87,4 @@ async def main(port: int, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 0))

@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from extsched.domain.ids import uuid7
 from extsched.domain.timing import jitter_offset
-from extsched.workers.postgres import Executor
+from extsched.services.context import AppContext
+from extsched.workers.postgres import Executor, PostgresWorker
 from tests.conftest import Actor
 from tests.integration.test_execution import (
     T0,
@@ -133,6 +135,26 @@ async def test_max_attempts_and_timeout_are_the_schedules_own(
     assert elapsed < 1.4
 
 
+async def test_a_lost_last_attempt_fails_once_under_the_schedules_max_attempts(
+    harness: Harness,
+    sched,
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    alice: Actor,  # type: ignore[no-untyped-def]
+) -> None:
+    s = await sched(max_attempts=1)  # the service default is 3
+    await harness.tick(NINE)
+    dead = Executor(ctx, harness.handler, owner="worker:dead")
+    assert len(await dead.claim(10)) == 1  # claims the run and dies
+    harness.clock.set(harness.clock() + timedelta(seconds=harness.handler.lease_seconds + 1))
+    assert await harness.reaper.sweep() == 1
+    await harness.drain()
+    [run] = await runs_of(client, alice, s["id"])
+    assert (run["status"], run["attempts"]) == ("failed", 1)
+    assert run["error"] == "worker lost during the last attempt"
+    assert harness.runner.calls == []
+
+
 # ----------------------------------------------------------------------------- jitter
 async def test_jitter_delays_the_run_but_keeps_the_nominal_fire_time(
     harness: Harness,
@@ -153,6 +175,48 @@ async def test_jitter_delays_the_run_but_keeps_the_nominal_fire_time(
     assert run["started_at"] == (NINE + delay).strftime("%Y-%m-%dT%H:%M:%SZ")
     [call] = harness.runner.calls_to("/sync")
     assert call.envelope["context"]["scheduled_for"] == "2026-12-01T09:00:00Z"
+
+
+async def test_the_live_executor_starts_each_jittered_run_when_it_becomes_due(
+    harness: Harness,
+    sched,
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    alice: Actor,  # type: ignore[no-untyped-def]
+) -> None:
+    # Runs that become due later (jittered fires, retries) are not announced: the executor
+    # wakes for each instead of finding them at its next poll, so jitter is not re-bunched.
+    s = await sched(cron="*/10 * * * *", overlap="allow")
+    harness.clock.frozen = None  # the live loop runs on the real clock
+    now = harness.clock()
+    due = [now + timedelta(seconds=0.4 + 0.35 * k) for k in range(6)]
+    async with ctx.db.connection() as conn:
+        for k, at in enumerate(due):
+            await conn.execute(
+                "INSERT INTO extension_schedule_run (tenant_id, id, schedule_id, install_id, "
+                "trigger, scheduled_for, status, available_at) "
+                "VALUES ('acme', %s, %s, %s, 'schedule', %s, 'queued', %s)",
+                (uuid7(), s["id"], s["install_id"], NINE + timedelta(minutes=10 * k), at),
+            )
+    worker = PostgresWorker(ctx, harness.handler, scheduler=False, stop_grace_seconds=1.0)
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(1000):
+            if len(harness.runner.calls) >= len(due):
+                break
+            await asyncio.sleep(POLL)  # polling for the Runner to receive every call
+    finally:
+        worker.stop()
+        await task
+    async with ctx.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, extract(epoch FROM started_at - available_at) AS late "
+            "FROM extension_schedule_run"
+        )
+        rows = await cur.fetchall()
+    assert [r["status"] for r in rows] == ["succeeded"] * len(due)
+    # Polling every 0.5 s would start them 0-0.5 s late, at random.
+    assert max(float(r["late"]) for r in rows) < 0.25, rows
 
 
 def test_jitter_offsets_spread_over_the_whole_range() -> None:

@@ -545,6 +545,12 @@ FROM picked p
 WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
 RETURNING r.*;
 
+-- name: runs_next_available
+-- [cross-tenant] When the next queued run that is not due yet becomes due (jittered fires,
+-- retries), so an idle executor wakes for it; a scan of the queued-runs index only.
+SELECT min(available_at) AS at FROM extension_schedule_run
+WHERE status = 'queued' AND available_at > %(now)s;
+
 -- name: run_finish
 -- Only the lease holder may finish a run: a worker whose lease lapsed (and whose run was
 -- handed to another) changes nothing.
@@ -563,12 +569,17 @@ SET status = 'queued', available_at = %(available_at)s, error = %(error)s,
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s;
 
 -- name: runs_expired_leases
--- [cross-tenant] runs whose worker died: their lease lapsed while running.
-SELECT tenant_id, id, attempts FROM extension_schedule_run
-WHERE status = 'running' AND lease_expires_at < %(now)s
-ORDER BY lease_expires_at
+-- [cross-tenant] runs whose worker died: their lease lapsed while running; with the attempts
+-- their schedule allows (its max_attempts, else the service default).
+SELECT r.tenant_id, r.id, r.attempts,
+       coalesce((SELECT s.max_attempts FROM tenant_extension_schedule s
+                 WHERE s.tenant_id = r.tenant_id AND s.id = r.schedule_id),
+                %(default_max_attempts)s) AS max_attempts
+FROM extension_schedule_run r
+WHERE r.status = 'running' AND r.lease_expires_at < %(now)s
+ORDER BY r.lease_expires_at
 LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE OF r SKIP LOCKED;
 
 -- name: run_release_lease
 -- Drain: hands a leased run back to the queue (another worker takes it).
@@ -906,16 +917,20 @@ RETURNING *;
 -- name: temporal_run_claim
 -- Claim one run for an attempt. Matches status = 'queued' (and, for a repeated delivery, only
 -- once it is due: the first delivery may be sleeping until its retry time), or 'running' with
--- a lapsed lease and attempts left (the worker died; Temporal retried the activity), so
--- exactly one attempt holds the lease at a time.
-UPDATE extension_schedule_run
+-- a lapsed lease and attempts left under the schedule's max_attempts (else the service
+-- default), as the postgres reaper counts them (the worker died; Temporal retried the
+-- activity), so exactly one attempt holds the lease at a time.
+UPDATE extension_schedule_run r
 SET status = 'running', lease_owner = %(owner)s,
     lease_expires_at = %(now)s + make_interval(secs => %(lease_seconds)s),
-    started_at = coalesce(started_at, %(now)s), attempts = attempts + 1
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s
-  AND ((status = 'queued' AND (%(due)s::timestamptz IS NULL OR available_at <= %(due)s))
-       OR (status = 'running' AND lease_expires_at < %(now)s AND attempts < %(max_attempts)s))
-RETURNING *;
+    started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
+WHERE r.tenant_id = %(tenant_id)s AND r.id = %(id)s
+  AND ((r.status = 'queued' AND (%(due)s::timestamptz IS NULL OR r.available_at <= %(due)s))
+       OR (r.status = 'running' AND r.lease_expires_at < %(now)s
+           AND r.attempts < coalesce((SELECT s.max_attempts FROM tenant_extension_schedule s
+                                      WHERE s.tenant_id = r.tenant_id AND s.id = r.schedule_id),
+                                     %(default_max_attempts)s)))
+RETURNING r.*;
 
 -- name: schedules_mark_overdue
 -- Flags schedules newly overdue (returns them, to audit once) and clears recovered ones.

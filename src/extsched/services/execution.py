@@ -202,13 +202,14 @@ class InvocationHandler:
     async def attempt(self, run: ClaimedRun, owner: str) -> AttemptResult:
         """Handle one claimed attempt of ``run`` (status running, leased to ``owner``)."""
         started = time.monotonic()
-        if run.attempts == 1 and run.started_at is not None and run.trigger is Trigger.SCHEDULE:
-            lag = (run.started_at - run.scheduled_for).total_seconds()
-            metrics.FIRE_LAG.observe(max(0.0, lag))
         outcome_or_skip = await _retrying(lambda: self._prepare(run, owner))
         if isinstance(outcome_or_skip, AttemptResult):
             return outcome_or_skip
         prepared = outcome_or_skip
+        if run.attempts == 1 and run.started_at is not None and run.trigger is Trigger.SCHEDULE:
+            # Observed once the run really starts: a buffered run's looks do not count.
+            lag = (run.started_at - run.scheduled_for).total_seconds()
+            metrics.FIRE_LAG.observe(max(0.0, lag))
         try:
             secret_envelope = self._secret_envelope(prepared)
         except SecretsUnreadable:
@@ -531,6 +532,33 @@ class InvocationHandler:
             ScheduleAfterRun.from_row(row) if (row := by_run.get(c.run_id)) is not None else None
             for c in items
         ]
+
+    async def fail_lost(self, conn: Conn, tenant_id: str, run_id: uuid.UUID, now: datetime) -> bool:
+        """A run whose last allowed attempt (the schedule's ``max_attempts``) lost its worker
+        fails once instead of calling the Runner again, on both backends (the postgres
+        reaper, the Temporal activity's retry): its lock is released and its schedule
+        records the failure. False if it was not running any more."""
+        db = self.ctx.db
+        failed = await db.fetch_one(
+            conn,
+            "run_fail_lost",
+            {
+                "tenant_id": tenant_id,
+                "id": run_id,
+                "now": now,
+                "error": "worker lost during the last attempt",
+            },
+        )
+        if failed is None:
+            return False
+        key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
+        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
+        await db.fetch_one(
+            conn,
+            "schedule_record_outcome",
+            {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
+        )
+        return True
 
     async def disable(
         self, conn: Conn, tenant_id: str, schedule_id: uuid.UUID, reason: DisabledReason

@@ -192,6 +192,9 @@ async def _record_missed(ctx: AppContext, conn: Any, rows: list[dict[str, Any]])
         metrics.RUNS_SKIPPED.labels(reason=SkipReason.MISSED).inc()
 
 
+EXECUTOR_POLL_SECONDS = 0.5
+
+
 class Executor:
     """Claims queued runs and runs attempts with a concurrency cap."""
 
@@ -214,6 +217,17 @@ class Executor:
             task = asyncio.create_task(self._run(run), name=f"run {run['id']}")
             self.in_flight[key] = task
         return len(claimed)
+
+    async def seconds_until_next(self, cap: float) -> float:
+        """How long until the next queued run becomes due (a jittered fire, a retry, a
+        buffered run's next look), at most ``cap``: such runs are not announced, so the claim
+        loop wakes for them instead of finding them at its next poll in a bunch."""
+        now = self.ctx.clock()
+        async with self.ctx.db.connection() as conn:
+            at = await self.ctx.db.fetch_val(conn, "runs_next_available", {"now": now})
+        if not isinstance(at, datetime):
+            return cap
+        return min(cap, max(0.0, (at - now).total_seconds()))
 
     async def claim(self, limit: int) -> list[dict[str, Any]]:
         """Lease up to ``limit`` due runs to this executor, fairly across tenants."""
@@ -284,40 +298,25 @@ class Reaper:
         now = ctx.clock()
         handled = 0
         async with db.transaction() as conn:
-            expired = await db.fetch_all(conn, "runs_expired_leases", {"now": now, "limit": 500})
+            expired = await db.fetch_all(
+                conn,
+                "runs_expired_leases",
+                {"now": now, "limit": 500, "default_max_attempts": ctx.settings.max_attempts},
+            )
             for r in expired:
-                key = {"tenant_id": r["tenant_id"], "id": r["id"], "now": now}
-                if r["attempts"] < ctx.settings.max_attempts:
+                if r["attempts"] < r["max_attempts"]:
                     await db.execute(
-                        conn, "run_release_lease", {**key, "error": "worker lost; retrying"}
+                        conn,
+                        "run_release_lease",
+                        {
+                            "tenant_id": r["tenant_id"],
+                            "id": r["id"],
+                            "now": now,
+                            "error": "worker lost; retrying",
+                        },
                     )
                 else:
-                    row = await db.fetch_one(
-                        conn,
-                        "run_fail_lost",
-                        {**key, "error": "worker lost during the last attempt"},
-                    )
-                    if row is not None:
-                        await db.execute(
-                            conn,
-                            "schedule_lock_release",
-                            {
-                                "tenant_id": row["tenant_id"],
-                                "schedule_id": row["schedule_id"],
-                                "run_id": row["id"],
-                            },
-                        )
-                        await db.fetch_one(
-                            conn,
-                            "schedule_record_outcome",
-                            {
-                                "tenant_id": row["tenant_id"],
-                                "schedule_id": row["schedule_id"],
-                                "at": now,
-                                "status": "failed",
-                                "error": row["error"],
-                            },
-                        )
+                    await self.handler.fail_lost(conn, r["tenant_id"], r["id"], now)
                 handled += 1
             if handled:
                 await conn.execute(f"NOTIFY {RUNS_CHANNEL}")
@@ -429,9 +428,19 @@ class PostgresWorker:
             started = await self.supervisor.guard("executor", ex.claim_and_start)
             if started:
                 continue
-            # Sleep until new runs are announced, a slot frees up, or the poll interval ends.
+            # Sleep until new runs are announced, a slot frees up, the next queued run is due,
+            # or the poll interval ends.
+            pause: float | None = EXECUTOR_POLL_SECONDS
+            if len(ex.in_flight) < self.ctx.settings.worker_concurrency:
+                pause = await self.supervisor.guard(
+                    "executor", lambda: ex.seconds_until_next(EXECUTOR_POLL_SECONDS)
+                )
             waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake_runs, ex.slot_freed)]
-            await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters,
+                timeout=EXECUTOR_POLL_SECONDS if pause is None else pause,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             for w in waiters:
                 w.cancel()
             self._wake_runs.clear()

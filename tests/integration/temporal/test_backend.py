@@ -62,7 +62,7 @@ async def test_it_creates_a_schedule_per_handle_and_updates_it_in_place(
     view = temporal_spec.read_spec(d.schedule.spec)
     assert (view.cron, view.timezone) == ("30 9 * * 1-5", "Europe/Paris")
     assert d.schedule.spec.time_zone_name == "Europe/Paris"
-    assert d.schedule.policy.overlap is ScheduleOverlapPolicy.SKIP
+    assert d.schedule.policy.overlap is ScheduleOverlapPolicy.ALLOW_ALL
     assert d.schedule.policy.catchup_window == timedelta(
         seconds=ctx.settings.catchup_window_seconds
     )

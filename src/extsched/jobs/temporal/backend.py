@@ -136,7 +136,11 @@ class TemporalBackend:
                 end_at=handle.ends_at,
             ),
             policy=SchedulePolicy(
-                overlap=ScheduleOverlapPolicy.SKIP,
+                # Temporal starts every fire; the activity decides overlap (skip, buffer_one,
+                # allow) in services/execution.py as on the postgres backend, so a skipped fire
+                # is recorded and allow runs side by side. Temporal's own SKIP would drop the
+                # fire unrecorded while the previous workflow runs (or waits out its jitter).
+                overlap=ScheduleOverlapPolicy.ALLOW_ALL,
                 catchup_window=max(MIN_CATCHUP_WINDOW, timedelta(seconds=s.catchup_window_seconds)),
             ),
             state=ScheduleState(paused=handle.paused, note=handle.note),
@@ -405,7 +409,12 @@ class TemporalBackend:
                 return None
             if spec.pinned_after(view, now) == _wanted_pins(view, now):
                 return None
-            schedule.spec = spec.build_spec(view.cron, view.timezone, now, view.dst)
+            # Only the compensation changes: the window and pause bounds stay as they were.
+            schedule.spec = dataclasses.replace(
+                spec.build_spec(view.cron, view.timezone, now, view.dst),
+                start_at=schedule.spec.start_at,
+                end_at=schedule.spec.end_at,
+            )
             updated.append(True)
             return ScheduleUpdate(schedule=schedule)
 

@@ -105,11 +105,17 @@ class Activities:
                     None,
                     task.request.jitter_seconds,
                 )
-                if row is not None:
-                    return row["id"], None
-                existing = await db.fetch_one(conn, "run_fire_get", key)
+                if row is None:
+                    existing = await db.fetch_one(conn, "run_fire_get", key)
+            if row is not None:
+                if row["available_at"] > self.ctx.clock():
+                    # A jittered fire (SPEC §8): the workflow sleeps until its offset on a
+                    # durable timer, then claims the run by id, as after a retry.
+                    return AttemptOutcome(run_id=str(row["id"]), retry_at=row["available_at"])
+                return row["id"], None
             if existing is None:
-                return DONE  # the schedule is gone
+                # The schedule is gone, or the fire is outside its window or pause (SPEC §8).
+                return DONE
         # Recorded before: by another delivery of the same fire, or by an earlier try of
         # this activity that died. Whoever claims it runs it; a run waiting for its retry
         # time is waited for.
@@ -226,7 +232,7 @@ class Activities:
                     "now": now,
                     "due": due,
                     "lease_seconds": self.handler.lease_seconds,
-                    "max_attempts": ctx.settings.max_attempts,
+                    "default_max_attempts": ctx.settings.max_attempts,
                 },
             )
             if run is not None:
@@ -245,25 +251,7 @@ class Activities:
             return
         if row["lease_expires_at"] is None or row["lease_expires_at"] >= now:
             return
-        failed = await db.fetch_one(
-            conn,
-            "run_fail_lost",
-            {
-                "tenant_id": tenant_id,
-                "id": run_id,
-                "now": now,
-                "error": "worker lost during the last attempt",
-            },
-        )
-        if failed is None:
-            return
-        key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
-        await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
-        await db.fetch_one(
-            conn,
-            "schedule_record_outcome",
-            {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
-        )
+        await self.handler.fail_lost(conn, tenant_id, run_id, now)
 
     async def _may_appear(self, tenant_id: str, schedule_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Whether a run-now's missing row may still be committed: its schedule exists and
