@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -201,7 +200,6 @@ class InvocationHandler:
 
     async def attempt(self, run: ClaimedRun, owner: str) -> AttemptResult:
         """Handle one claimed attempt of ``run`` (status running, leased to ``owner``)."""
-        started = time.monotonic()
         outcome_or_skip = await _retrying(lambda: self._prepare(run, owner))
         if isinstance(outcome_or_skip, AttemptResult):
             return outcome_or_skip
@@ -218,7 +216,6 @@ class InvocationHandler:
                 owner,
                 RunStatus.FAILED,
                 error="install configuration cannot be loaded: secrets cannot be decrypted",
-                started=started,
             )
         body, headers = envelope.build(self.invocation(run, prepared, secret_envelope))
         outcome = await self.runner.execute(body, headers)
@@ -245,7 +242,6 @@ class InvocationHandler:
             error=outcome.error,
             http_status=outcome.http_status,
             response_preview=outcome.response_preview,
-            started=started,
         )
 
     # ------------------------------------------------------------------ steps
@@ -384,7 +380,6 @@ class InvocationHandler:
         error: str | None = None,
         http_status: int | None = None,
         response_preview: str | None = None,
-        started: float | None = None,
     ) -> AttemptResult:
         completion = self._completion(
             run,
