@@ -9,6 +9,7 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 1000 --backend both   # postgres and temporal side by side
     python -m bench.burst --n 1000 --workers 2 --backlog-days 3 [--prune]   # old history, pruned
     python -m bench.burst --n 1000 --jitter 0 30 60 --repeat 2 --call-ms 200   # jitter's effect
+    python -m bench.burst --n 1000 --backend temporal --repeat 3 --baseline   # vs raw Temporal
 
 With ``--jitter J`` every schedule gets ``jitter_seconds = J`` (SPEC §8): each fire's run waits
 its fixed offset in [0, J] s. ``--call-ms`` makes the stub Runner answer after that long, like a
@@ -49,6 +50,7 @@ from bench.common import (
     utc,
 )
 from bench.retention import insert_history, vacuum
+from bench.temporal_raw import run_raw
 from extsched.config import JobBackendKind, Settings
 from extsched.domain.timing import jitter_offset
 from extsched.jobs.backend import HandleSpec
@@ -380,12 +382,26 @@ def main() -> None:
     ap.add_argument(
         "--call-ms", type=float, default=0, help="the stub Runner answers after this long"
     )
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="with temporal: also run the raw-Temporal baseline (bench/temporal_raw.py) each "
+        "repeat, interleaved, with the same n, workers and concurrency",
+    )
     args = ap.parse_args()
     backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
     # Repeats interleave the jitter values, so drifting background load hits each alike.
     cases = [(b, j, k) for b in backends for k in range(args.repeat) for j in args.jitter]
+    if args.baseline and "temporal" in backends:
+        # interleaved with extsched's temporal runs, so drifting load hits both alike
+        raw = [("raw-temporal", 0, k) for k in range(args.repeat)]
+        rest = [c for c in cases if c[0] != "temporal"]
+        ours = [c for c in cases if c[0] == "temporal"]
+        cases = rest + [c for pair in zip(raw, ours, strict=False) for c in pair] + ours[len(raw) :]
     results = [
-        run_burst(
+        run_raw(args.n, args.workers, args.concurrency, args.lead)
+        if b == "raw-temporal"
+        else run_burst(
             args.n,
             args.tenants,
             args.workers,
@@ -402,11 +418,19 @@ def main() -> None:
     labels = [f"{b[:8]} J={j}" + (f" #{k + 1}" if args.repeat > 1 else "") for b, j, k in cases]
     print(f"\nburst: {args.n} schedules over {args.tenants} tenants, due at the same instant")
     print(f"{'':>16}" + "".join(f"{label:>16}" for label in labels))
-    for key in results[0]:
-        if isinstance(results[0][key], dict):
+    for key in max(results, key=len):
+        if isinstance(results[0].get(key), dict):
             continue
-        cells = [f"{r[key]:,.3f}" if isinstance(r[key], float) else str(r[key]) for r in results]
+        cells = [
+            f"{r[key]:,.3f}" if isinstance(r.get(key), float) else str(r.get(key, "-"))
+            for r in results
+        ]
         print(f"{key:>16}" + "".join(f"{c:>16}" for c in cells))
+    raw_rates = [r["calls_per_s"] for r in results if r["backend"] == "raw-temporal"]
+    our_rates = [r["calls_per_s"] for r in results if r["backend"] == "temporal"]
+    if raw_rates and our_rates:
+        ratio = percentile(our_rates, 50) / max(1e-9, percentile(raw_rates, 50))
+        print(f"extsched temporal / raw Temporal drain rate (medians): {ratio:.0%}")
     for result in results:
         if "temporal_dev_server" in result:
             print(f"temporal dev server configured with {result['temporal_dev_server']}")

@@ -1,0 +1,248 @@
+"""Raw-Temporal baseline for the burst bench: what the same dev server does with bare workflows.
+
+N Temporal Schedules (one per schedule, the same daily calendar entry extsched's temporal backend
+writes) start a bare workflow at the same instant; the workflow runs one no-op activity that
+records when it ran. No database, no Runner call, no extsched code: the rate this reaches is the
+ceiling of the dev server and the SDK on this machine, and extsched's temporal path is judged
+against it (issue 19: >= 90 % of this rate, in the same bench run).
+
+    python -m bench.temporal_raw --n 1000 --workers 2        # the baseline alone
+    python -m bench.burst --n 1000 --backend temporal --baseline   # both, side by side
+
+Workers are separate processes (``--worker``), configured like extsched's temporal worker
+(autoscaling pollers up to 32, ``--concurrency`` activity slots, the sandbox passing modules
+through), so the comparison measures what extsched adds and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+)
+from temporalio.common import SearchAttributeKey
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from bench.common import percentile
+
+TASK_QUEUE = "raw-baseline"
+SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+MAX_POLLERS = 32  # as extsched.workers.temporal.worker
+_arrivals: list[str] = []
+
+
+@activity.defn(name="raw_noop")
+async def raw_noop(schedule_id: str, scheduled_for: str) -> None:
+    _arrivals.append(
+        json.dumps({"t": time.time(), "schedule_id": schedule_id, "scheduled_for": scheduled_for})
+    )
+
+
+@workflow.defn(name="RawBaseline")
+class RawBaseline:
+    @workflow.run
+    async def run(self, schedule_id: str) -> None:
+        at = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+        await workflow.execute_activity(
+            "raw_noop",
+            args=[schedule_id, at.isoformat() if at else ""],
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+
+
+async def worker_main(address: str, out_path: str, concurrency: int) -> None:
+    client = await Client.connect(address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    worker = Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[RawBaseline],
+        activities=[raw_noop],
+        max_concurrent_activities=concurrency,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+        ),
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=MAX_POLLERS),
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(
+            maximum=min(MAX_POLLERS, concurrency)
+        ),
+    )
+    with open(out_path, "a") as out:  # noqa: ASYNC230 - one file for the process's life
+
+        async def flush_loop() -> None:
+            while True:
+                await asyncio.sleep(0.2)
+                flush()
+
+        def flush() -> None:
+            if _arrivals:
+                out.write("\n".join(_arrivals) + "\n")
+                out.flush()
+                _arrivals.clear()
+
+        running = asyncio.create_task(worker.run())
+        flusher = asyncio.create_task(flush_loop())
+        await stop.wait()
+        await worker.shutdown()
+        flusher.cancel()
+        await asyncio.gather(running, flusher, return_exceptions=True)
+        flush()
+
+
+def _calendar(at: datetime) -> ScheduleCalendarSpec:
+    one = lambda v: (ScheduleRange(v, v, 1),)  # noqa: E731
+    return ScheduleCalendarSpec(
+        second=one(0),
+        minute=one(at.minute),
+        hour=one(at.hour),
+        day_of_month=(ScheduleRange(1, 31, 1),),
+        month=(ScheduleRange(1, 12, 1),),
+        year=(),
+        day_of_week=(ScheduleRange(0, 6, 1),),
+    )
+
+
+async def arm(address: str, n: int, fire_at: datetime) -> None:
+    client = await Client.connect(address)
+    spec = ScheduleSpec(calendars=[_calendar(fire_at)], time_zone_name="UTC")
+    gate = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        sid = f"raw-{i:06d}"
+        async with gate:
+            await client.create_schedule(
+                sid,
+                Schedule(
+                    action=ScheduleActionStartWorkflow(
+                        "RawBaseline", sid, id=f"{sid}-wf", task_queue=TASK_QUEUE
+                    ),
+                    spec=spec,
+                    policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+                ),
+            )
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def run_raw(
+    n: int, workers: int, concurrency: int, lead: float, address: str | None = None
+) -> dict[str, Any]:
+    """One baseline burst; starts its own dev server unless ``address`` is given."""
+    from bench.burst import temporal_dev_server, temporal_dev_server_config
+
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if address is None:
+            address = stack.enter_context(temporal_dev_server(Path(tmp)))
+        out = Path(tmp) / "arrivals.jsonl"
+        # the next whole minute at least `lead` seconds (plus arming time) away, as bench.burst
+        ahead = datetime.fromtimestamp(time.time() + lead + n / 50, UTC)
+        fire_at = (ahead + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        asyncio.run(arm(address, n, fire_at))
+        env = dict(os.environ)
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.temporal_raw",
+                    "--worker",
+                    address,
+                    str(out),
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                env=env,
+            )
+            for _ in range(workers)
+        ]
+        arrivals: list[dict[str, Any]] = []
+        try:
+            deadline = fire_at.timestamp() + 300
+            while time.time() < deadline:
+                time.sleep(0.3)
+                if out.exists():
+                    lines = out.read_text().splitlines()
+                    if len(lines) >= n:
+                        break
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=60)
+        if out.exists():
+            arrivals = [json.loads(line) for line in out.read_text().splitlines() if line]
+    scheduled = fire_at.timestamp()
+    lags = [a["t"] - scheduled for a in arrivals]
+    keys = [(a["schedule_id"], a["scheduled_for"]) for a in arrivals]
+    first = min((a["t"] for a in arrivals), default=scheduled)
+    last = max((a["t"] for a in arrivals), default=scheduled)
+    per_second = Counter(int(a["t"] - scheduled) for a in arrivals)
+    return {
+        "backend": "raw-temporal",
+        "n": n,
+        "workers": workers,
+        "concurrency": concurrency,
+        "delivered": len(set(keys)),
+        "calls": len(arrivals),
+        "duplicates": len(keys) - len(set(keys)),
+        "lag_first_s": min(lags, default=float("nan")),
+        "lag_p50_s": percentile(lags, 50),
+        "lag_p95_s": percentile(lags, 95),
+        "lag_p99_s": percentile(lags, 99),
+        "lag_max_s": max(lags, default=float("nan")),
+        "peak_calls_1s": max(per_second.values(), default=0),
+        "drain_s": last - scheduled,
+        "calls_per_s": len(arrivals) / max(1e-9, last - first),
+        "temporal_dev_server": temporal_dev_server_config(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs=2, metavar=("ADDRESS", "OUT_FILE"))
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--lead", type=float, default=5.0)
+    args = ap.parse_args()
+    if args.worker:
+        # The sandbox validates workflows by importing their module: use the importable copy,
+        # not ``__main__``.
+        from bench import temporal_raw
+
+        asyncio.run(temporal_raw.worker_main(args.worker[0], args.worker[1], args.concurrency))
+        return
+    result = run_raw(args.n, args.workers, args.concurrency, args.lead)
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            print(f"{key:>16} {value:,.3f}" if isinstance(value, float) else f"{key:>16} {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
