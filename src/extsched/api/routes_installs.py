@@ -15,12 +15,13 @@ from extsched.api.schemas import (
     InstallOut,
     InstallPatchIn,
     RemappedOut,
+    SigningSecretsOut,
     UpdateIn,
     UpdateOut,
     UpdatePreviewOut,
 )
 from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from extsched.services import endpoints, installs, lifecycle
+from extsched.services import endpoints, installs, lifecycle, signing
 from extsched.services.installs import InstallSettings
 
 router = APIRouter(prefix="/api/v1/extensions", tags=["installs"])
@@ -94,6 +95,18 @@ def _update_out(report: lifecycle.UpdateReport) -> dict[str, Any]:
         ],
         "disabled": report.disabled,
     }
+
+
+@router.get("/{extension_id}/signing-secret", response_model=SigningSecretsOut)
+async def get_signing_secret(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> SigningSecretsOut:
+    """The install's Standard Webhooks signing secrets (``whsec_...``), newest first."""
+    return SigningSecretsOut.of(await signing.list_secrets(ctx, p, extension_id))
+
+
+@router.post("/{extension_id}/signing-secret/rotate", response_model=SigningSecretsOut)
+async def rotate_signing_secret(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> SigningSecretsOut:
+    """A new signing secret; the previous one keeps signing alongside it for 24 h."""
+    return SigningSecretsOut.of(await signing.rotate(ctx, p, extension_id))
 
 
 @router.post("/{extension_id}/update", response_model=UpdateOut)

@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 SCHEDULABLE_METHODS = frozenset({"GET", "POST"})
+# The capability that lets the reference Runner hand the install's secrets to the upstream.
+SECRETS_CAPABILITY = "cap:secrets.get"
 
 TOP_LEVEL_FIELDS = frozenset(
     {"name", "publisher", "version", "description", "capabilities", "runtime", "api"}

@@ -14,7 +14,7 @@ from extsched.domain import inputs
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
 from extsched.errors import NotFound, NotInstalled, ValidationFailed
-from extsched.services import audit, handles
+from extsched.services import audit, handles, signing
 from extsched.services.context import AppContext
 
 
@@ -35,6 +35,7 @@ class Install:
     providers: list[str]
     created_at: datetime
     updated_at: datetime
+    signing_secrets_encrypted: bytes | None = None
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Install:
@@ -54,6 +55,7 @@ class Install:
             providers=list(r["providers"]),
             created_at=r["created_at"],
             updated_at=r["updated_at"],
+            signing_secrets_encrypted=r.get("signing_secrets_encrypted"),
         )
 
     @property
@@ -186,6 +188,7 @@ async def install(
                 "secret_names": sorted(secrets),
                 "secrets_encrypted": _encrypt_secrets(ctx, tenant_id, install_id, secrets),
                 "providers": list(dict.fromkeys(providers)),
+                "signing_secrets_encrypted": signing.initial(ctx, tenant_id, install_id),
             },
         )
         await audit.record(
