@@ -106,7 +106,12 @@ async def _stored(
 
 
 def _newest_first(secrets: list[SigningSecret], now: datetime) -> list[SigningSecret]:
-    return sorted((s for s in secrets if s.active(now)), key=lambda s: s.created_at, reverse=True)
+    """Active secrets, the current one first, then by creation, newest first."""
+    return sorted(
+        (s for s in secrets if s.active(now)),
+        key=lambda s: (s.expires_at is None, s.created_at),
+        reverse=True,
+    )
 
 
 async def list_secrets(
