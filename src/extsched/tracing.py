@@ -112,6 +112,15 @@ def _provider() -> TracerProvider | None:
     return _state.provider
 
 
+def reset() -> None:
+    """Flush and drop the provider; the environment is read again on next use (tests)."""
+    provider = _state.provider
+    if provider is not None:
+        provider.shutdown()
+    _state.provider = None
+    _state.configured = False
+
+
 def enabled() -> bool:
     return _provider() is not None
 

@@ -15,12 +15,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from extsched.crypto import SecretsUnreadable
 from extsched.domain.manifest import endpoint_schedulability, parse_manifest
 from extsched.domain.runs import RunStatus
 from extsched.runner.client import RunnerClient
 from extsched.runner.demo import create_demo_app, demo_manifest
 from extsched.runner.server import create_runner_app
-from extsched.crypto import SecretsUnreadable
 from tests.helpers.http_server import free_port, run_asgi_server
 
 INSTALL = "install-alice"
