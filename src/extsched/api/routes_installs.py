@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from extsched.api.deps import Ctx, Reader, Writer
 from extsched.api.schemas import (
     EndpointPageOut,
+    InstallCreatedOut,
     InstallCreateIn,
     InstallListOut,
     InstallOut,
@@ -43,17 +44,26 @@ async def get_install(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> InstallOu
     return InstallOut.of(await installs.get_install(ctx, _tenant(p), extension_id))
 
 
-@router.post("/{extension_id}/install", status_code=201, response_model=InstallOut)
+@router.post("/{extension_id}/install", status_code=201, response_model=InstallCreatedOut)
 async def install(
     ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: InstallCreateIn
-) -> InstallOut:
+) -> InstallCreatedOut:
+    """Install a version; the manifest's default schedules are created unless
+    ``default_schedules`` is false (their ids in ``schedules_created``)."""
     settings = InstallSettings(
         config=body.config, secrets=dict(body.secrets or {}), providers=body.providers
     )
-    created = await installs.install(
-        ctx, p.actor, _tenant(p), extension_id, body.version_id, settings
+    done = await lifecycle.install(
+        ctx,
+        p,
+        extension_id,
+        body.version_id,
+        settings,
+        default_schedules=body.default_schedules,
     )
-    return InstallOut.of(created)
+    return InstallCreatedOut(
+        **InstallOut.of(done.install).model_dump(), schedules_created=done.schedules_created
+    )
 
 
 @router.patch("/{extension_id}", response_model=InstallOut)
