@@ -148,9 +148,10 @@ SELECT id FROM extension_version
 WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
 
 -- name: registry_list
--- Admin and the UI's catalogue: every extension with its versions (and their descriptions).
+-- Admin and the UI's catalogue: every extension with its versions (descriptions, default
+-- schedules).
 SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at,
-       v.manifest->>'description' AS description
+       v.manifest->>'description' AS description, v.manifest->'schedules' AS schedules
 FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
 ORDER BY e.name, v.created_at, v.id;
 
