@@ -58,7 +58,13 @@ def demo_manifest(
 
 
 def _extsched_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower().startswith("x-extsched-")}
+    """The context headers, echoed for the demo; never the secrets (the answer is kept in
+    the run history)."""
+    return {
+        k: v
+        for k, v in request.headers.items()
+        if k.lower().startswith("x-extsched-") and k.lower() != "x-extsched-secrets"
+    }
 
 
 def _count_items(payload: object) -> int:
