@@ -81,9 +81,17 @@ class Database:
         return await cur.fetchone()
 
     async def fetch_all(
-        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+        self,
+        conn: Conn,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        prepare: bool = True,
     ) -> list[Row]:
-        cur = await self._execute(conn, name, params)
+        """Every row of a named query. ``prepare=False`` plans it with this call's values each
+        time: for statements whose optional filters (``%(x)s IS NULL OR ...``) must fold away
+        so each combination reaches its index, which a cached generic plan would not do."""
+        cur = await self._execute(conn, name, params, prepare=prepare)
         return await cur.fetchall()
 
     async def fetch_val(
@@ -98,11 +106,11 @@ class Database:
         return cur.rowcount
 
     async def _execute(
-        self, conn: Conn, name: str, params: Mapping[str, Any] | None
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None, *, prepare: bool = True
     ) -> psycopg.AsyncCursor[Row]:
         self.query_count += 1
         with translate_errors():
-            return await conn.execute(QUERIES[name], params or {}, prepare=True)
+            return await conn.execute(QUERIES[name], params or {}, prepare=prepare)
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - bounded probe
         """Whether the database answers within ``timeout`` seconds (for /readyz)."""

@@ -481,13 +481,31 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
 -- One run of a tenant.
 SELECT * FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
--- name: runs_page
--- A schedule's runs, newest first, one keyset page.
-SELECT * FROM extension_schedule_run
-WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
-LIMIT %(limit)s;
+-- name: runs_list
+-- The run listings (SPEC §5), one keyset page newest first by (scheduled_for, id), the order of
+-- the indexes of migration 0007: a tenant's runs, or one schedule's or
+-- one extension's, filtered by status, trigger and [since, until) on scheduled_for, each with its
+-- schedule's name and extension. A NULL parameter is no filter; the statement is planned with
+-- its values (Database.fetch_all(prepare=False)), so each filter reaches its index (0007).
+SELECT r.*, s.name AS schedule_name, s.extension_id
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
 
 -- name: runs_active_for_schedule
 -- How many runs of a schedule are queued or running.
@@ -741,7 +759,7 @@ LEFT JOIN LATERAL (
     FROM extension_schedule_run r
     WHERE r.tenant_id = i.tenant_id AND r.install_id = i.id
       AND r.status IN ('failed', 'timed_out')
-    ORDER BY r.id DESC
+    ORDER BY r.scheduled_for DESC, r.id DESC
     LIMIT 1
 ) f ON true
 WHERE i.tenant_id = %(tenant_id)s;
@@ -966,7 +984,8 @@ SELECT tenant_id FROM tenant ORDER BY tenant_id;
 -- name: runs_prune
 -- Deletes one batch of one tenant's finished runs created before the cutoff (ids are UUIDv7,
 -- so the primary key is the age index), oldest first from the keyset cursor ``after``; a run
--- is kept while it is its schedule's newest (so last_run_* stays explainable: history index).
+-- is kept while it is its schedule's newest, in the listings' order (so last_run_* stays
+-- explainable; one range of the history index).
 -- Returns how many went and the last id, where the next batch starts.
 WITH doomed AS (
     SELECT r.id FROM extension_schedule_run r
@@ -974,7 +993,7 @@ WITH doomed AS (
       AND r.status IN ('succeeded', 'failed', 'timed_out', 'skipped')
       AND EXISTS (SELECT 1 FROM extension_schedule_run n
                   WHERE n.tenant_id = %(tenant_id)s AND n.schedule_id = r.schedule_id
-                    AND n.id > r.id)
+                    AND (n.scheduled_for, n.id) > (r.scheduled_for, r.id))
     ORDER BY r.id
     LIMIT %(limit)s
 ), gone AS (
