@@ -267,12 +267,23 @@ VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(actor_type)s, %(actor_id)s, %
         %(target_type)s, %(target_id)s, %(target_name)s, %(changes)s);
 
 -- name: audit_page
--- An install's audit entries, newest first, one keyset page.
-SELECT id, at, actor_type, actor_id, action, target_type, target_id, target_name, changes
-FROM extension_audit_log
-WHERE tenant_id = %(tenant_id)s AND extension_id = %(extension_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
+-- An install's audit entries, newest first, one keyset page, each saying whether its schedule
+-- or install target still exists (so a UI links only to what is there; one PK probe a row).
+SELECT a.id, a.at, a.actor_type, a.actor_id, a.action, a.target_type, a.target_id,
+       a.target_name, a.changes,
+       CASE a.target_type
+           WHEN 'schedule' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_schedule s
+               WHERE s.tenant_id = a.tenant_id AND s.id = a.target_id::uuid)
+           WHEN 'install' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_install i
+               WHERE i.tenant_id = a.tenant_id AND i.id = a.target_id::uuid)
+           ELSE false
+       END AS target_exists
+FROM extension_audit_log a
+WHERE a.tenant_id = %(tenant_id)s AND a.extension_id = %(extension_id)s
+  AND (%(before_id)s::uuid IS NULL OR a.id < %(before_id)s)
+ORDER BY a.id DESC
 LIMIT %(limit)s;
 
 -- ================================================================ postgres job backend
@@ -506,6 +517,14 @@ FROM (
 ) r
 LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
 ORDER BY r.scheduled_for DESC, r.id DESC;
+
+-- name: runs_filter_options
+-- The Runs page's pickers: every schedule of a tenant with its extension's name.
+SELECT s.id, s.name, s.endpoint_method, s.endpoint_path, s.extension_id, e.name AS extension_name
+FROM tenant_extension_schedule s
+JOIN extension e ON e.id = s.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, lower(coalesce(s.name, s.endpoint_path)), s.id;
 
 -- name: runs_active_for_schedule
 -- How many runs of a schedule are queued or running.
@@ -763,6 +782,30 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) f ON true
 WHERE i.tenant_id = %(tenant_id)s;
+
+-- name: dashboard_schedules
+-- The dashboard: every schedule of a tenant, across its installs, with its extension's name and
+-- whether its install is enabled (one statement, whatever the number of extensions).
+SELECT s.*, e.name AS extension_name, i.enabled AS install_enabled
+FROM tenant_extension_schedule s
+JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+JOIN extension e ON e.id = i.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, s.created_at, s.id;
+
+-- name: dashboard_recent_runs
+-- The dashboard's charts: each schedule's last runs, newest first, in one statement (one
+-- range of the history index per schedule; colocated by tenant_id for Citus).
+SELECT s.id AS schedule_id, r.id, r.status, r.trigger, r.scheduled_for, r.duration_ms
+FROM tenant_extension_schedule s
+CROSS JOIN LATERAL (
+    SELECT x.id, x.status, x.trigger, x.scheduled_for, x.duration_ms
+    FROM extension_schedule_run x
+    WHERE x.tenant_id = s.tenant_id AND x.schedule_id = s.id
+    ORDER BY x.scheduled_for DESC, x.id DESC
+    LIMIT %(per_schedule)s
+) r
+WHERE s.tenant_id = %(tenant_id)s;
 
 -- name: ui_active_run_schedules
 -- Schedules of an install with a queued or running run (their "run now" waits).

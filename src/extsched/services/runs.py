@@ -277,6 +277,38 @@ async def _fetch(
     return [ListedRun.from_row(r) for r in rows]
 
 
+async def list_filtered(
+    ctx: AppContext, conn: Conn, tenant_id: str, flt: RunFilter, limit: int
+) -> list[ListedRun]:
+    """The first ``limit`` runs matching ``flt``, newest first, on the caller's connection."""
+    return await _fetch(ctx, conn, tenant_id, flt, None, limit)
+
+
+@dataclass(frozen=True)
+class FilterOption:
+    """A schedule the Runs page can narrow to, with its extension."""
+
+    schedule_id: uuid.UUID
+    label: str
+    extension_id: uuid.UUID
+    extension_name: str
+
+
+async def filter_options(ctx: AppContext, tenant_id: str) -> list[FilterOption]:
+    """Every schedule of the tenant with its extension (one query), for the filter pickers."""
+    async with ctx.db.connection() as conn:
+        rows = await ctx.db.fetch_all(conn, "runs_filter_options", {"tenant_id": tenant_id})
+    return [
+        FilterOption(
+            r["id"],
+            r["name"] or f"{r['endpoint_method']} {r['endpoint_path']}",
+            r["extension_id"],
+            r["extension_name"],
+        )
+        for r in rows
+    ]
+
+
 async def _check_scope(
     ctx: AppContext,
     conn: Conn,
