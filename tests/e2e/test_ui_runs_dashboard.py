@@ -153,14 +153,22 @@ def test_the_dashboard_puts_failing_schedules_first_with_charts_that_need_no_col
         }"""
     )
     assert shapes == {"up": True, "down": True, "dots": True, "titled": True, "n": 50}
-    # The next 24 hours: the hourly schedule first (soonest), 24 ticks on its lane.
+    # The next 24 hours: a lane per schedule due, the soonest first; the hourly one has 24 ticks.
     upcoming = page.get_by_test_id("upcoming")
-    first_lane = upcoming.locator(".lanes li").first
-    expect(first_lane).to_contain_text("Hourly pull")
-    expect(first_lane.locator(".lane-tick")).to_have_count(24)
-    expect(first_lane.get_by_role("img")).to_have_attribute(
+    lanes = upcoming.locator(".lanes li")
+    expect(lanes).to_have_count(2)  # the weekly newsletter is not due within 24 h
+    hourly = lanes.filter(has_text="Hourly pull")
+    expect(hourly.locator(".lane-tick")).to_have_count(24)
+    expect(hourly.get_by_role("img")).to_have_attribute(
         "aria-label", re.compile(r"^Hourly pull: 24 runs in the next 24 hours")
     )
+    expect(lanes.filter(has_text="Nightly CRM sync").get_by_role("img")).to_have_attribute(
+        "aria-label", re.compile(r"^Nightly CRM sync: 1 run in the next 24 hours")
+    )
+    firsts = [
+        float(lane.locator(".lane-tick").first.get_attribute("x1") or "nan") for lane in lanes.all()
+    ]
+    assert firsts == sorted(firsts)
     # Failures of the last 24 h, newest first, each linking to its schedule.
     failures = page.get_by_test_id("failures")
     expect(failures.locator("li").first).to_contain_text("Nightly CRM sync")

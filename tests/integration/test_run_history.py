@@ -356,14 +356,14 @@ async def test_csv_streams_every_matching_run_in_batches(
 ) -> None:
     monkeypatch.setattr(runs_service, "CSV_BATCH", 4)  # 61 runs: 16 batches, one response
     batches: list[int] = []
-    real_fetch = runs_service._fetch
+    real_fetch = ctx.db.fetch_tuples
 
     async def counting_fetch(*args: Any, **kwargs: Any) -> Any:
-        items = await real_fetch(*args, **kwargs)
-        batches.append(len(items))
-        return items
+        rows = await real_fetch(*args, **kwargs)
+        batches.append(len(rows))
+        return rows
 
-    monkeypatch.setattr(runs_service, "_fetch", counting_fetch)
+    monkeypatch.setattr(ctx.db, "fetch_tuples", counting_fetch)
     r = await client.get("/api/v1/runs", headers={**alice.headers, "Accept": "text/csv"})
     rows = _csv(r)
     assert r.text.splitlines()[0] == (
@@ -496,14 +496,15 @@ def test_every_filter_combination_reads_an_index(db_url: str) -> None:
                 **window,
                 **cursor,
             }
-            # Planned as the service plans it: with its values (prepare=False), not generic.
-            row = conn.execute(
-                "EXPLAIN (FORMAT JSON) " + QUERIES["runs_list"], params, prepare=False
-            ).fetchone()
-            assert row is not None
-            scans = _relations(row[0][0]["Plan"])
-            label = (list(scope), status, trigger, list(window), bool(cursor))
-            assert scans, label
-            assert all(node in INDEX_SCANS for node, _ in scans), (label, scans)
-            checked += 1
-        assert checked == 3 * 5 * 3 * 4 * 2
+            for query in ("runs_list", "runs_csv_batch"):
+                # Planned as the service plans it: with its values (prepare=False), not generic.
+                row = conn.execute(
+                    "EXPLAIN (FORMAT JSON) " + QUERIES[query], params, prepare=False
+                ).fetchone()
+                assert row is not None
+                scans = _relations(row[0][0]["Plan"])
+                label = (query, list(scope), status, trigger, list(window), bool(cursor))
+                assert scans, label
+                assert all(node in INDEX_SCANS for node, _ in scans), (label, scans)
+                checked += 1
+        assert checked == 2 * 3 * 5 * 3 * 4 * 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
 from extsched.db.queries import QUERIES
@@ -93,6 +93,17 @@ class Database:
         so each combination reaches its index, which a cached generic plan would not do."""
         cur = await self._execute(conn, name, params, prepare=prepare)
         return await cur.fetchall()
+
+    async def fetch_tuples(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Every row of a named query as plain tuples (bulk exports: no dict per row),
+        planned with this call's values like ``fetch_all(prepare=False)``."""
+        self.query_count += 1
+        with translate_errors():
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                await cur.execute(QUERIES[name], params or {}, prepare=False)
+                return await cur.fetchall()
 
     async def fetch_val(
         self, conn: Conn, name: str, params: Mapping[str, Any] | None = None

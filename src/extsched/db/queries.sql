@@ -518,6 +518,42 @@ FROM (
 LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
 ORDER BY r.scheduled_for DESC, r.id DESC;
 
+-- name: runs_csv_batch
+-- The CSV export (SPEC §5): one keyset batch of runs_list's rows (same filters, same order, same
+-- indexes; keep the two WHERE clauses alike), formatted by the database: times as RFC 3339 UTC
+-- with whole seconds, and text a spreadsheet would run as a formula prefixed with an apostrophe
+-- (OWASP "CSV injection"). The first two columns are the keyset, not part of the file.
+SELECT r.scheduled_for AS k_at, r.id AS k_id,
+       r.id::text, r.schedule_id::text,
+       CASE WHEN s.name ~ '^[=+@\t\r-]' THEN '''' || s.name ELSE s.name END,
+       s.extension_id::text, r.trigger, r.replay_of::text,
+       to_char(r.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.status, r.skip_reason, r.skipped_count, r.attempts,
+       to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.duration_ms, r.http_status,
+       CASE WHEN r.error ~ '^[=+@\t\r-]' THEN '''' || r.error ELSE r.error END,
+       CASE WHEN r.response_preview ~ '^[=+@\t\r-]' THEN '''' || r.response_preview
+            ELSE r.response_preview END
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
+
 -- name: runs_filter_options
 -- The Runs page's pickers: every schedule of a tenant with its extension's name.
 SELECT s.id, s.name, s.endpoint_method, s.endpoint_path, s.extension_id, e.name AS extension_name

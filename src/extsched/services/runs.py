@@ -243,7 +243,7 @@ class ListedRun:
         return cls(Run.from_row(r), r["schedule_name"], r["extension_id"])
 
 
-CSV_BATCH = 1000
+CSV_BATCH = 2000
 
 
 def _list_params(
@@ -370,22 +370,25 @@ async def check_listing(
             await _check_scope(ctx, conn, principal.tenant_id, None, None)
 
 
-async def iter_all(
+async def iter_csv_rows(
     ctx: AppContext, tenant_id: str, flt: RunFilter, *, batch: int | None = None
-) -> AsyncIterator[list[ListedRun]]:
-    """Every run matching ``flt``, newest first, in keyset batches: each batch is one short
-    query on a connection taken for it alone, so a slow reader holds no connection, no
-    transaction and never more than one batch in memory."""
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Every run matching ``flt`` as CSV cells (``runs_csv_batch``: formatted by the database),
+    newest first, in keyset batches: each batch is one short query on a connection taken for it
+    alone, so a slow reader holds no connection, no transaction and never more than one batch
+    in memory."""
     size = batch or CSV_BATCH
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
         async with ctx.db.connection() as conn:
-            items = await _fetch(ctx, conn, tenant_id, flt, after, size)
-        if items:
-            yield items
-        if len(items) < size:
+            rows = await ctx.db.fetch_tuples(
+                conn, "runs_csv_batch", _list_params(tenant_id, flt, after, size)
+            )
+        if rows:
+            yield [r[2:] for r in rows]
+        if len(rows) < size:
             return
-        after = (items[-1].run.scheduled_for, items[-1].run.id)
+        after = (rows[-1][0], rows[-1][1])
 
 
 async def get_run(ctx: AppContext, tenant_id: str, run_id: uuid.UUID) -> Run:

@@ -86,7 +86,8 @@ def timeline(fires: list[datetime], now: datetime, fmt: Formatter, label: str) -
         for x in (240 * (at - now).total_seconds() / span,)
     )
     when = ", ".join(fmt.short(at) for at in fires[:3]) + ("…" if len(fires) > 3 else "")
-    summary = escape(f"{label}: {len(fires)} runs in the next 24 hours ({when})")
+    runs = "1 run" if len(fires) == 1 else f"{len(fires)} runs"
+    summary = escape(f"{label}: {runs} in the next 24 hours ({when})")
     return Markup(
         '<svg class="lane" viewBox="0 0 240 14" preserveAspectRatio="none" role="img" '
         f'aria-label="{summary}" focusable="false">'
