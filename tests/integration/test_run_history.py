@@ -318,6 +318,8 @@ async def test_reading_runs_needs_the_read_permission(
         ({"since": "2026-11-01T00:00:00"}, "since"),  # no offset
         ({"until": "2026-13-01T00:00:00Z"}, "until"),
         ({"since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "until"),
+        ({"until": "9999-12-31T23:00:00-05:00"}, "until"),  # past the last instant
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
         ({"schedule_id": "not-a-uuid"}, "schedule_id"),
         ({"extension_id": "42"}, "extension_id"),
         ({"cursor": "bm90IG91cnM"}, "cursor"),

@@ -132,7 +132,11 @@ def _instant(field: str, raw: str | None, errors: dict[str, str]) -> datetime | 
     if value.tzinfo is None:
         errors[field] = "must include a UTC offset (Z or +hh:mm)"
         return None
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last representable instant
+        errors[field] = "is out of range"
+        return None
 
 
 def _uuid(field: str, raw: str | uuid.UUID | None, errors: dict[str, str]) -> uuid.UUID | None:
