@@ -31,9 +31,11 @@ class Fleet:
     weekly: dict[str, Any]
 
 
-def _history(db_url: str, schedule: dict[str, Any], install_id: str, statuses: list[str]) -> None:
-    """Finished runs of ``schedule``, one every 30 minutes up to now, oldest first."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+def _history(
+    db_url: str, schedule: dict[str, Any], install_id: str, statuses: list[str], end: datetime
+) -> None:
+    """Finished runs of ``schedule``, one every 30 minutes until ``end``, oldest first."""
+    now = end
     with psycopg.connect(db_url, autocommit=True) as conn:
         for i, status in enumerate(statuses):
             at = now - timedelta(minutes=30 * (len(statuses) - i))
@@ -97,14 +99,23 @@ def fleet(service: Service) -> Fleet:
         newsletter, "POST", "/send", name="Weekly newsletter", cron="30 7 * * 1"
     )
     ok = ["succeeded"] * 40
+    # One "now" for the fleet, each schedule's newest run a few minutes apart: no ties.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     _history(
         service.db_url,
         nightly,
         crm_install["install_id"],
         ok[:37] + ["failed", "succeeded", "timed_out", "skipped"] + ok[:6] + ["failed"] * 3,
+        now,
     )
-    _history(service.db_url, hourly, crm_install["install_id"], [*ok, "skipped", *ok[:9]])
-    _history(service.db_url, weekly, news_install["install_id"], ["succeeded", "failed"] * 40)
+    hourly_runs = [*ok, "skipped", *ok[:9]]
+    _history(
+        service.db_url, hourly, crm_install["install_id"], hourly_runs, now - timedelta(minutes=10)
+    )
+    weekly_runs = ["succeeded", "failed"] * 40
+    _history(
+        service.db_url, weekly, news_install["install_id"], weekly_runs, now - timedelta(minutes=20)
+    )
     return Fleet(crm, newsletter, nightly, hourly, weekly)
 
 
