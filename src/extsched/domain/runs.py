@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +110,8 @@ def _enum_list(
         return None
     values: list[E] = []
     for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue  # "failed," and "failed,,skipped" mean what they obviously mean
         try:
             value = kind(part)
         except ValueError:
@@ -117,15 +120,25 @@ def _enum_list(
             return None
         if value not in values:
             values.append(value)
-    return tuple(values)
+    return tuple(values) or None
+
+
+# RFC 3339 date-time (seconds and fraction optional, as people type them); datetime.fromisoformat
+# alone also takes week dates, missing separators and stray characters.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
 
 
 def _instant(field: str, raw: str | None, errors: dict[str, str]) -> datetime | None:
     """An RFC 3339 instant with its offset (``Z`` or ``+hh:mm``), as UTC."""
     if raw is None or not raw.strip():
         return None
+    if not _RFC3339.fullmatch(raw.strip()):
+        errors[field] = "must be an RFC 3339 time such as 2026-11-30T00:00:00Z"
+        return None
     try:
-        value = datetime.fromisoformat(raw.strip())
+        value = datetime.fromisoformat(raw.strip().upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         errors[field] = "must be an RFC 3339 time such as 2026-11-30T00:00:00Z"
         return None
