@@ -46,6 +46,7 @@ class AuditAction(enum.StrEnum):
     TENANT_KILL_SWITCH = "tenant.kill_switch"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    NOTIFICATIONS_UPDATE = "notifications.update"
 
 
 class TargetType(enum.StrEnum):
@@ -53,6 +54,7 @@ class TargetType(enum.StrEnum):
     INSTALL = "install"
     TENANT = "tenant"
     TOKEN = "token"
+    NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True, slots=True)
