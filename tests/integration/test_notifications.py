@@ -697,3 +697,34 @@ async def test_the_outbox_commits_with_its_cause(ctx: AppContext, db_url: str) -
             raise RuntimeError("the cause failed")
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT count(*) FROM notification_delivery").fetchone() == (0,)
+
+
+async def test_the_postgres_worker_delivers_what_a_failed_run_queued(
+    client: httpx.AsyncClient, alice: Actor, receiver: Receiver, sched: Any, ctx: AppContext
+) -> None:
+    """End to end on the postgres backend: the worker (as ``serve`` runs it) executes a
+    run-now that fails and its notification loop delivers the event."""
+    from extsched.server import running_worker
+    from tests.integration.temporal.conftest import eventually
+
+    secret = await subscribe(client, alice, receiver.url, events=["run_failed"])
+    s = await sched(name="Nightly CRM sync")
+    with fake_runner() as runner:
+        runner.behaviour = {"/fail": "ext_500"}
+        live = dataclasses.replace(
+            ctx,
+            settings=ctx.settings.model_copy(
+                update={"runner_url": runner.url, "notify_poll_seconds": 0.2}
+            ),
+        )
+        async with running_worker(live):
+            r = await client.post(f"/api/v1/schedules/{s['id']}/run-now", headers=alice.headers)
+            assert r.status_code == 202, r.text
+            [delivered] = await eventually(
+                lambda: deliveries(client, alice),
+                lambda items: bool(items) and items[0]["status"] == "delivered",
+            )
+    assert delivered["type"] == "run_failed"
+    [call] = receiver.received()
+    payload = call.verify(secret)
+    assert payload["run"]["id"] == r.json()["run_id"] and payload["run"]["status"] == "failed"
