@@ -1119,11 +1119,20 @@ WHERE tenant_id = %(tenant_id)s
 ORDER BY id DESC
 LIMIT %(limit)s;
 
--- name: notify_claim_tenants
--- [cross-tenant] Lease up to ``limit`` tenants that have a due delivery and room in their pace:
--- no delivery of theirs in flight (lease lapsed or free) and fewer than ``per_minute``
--- attempts in their current one-minute window. SKIP LOCKED: workers split the tenants, and
--- the lease keeps one delivery per tenant in flight however many workers run.
+-- name: notify_due_tenants
+-- [cross-tenant] Tenants with a delivery due now, the longest waiting first (a plain read, so
+-- it runs on Citus too; each tenant is then leased with notify_lease_tenant, on its shard).
+SELECT d.tenant_id FROM notification_delivery d
+WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+GROUP BY d.tenant_id
+ORDER BY min(d.next_attempt_at)
+LIMIT %(limit)s;
+
+-- name: notify_lease_tenant
+-- Lease one tenant's deliveries to this worker if it has room in its pace: no delivery of
+-- its own in flight (lease free or lapsed) and fewer than ``per_minute`` attempts in its
+-- current one-minute window. The UPDATE matches that old state, so of two workers racing for
+-- a tenant exactly one gets a row back: one delivery per tenant in flight, none sent twice.
 UPDATE tenant_notification t SET
     lease_owner = %(owner)s,
     lease_until = %(now)s + make_interval(secs => %(lease_seconds)s),
@@ -1133,17 +1142,10 @@ UPDATE tenant_notification t SET
     window_count = CASE WHEN t.window_start IS NULL
                           OR t.window_start <= %(now)s - interval '1 minute'
                         THEN 1 ELSE t.window_count + 1 END
-WHERE t.tenant_id IN (
-    SELECT c.tenant_id FROM tenant_notification c
-    WHERE (c.lease_until IS NULL OR c.lease_until < %(now)s)
-      AND (c.window_start IS NULL OR c.window_start <= %(now)s - interval '1 minute'
-           OR c.window_count < %(per_minute)s)
-      AND EXISTS (SELECT 1 FROM notification_delivery d
-                  WHERE d.tenant_id = c.tenant_id AND d.status = 'pending'
-                    AND d.next_attempt_at <= %(now)s)
-    ORDER BY c.window_start NULLS FIRST, c.tenant_id
-    LIMIT %(limit)s
-    FOR UPDATE OF c SKIP LOCKED)
+WHERE t.tenant_id = %(tenant_id)s
+  AND (t.lease_until IS NULL OR t.lease_until < %(now)s)
+  AND (t.window_start IS NULL OR t.window_start <= %(now)s - interval '1 minute'
+       OR t.window_count < %(per_minute)s)
 RETURNING t.tenant_id, t.webhook_url, t.events, t.enabled, t.secret_encrypted;
 
 -- name: notify_take_next

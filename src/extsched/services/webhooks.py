@@ -1,9 +1,10 @@
 """Delivering notifications (SPEC §5, §9): the worker's side of the outbox, on both backends
 (``services.maintenance`` runs :meth:`Deliverer.pass_once` in every worker).
 
-A pass leases tenants with a due delivery (``notify_claim_tenants``: SKIP LOCKED and a lease,
-so however many workers run, one delivery per tenant is in flight and none is sent twice at
-once), takes each leased tenant's oldest due delivery and sends it:
+A pass leases tenants with a due delivery (``notify_lease_tenant``: an UPDATE matching the
+tenant's free lease, on its shard, so however many workers run, one delivery per tenant is in
+flight and none is sent twice at once), takes each leased tenant's oldest due delivery and
+sends it:
 
 - the URL is checked again now: its name is resolved **once**, every address it resolves to
   is checked, and the request goes to the checked address (Host header and TLS SNI keep the
@@ -85,21 +86,31 @@ class Deliverer:
             self._client = None
 
     async def pass_once(self) -> int:
-        """Lease tenants with due deliveries and send one for each; returns how many were
-        attempted (0: nothing was due or every tenant with work is at its pace)."""
-        s, db = self.ctx.settings, self.ctx.db
-        async with db.transaction() as conn:
-            tenants = await db.fetch_all(
-                conn,
-                "notify_claim_tenants",
-                {
-                    "owner": self.owner,
-                    "now": self.ctx.clock(),
-                    "lease_seconds": self.lease_seconds,
-                    "per_minute": s.notify_per_minute,
-                    "limit": s.notify_concurrency,
-                },
+        """Lease tenants with due deliveries and send one for each; returns how many tenants
+        were worked on (0: nothing was due, or every tenant with work is at its pace or
+        leased by another worker)."""
+        s, db, now = self.ctx.settings, self.ctx.db, self.ctx.clock()
+        tenants: list[dict[str, Any]] = []
+        async with db.connection() as conn:
+            due = await db.fetch_all(
+                conn, "notify_due_tenants", {"now": now, "limit": 4 * s.notify_concurrency}
             )
+            for candidate in due:
+                leased = await db.fetch_one(
+                    conn,
+                    "notify_lease_tenant",
+                    {
+                        "tenant_id": candidate["tenant_id"],
+                        "owner": self.owner,
+                        "now": now,
+                        "lease_seconds": self.lease_seconds,
+                        "per_minute": s.notify_per_minute,
+                    },
+                )
+                if leased is not None:
+                    tenants.append(leased)
+                    if len(tenants) >= s.notify_concurrency:
+                        break
         if not tenants:
             return 0
         done = await asyncio.gather(*(self._tenant(t) for t in tenants), return_exceptions=True)

@@ -128,6 +128,4 @@ async def send_test(request: Request, ctx: Ctx, viewer: UiWriter) -> Response:
         await notifications.send_test(ctx, viewer.tenant_id)
     except ValidationFailed:
         return render.redirect(request, PAGE, "Save a webhook URL first.", "error")
-    return render.redirect(
-        request, PAGE, "Test notification queued; it shows below once sent."
-    )
+    return render.redirect(request, PAGE, "Test notification queued; it shows below once sent.")
