@@ -728,3 +728,25 @@ async def test_the_postgres_worker_delivers_what_a_failed_run_queued(
     [call] = receiver.received()
     payload = call.verify(secret)
     assert payload["run"]["id"] == r.json()["run_id"] and payload["run"]["status"] == "failed"
+
+
+async def test_the_documented_receiver_verifies_a_real_delivery(
+    client: httpx.AsyncClient, alice: Actor, receiver: Receiver, deliverer: Deliverer
+) -> None:
+    """docs/notifications.md's Python example, run against a delivery as sent."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text()
+    [code] = re.findall(r"```python\n(.*?)```", doc, re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/notifications.md", "exec"), namespace)
+    handle = namespace["handle"]
+
+    secret = await subscribe(client, alice, receiver.url)
+    await client.post("/api/v1/notifications/test", headers=alice.headers)
+    await deliverer.run_until_idle()
+    [call] = receiver.received()
+    assert handle(call.body, call.headers, secret)["type"] == "test"
+    assert handle(call.body + b" ", call.headers, secret) is None
+    assert handle(call.body, call.headers, "whsec_" + "B" * 43 + "=") is None
