@@ -750,3 +750,33 @@ async def test_the_documented_receiver_verifies_a_real_delivery(
     assert handle(call.body, call.headers, secret)["type"] == "test"
     assert handle(call.body + b" ", call.headers, secret) is None
     assert handle(call.body, call.headers, "whsec_" + "B" * 43 + "=") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://exa\x00mple.com/hook",
+        "http://\ud800.example/hook",
+        "http://xn--nxasmq6b.example/hook",  # an IDN that does not resolve here
+        "http://bücher.invalid/hook",
+        "http://" + "a" * 70 + ".example/hook",  # a DNS label over 63 characters
+        "https://hooks.example.com:0/x",
+    ],
+)
+async def test_hostile_or_unresolvable_urls_are_refused_never_a_500(
+    client: httpx.AsyncClient, alice: Actor, url: str
+) -> None:
+    import json
+
+    # Encoded by hand: a lone surrogate travels as its JSON escape, as a hostile client sends it.
+    body = json.dumps({"webhook_url": url, "events": [], "enabled": False})
+    r = await client.put(
+        "/api/v1/notifications",
+        content=body.encode(),
+        headers={**alice.headers, "content-type": "application/json"},
+    )
+    assert r.status_code in (400, 422), r.text
+    assert r.json()["error"]["code"] in ("BAD_REQUEST", "VALIDATION_FAILED")
+    assert (await client.get("/api/v1/notifications", headers=alice.headers)).json()[
+        "webhook_url"
+    ] is None
