@@ -780,3 +780,24 @@ async def test_hostile_or_unresolvable_urls_are_refused_never_a_500(
     assert (await client.get("/api/v1/notifications", headers=alice.headers)).json()[
         "webhook_url"
     ] is None
+
+
+async def test_a_bug_in_one_attempt_costs_an_attempt_not_a_crash_loop(
+    client: httpx.AsyncClient, alice: Actor, receiver: Receiver, ctx: AppContext, clock: Clock
+) -> None:
+    clock.set(T0)
+
+    async def broken(host: str, port: int) -> list[IPAddress]:
+        raise RuntimeError("a bug")
+
+    await subscribe(client, alice, receiver.url)
+    await client.post("/api/v1/notifications/test", headers=alice.headers)
+    worker = Deliverer(ctx, resolver=broken)
+    try:
+        assert await worker.pass_once() == 1
+        assert await worker.pass_once() == 0  # moved forward: not retried at once
+    finally:
+        await worker.aclose()
+    [d] = await deliveries(client, alice)
+    assert d["status"] == "pending" and d["attempts"] == 1
+    assert d["last_error"] == "internal error (RuntimeError)"

@@ -106,3 +106,10 @@ def test_it_builds_the_spec_payload() -> None:
     }
     test = notify.payload(type="test", at=T0, tenant_id="acme", facts={}, count=1)
     assert test == {"type": "test", "at": "2026-12-01T09:00:00Z", "tenant_id": "acme"}
+
+
+def test_it_sends_an_idn_host_as_punycode() -> None:
+    t = notify.parse_url("https://bücher.example/in")
+    assert t.host == "xn--bcher-kva.example" and t.host_header == "xn--bcher-kva.example"
+    with pytest.raises(UrlRefused, match="valid host"):
+        notify.parse_url("http://" + "a" * 70 + ".example/")

@@ -95,13 +95,18 @@ def parse_url(url: str) -> WebhookTarget:
         raise UrlRefused("must not carry credentials; authenticate with the signature instead")
     if parts.fragment:
         raise UrlRefused("must not have a #fragment")
+    try:
+        # Sent in the Host header and SNI, which are ASCII: an IDN travels as punycode.
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UrlRefused("must name a valid host") from None
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
     return WebhookTarget(
         url=url,
         scheme=scheme,
-        host=parts.hostname,
+        host=host,
         port=port or (443 if scheme == "https" else 80),
         target=target,
     )

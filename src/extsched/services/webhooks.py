@@ -150,7 +150,13 @@ class Deliverer:
                 )
             if row is None:
                 return 0
-            attempt = await self._attempt(tenant, row)
+            try:
+                attempt = await self._attempt(tenant, row)
+            except Exception as exc:
+                # A bug met by one delivery costs that delivery an attempt (its next one moves
+                # forward as for any failure), never a loop that retries it on every pass.
+                log.exception("notification attempt crashed", extra={"delivery_id": row["id"]})
+                attempt = Attempt(False, f"internal error ({exc.__class__.__name__})")
             await self._record(row, attempt)
             return 1
         finally:
