@@ -10,6 +10,7 @@ from extsched.api import (
     routes_admin,
     routes_installs,
     routes_registry,
+    routes_schedule_code,
     routes_schedules,
     routes_service,
 )
@@ -35,6 +36,7 @@ def create_api(ctx: AppContext | None) -> FastAPI:
     for module in (
         routes_registry,
         routes_installs,
+        routes_schedule_code,  # before routes_schedules: .../schedules/export is no id
         routes_schedules,
         routes_admin,
         routes_service,
