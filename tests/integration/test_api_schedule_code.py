@@ -37,7 +37,14 @@ async def create(client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], *
 async def state(client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any]) -> list[Any]:
     items = (await client.get(url(ext), headers=alice.headers)).json()["items"]
     return sorted(
-        (i["name"] or "", i["endpoint"]["path"], i["cron"], i["timezone"], i["enabled"], i["revision"])
+        (
+            i["name"] or "",
+            i["endpoint"]["path"],
+            i["cron"],
+            i["timezone"],
+            i["enabled"],
+            i["revision"],
+        )
         for i in items
     )
 

@@ -43,7 +43,7 @@ def _root(
     """extsched: cron schedules for installed extensions' API endpoints."""
 
 
-assert code.schedules_apply  # registers export and apply on the schedules group
+_ = code  # importing it registers export and apply on the schedules group
 app.registered_commands += processes.app.registered_commands
 app.command()(runs.login)
 app.command()(runs.logout)

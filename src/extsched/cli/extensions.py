@@ -7,12 +7,12 @@ from typing import Annotated, Any
 import typer
 
 from extsched.cli.client import Api, ApiError
-from extsched.cli.tenant import Show, at, command, pairs
+from extsched.cli.tenant import Columns, Show, at, command, pairs
 
 app = typer.Typer(help="Install, update, enable, disable and uninstall extensions (API).")
 
 Ext = Annotated[str, typer.Argument(help="Extension name or id (as installed).")]
-INSTALL_COLUMNS = [
+INSTALL_COLUMNS: Columns = [
     ("name", "name"),
     ("version", "version"),
     ("enabled", "enabled"),
@@ -82,7 +82,7 @@ def extensions_install(
     )
 
 
-REMAP_COLUMNS = [
+REMAP_COLUMNS: Columns = [
     ("schedule", "schedule_id"),
     ("from endpoint", "from_endpoint_id"),
     ("to endpoint", "to_endpoint_id"),

@@ -274,7 +274,7 @@ def reconcile(
             for i in items[:3]
         )
         table.add_row(key.replace("_", " "), str(len(items)), examples)
-    found = sum(len(data[k]) for k in data if k != "repaired")  # type: ignore[arg-type]
+    found = sum(len(v) for k, v in data.items() if isinstance(v, list))
     if not found:
         out.print("nothing to repair: database and job backend agree")
         return

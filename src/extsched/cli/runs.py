@@ -13,13 +13,13 @@ import typer
 from extsched.cli.client import Api, ApiError, remove_profile, resolve, save_profile
 from extsched.cli.common import out
 from extsched.cli.schedules import ExtOpt, started
-from extsched.cli.tenant import Show, api_error, at, command
+from extsched.cli.tenant import Columns, Show, api_error, at, command
 from extsched.domain.timing import parse_duration
 
 app = typer.Typer(help="Runs of the tenant's schedules (API): list, follow, replay.")
 cron_app = typer.Typer(help="Cron expressions.")
 
-RUN_COLUMNS = [
+RUN_COLUMNS: Columns = [
     ("scheduled for", lambda r: at(r["scheduled_for"])),
     ("status", "status"),
     ("trigger", "trigger"),
@@ -55,9 +55,7 @@ def _keep(run: dict[str, Any], q: dict[str, Any]) -> bool:
 def _z(text: str) -> str:
     """An instant as the API writes it, so it compares as text with ``scheduled_for``."""
     try:
-        return (
-            datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
+        return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return text
 
@@ -107,9 +105,7 @@ def runs_list(
     return Show(None, RUN_COLUMNS, stream=_follow(page, interval, timeout))
 
 
-def _follow(
-    page: Any, interval: float, timeout: float | None
-) -> Iterator[list[dict[str, Any]]]:
+def _follow(page: Any, interval: float, timeout: float | None) -> Iterator[list[dict[str, Any]]]:
     """The newest page, oldest first, then each new run and each change of status."""
     seen: dict[str, str] = {}
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -176,12 +172,13 @@ def cron_preview(
     p = api.post("/cron/preview", body)
     rows = [{**f, "kind": "next"} for f in p["next_runs"]]
     rows += [{**f, "kind": "clock change"} for f in p["dst_fires"]]
-    return Show(
-        p,
-        [("", "kind"), ("at (UTC)", lambda f: at(f["at"])), ("local", "local"), ("note", "note")],
-        rows=rows,
-        lines=[p["description"]],
-    )
+    columns: Columns = [
+        ("", "kind"),
+        ("at (UTC)", lambda f: at(f["at"])),
+        ("local", "local"),
+        ("note", "note"),
+    ]
+    return Show(p, columns, rows=rows, lines=[p["description"]])
 
 
 def login(

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from extsched.cli.client import Api, ApiError
-from extsched.cli.tenant import Show, at, command, parse_json_arg
+from extsched.cli.tenant import Columns, Show, at, command, parse_json_arg
 from extsched.domain.timing import parse_duration
 
 app = typer.Typer(help="Schedules of the tenant's extensions (API); export and apply as code.")
@@ -34,7 +34,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-SCHEDULE_COLUMNS = [
+SCHEDULE_COLUMNS: Columns = [
     ("id", "id"),
     ("name", "name"),
     ("endpoint", lambda s: f"{s['endpoint']['method']} {s['endpoint']['path']}"),
@@ -52,9 +52,7 @@ def schedules_list(api: Api, extension: ExtOpt = None) -> Show:
     `extsched admin schedules list` for every tenant's, from the database)."""
     installs = [api.install(extension)] if extension else api.get("/extensions")["items"]
     items = [
-        s
-        for i in installs
-        for s in api.get(f"/extensions/{i['extension_id']}/schedules")["items"]
+        s for i in installs for s in api.get(f"/extensions/{i['extension_id']}/schedules")["items"]
     ]
     return Show({"items": items}, SCHEDULE_COLUMNS)
 
@@ -165,7 +163,9 @@ def schedules_create(
         ),
     }
     s = api.post(f"/extensions/{ext_id}/schedules", body)
-    return Show(s, lines=[f"created {s['name'] or s['id']} ({s['id']}), next run {at(s['next_run_at'])}"])
+    return Show(
+        s, lines=[f"created {s['name'] or s['id']} ({s['id']}), next run {at(s['next_run_at'])}"]
+    )
 
 
 def _patch(api: Api, s: dict[str, Any], body: dict[str, Any], verb: str) -> Show:
@@ -275,7 +275,7 @@ def schedules_delete(
     return Show({"deleted": s["id"]}, lines=[f"deleted {label}"])
 
 
-RUN_FIELDS = [
+RUN_FIELDS: Columns = [
     ("run", "id"),
     ("status", "status"),
     ("trigger", "trigger"),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table, box
+from rich import box
+from rich.table import Table
 
 from extsched.cli.client import Api, ApiError, resolve
 from extsched.cli.common import err, out
@@ -36,6 +37,7 @@ ProfileOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 
 Getter = str | Callable[[dict[str, Any]], Any]
+Columns = list[tuple[str, Getter]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,12 @@ def render(show: Show, as_json: bool) -> None:
     for line in show.lines:
         out.print(line, highlight=False, markup=False, emoji=False)
     for label, getter in show.fields:
-        out.print(f"{label + ':':<16}{value(show.data, getter)}", highlight=False, markup=False, emoji=False)
+        out.print(
+            f"{label + ':':<16}{value(show.data, getter)}",
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
     if show.columns:
         rows = show.rows if show.rows is not None else show.data.get("items", [])
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
@@ -111,7 +118,9 @@ def _render_stream(show: Show, as_json: bool) -> None:
             if not widths:
                 widths = [len(h) for h, _ in show.columns]
                 widths = [max(w, len(c)) for w, c in zip(widths, cells, strict=True)]
-                header = "  ".join(h.ljust(w) for (h, _), w in zip(show.columns, widths, strict=True))
+                header = "  ".join(
+                    h.ljust(w) for (h, _), w in zip(show.columns, widths, strict=True)
+                )
                 out.print(header.rstrip(), highlight=False, markup=False, emoji=False)
             line = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
             out.print(line.rstrip(), highlight=False, markup=False, emoji=False)

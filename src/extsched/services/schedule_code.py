@@ -282,8 +282,7 @@ async def _check_quota(
     ):
         if have + delta > limit:
             raise QuotaExceeded(
-                f"applying would leave this {scope} with {have + delta} schedules "
-                f"(limit {limit})",
+                f"applying would leave this {scope} with {have + delta} schedules (limit {limit})",
                 details={"limit": limit, "scope": scope},
             )
 
@@ -323,21 +322,21 @@ async def _write(
             new["disabled_reason"] = None
         params = {k: new[k] for k in _UPDATE_COLUMNS}
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
-        row = await db.fetch_one(conn, "schedule_update", params)
-        assert row is not None  # locked FOR UPDATE above
-        written.append(row)
+        updated = await db.fetch_one(conn, "schedule_update", params)
+        assert updated is not None  # locked FOR UPDATE above
+        written.append(updated)
         previous.append(current)
         await audit.record(
             db,
             conn,
             actor,
             audit.AuditAction.SCHEDULE_UPDATE,
-            audit.Target.schedule(row),
+            audit.Target.schedule(updated),
             changes,
         )
     created: list[dict[str, Any]] = []
     for name, new in plan.creates:
-        row = await db.fetch_one(
+        inserted = await db.fetch_one(
             conn,
             "schedule_insert",
             {
@@ -358,15 +357,15 @@ async def _write(
                 **{f: new[f] for f in POLICY_FIELDS},
             },
         )
-        assert row is not None
-        created.append(row)
+        assert inserted is not None
+        created.append(inserted)
         await audit.record(
             db,
             conn,
             actor,
             audit.AuditAction.SCHEDULE_CREATE,
-            audit.Target.schedule(row),
-            _audit_view(row),
+            audit.Target.schedule(inserted),
+            _audit_view(inserted),
         )
     await audit.record(
         db,

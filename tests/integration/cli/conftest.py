@@ -114,7 +114,9 @@ def cli(service: Service) -> Callable[..., Result]:
     """``cli("schedules", "list", actor="alice")`` -> click's Result (exit_code, stdout,
     stderr), run in-process against the service over HTTP."""
 
-    def _cli(*args: str, actor: str | None = "alice", input: str | None = None, **env: str) -> Result:
+    def _cli(
+        *args: str, actor: str | None = "alice", input: str | None = None, **env: str
+    ) -> Result:
         environ = {
             "EXTSCHED_URL": service.url,
             "EXTSCHED_TOKEN": service.tokens[actor] if actor else None,

@@ -28,8 +28,7 @@ def make(cli: Cli, name: str, endpoint: str = "POST /sync", cron: str = "0 9 * *
 
 def snapshot(service: Service, crm: dict[str, Any]) -> list[tuple[Any, ...]]:
     return sorted(
-        (s["name"], s["cron"], s["revision"], s["endpoint"]["path"])
-        for s in service.schedules(crm)
+        (s["name"], s["cron"], s["revision"], s["endpoint"]["path"]) for s in service.schedules(crm)
     )
 
 
