@@ -580,7 +580,7 @@ class ScheduleDocIn(PoliciesIn):
     ``"METHOD /path"``; absent policies and payload mean the default."""
 
     name: StrictStr = Field(min_length=1, max_length=128)
-    endpoint: StrictStr = Field(examples=["POST /sync"])
+    endpoint: StrictStr = Field(description="METHOD /path, e.g. POST /sync")
     cron: StrictStr
     timezone: StrictStr | None = None
     enabled: StrictBool = True
