@@ -1,0 +1,302 @@
+"""The OpenAPI document, shaped for generated clients (SPEC §5).
+
+- **Operation ids** are the route's name, i.e. its endpoint function's name (``run_now``,
+  ``create_schedule``): ``operation_id`` is the app's ``generate_unique_id_function``, so a new
+  route gets a readable id by being given a readable function name. Two routes with one id are
+  refused when the document is built.
+- **Errors**: every error answer has the ``ErrorResponse`` schema. The statuses a route documents
+  are those its shape implies (``implied_errors``: a body, parameters, the bearer token, a
+  permission) plus those its endpoint declares with ``@raises(...)``; dependencies may declare
+  theirs the same way (``deps.get_principal`` raises 401, a permission check 403).
+- **Typed bodies**: the manifest body references the ``Manifest`` component, whose schema comes
+  from ``manifest_json_schema()`` alone.
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from extsched.domain import manifest as manifest_rules
+from extsched.errors import (
+    BadRequest,
+    ExtschedError,
+    RateLimited,
+    RequestTooLarge,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMPONENTS = "#/components/schemas/"
+ERROR_RESPONSE_REF = {"$ref": f"{COMPONENTS}ErrorResponse"}
+MANIFEST_REF = {"$ref": f"{COMPONENTS}Manifest"}
+
+TAGS: list[dict[str, str]] = [
+    {"name": "registry", "description": "Publish and remove extension versions (platform admin)."},
+    {"name": "installs", "description": "A tenant's installed extensions and their settings."},
+    {"name": "endpoints", "description": "The endpoints of an install's current version."},
+    {"name": "schedules", "description": "Cron schedules of an install's endpoints."},
+    {"name": "runs", "description": "Runs of a schedule: history, run now, replay."},
+    {"name": "cron", "description": "Cron expression preview and validation."},
+    {"name": "audit", "description": "Who changed what on an extension."},
+    {"name": "admin", "description": "Tenants, tokens and cross-tenant operations."},
+    {"name": "service", "description": "Health, readiness and metrics."},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The operation id of a route: its name (the endpoint function's, unless ``name=`` says
+    otherwise)."""
+    return route.name
+
+
+def raises(*errors: type[ExtschedError]) -> Callable[[F], F]:
+    """Declare the errors an endpoint or a dependency can answer with, beyond those its shape
+    implies; they are listed in the document under their status."""
+
+    def mark(func: F) -> F:
+        declared: tuple[type[ExtschedError], ...] = getattr(func, "__extsched_raises__", ())
+        func.__extsched_raises__ = (*declared, *errors)  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    if dependant.call is not None:
+        yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def implied_errors(route: APIRoute) -> list[type[ExtschedError]]:
+    """The errors a route's shape implies: any API route refuses a header that is not UTF-8
+    (400, ``errors.BodyGuard``); a body can be malformed (400), too large (413) or invalid
+    (422), and so can parameters (422)."""
+    found: list[type[ExtschedError]] = []
+    dependant = route.dependant
+    if route.path_format.startswith("/api/"):
+        found.append(BadRequest)
+    if dependant.body_params:
+        found += [RequestTooLarge, ValidationFailed]
+    if dependant.path_params or dependant.query_params or dependant.header_params:
+        found.append(ValidationFailed)
+    return found
+
+
+def route_errors(route: APIRoute) -> list[type[ExtschedError]]:
+    """Every error a route documents: implied by its shape, and declared (``@raises``) by its
+    endpoint and its dependencies. In order of status, each class once."""
+    found = implied_errors(route)
+    for call in _calls(route.dependant):
+        found += getattr(call, "__extsched_raises__", ())
+    return sorted(dict.fromkeys(found), key=lambda e: (e.status, e.code))
+
+
+def error_responses(errors: list[type[ExtschedError]]) -> dict[str, dict[str, Any]]:
+    """OpenAPI responses for ``errors``, one per status, each naming its codes."""
+    by_status: dict[int, list[type[ExtschedError]]] = {}
+    for err in errors:
+        by_status.setdefault(err.status, []).append(err)
+    responses: dict[str, dict[str, Any]] = {}
+    for status, group in by_status.items():
+        codes = list(dict.fromkeys(e.code for e in group))
+        examples = {
+            e.code: {"value": e(e.default_message).to_body()}
+            for e in {e.code: e for e in group}.values()
+        }
+        response: dict[str, Any] = {
+            "description": f"{http.HTTPStatus(status).phrase}: {', '.join(codes)}",
+            "content": {"application/json": {"schema": ERROR_RESPONSE_REF, "examples": examples}},
+        }
+        if status == Unauthenticated.status:
+            response["headers"] = {
+                "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
+            }
+        if status == RateLimited.status:
+            response["headers"] = {
+                "Retry-After": {
+                    "schema": {"type": "integer"},
+                    "description": "Seconds to wait before trying again.",
+                }
+            }
+        responses[str(status)] = response
+    return responses
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a manifest (SPEC §7), published as the ``Manifest`` component and
+    referenced by ``publish_version``'s body. It states the rules ``domain.manifest`` applies;
+    that module stays the validator (and reports every problem with a field error).
+
+    An optional field given as ``null`` counts as absent, so optional fields admit ``null``.
+    A method or path that is not valid is skipped at publish (``skipped_endpoints``), not
+    refused: the schema only asks for strings there."""
+    nullable_str: dict[str, Any] = {"type": ["string", "null"]}
+    endpoint = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["method", "path"],
+        "properties": {
+            "method": {"type": "string", "examples": ["POST"]},
+            "path": {
+                "type": "string",
+                "description": "Path parameters are `:name`, `{name}` or `*` segments.",
+                "examples": ["/sync"],
+            },
+            "handler": {**nullable_str, "maxLength": manifest_rules.MAX_HANDLER_CHARS},
+        },
+    }
+    return {
+        "title": "Manifest",
+        "description": "An extension version's manifest (unknown fields are refused).",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "publisher", "version"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": f"^{manifest_rules._NAME_RE.pattern}$",
+            },
+            "publisher": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": manifest_rules.MAX_PUBLISHER_CHARS,
+            },
+            "version": {
+                "type": "string",
+                "description": "A semantic version.",
+                "maxLength": manifest_rules.MAX_VERSION_CHARS,
+                "pattern": f"^{manifest_rules._SEMVER_RE.pattern}$",
+            },
+            "description": {**nullable_str, "maxLength": manifest_rules.MAX_DESCRIPTION_CHARS},
+            "capabilities": {
+                "type": ["array", "null"],
+                "uniqueItems": True,
+                "items": {
+                    "type": "string",
+                    "pattern": f"^{manifest_rules._CAPABILITY_RE.pattern}$",
+                },
+            },
+            "runtime": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "upstream_url": {
+                        **nullable_str,
+                        "format": "uri",
+                        "maxLength": manifest_rules.MAX_URL_CHARS,
+                        "description": "An http or https base URL, no query or fragment.",
+                    }
+                },
+            },
+            "api": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {"endpoints": {"type": ["array", "null"], "items": endpoint}},
+            },
+        },
+        "examples": [
+            {
+                "name": "com.example.crm-sync",
+                "publisher": "Example Inc.",
+                "version": "1.4.0",
+                "description": "Keeps CRM contacts in sync",
+                "capabilities": ["cap:http.fetch", "cap:secrets.get"],
+                "runtime": {"upstream_url": "http://127.0.0.1:9100"},
+                "api": {
+                    "endpoints": [
+                        {"method": "POST", "path": "/sync", "handler": "handlers/sync"},
+                        {"method": "GET", "path": "/contacts/:id", "handler": "handlers/contact"},
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def register_schema(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    """Add a standalone JSON Schema as component ``name``: its ``$defs`` become components
+    too, and its references to them are rewritten to point there."""
+    schema = dict(schema)
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    schema.pop("$schema", None)
+    schema.pop("$id", None)
+    for key, sub in {name: schema, **defs}.items():
+        if key in schemas and key != name and schemas[key] != sub:
+            raise RuntimeError(f"two different schemas are named {key!r}")
+        schemas[key] = _rewrite_refs(sub)
+
+
+def _rewrite_refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (
+                COMPONENTS + v.removeprefix("#/$defs/")
+                if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/")
+                else _rewrite_refs(v)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(v) for v in node]
+    return node
+
+
+def _documented(app: FastAPI) -> Iterator[APIRoute]:
+    """The app's routes that the document shows. Newer FastAPI keeps included routers as
+    such and gives each route in context (prefix, tags) through ``iter_route_contexts``."""
+    iter_contexts = getattr(routing, "iter_route_contexts", None)
+    routes: Iterable[Any] = app.routes if iter_contexts is None else iter_contexts(app.routes)
+    for route in routes:
+        original = getattr(route, "original_route", route)
+        if isinstance(original, APIRoute) and route.include_in_schema:
+            yield route
+
+
+def check_operation_ids(app: FastAPI) -> None:
+    """Refuse two documented routes with one operation id (the second would be unreachable
+    in a generated client)."""
+    seen: dict[str, str] = {}
+    for route in _documented(app):
+        for method in sorted(route.methods):
+            where = f"{method} {route.path_format}"
+            op_id = route.operation_id or route.unique_id
+            if len(route.methods) > 1:  # as FastAPI names it
+                op_id = f"{op_id}_{method.lower()}"
+            if op_id in seen:
+                raise RuntimeError(
+                    f"operation id {op_id!r} of {where} is also that of {seen[op_id]}: "
+                    "give the route functions different names"
+                )
+            seen[op_id] = where
+
+
+def document(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
+    """Complete FastAPI's document: components shared by reference, and each route's error
+    answers (replacing FastAPI's generic 422)."""
+    from extsched.api.schemas import ErrorResponse  # the schemas import services
+
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    error_schema = ErrorResponse.model_json_schema(ref_template=COMPONENTS + "{model}")
+    register_schema(schemas, "ErrorResponse", error_schema)
+    register_schema(schemas, "Manifest", manifest_json_schema())
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    for route in _documented(app):
+        for method in sorted(route.methods):
+            op = doc["paths"][route.path_format][method.lower()]
+            responses = op["responses"]
+            generic = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if "HTTPValidationError" in str(generic.get("schema")):
+                del responses["422"]
+            responses.update(error_responses(route_errors(route)))
+            op["responses"] = dict(sorted(responses.items()))
+    return doc
