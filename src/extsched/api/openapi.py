@@ -266,10 +266,10 @@ def check_operation_ids(app: FastAPI) -> None:
     in a generated client)."""
     seen: dict[str, str] = {}
     for route in _documented(app):
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             where = f"{method} {route.path_format}"
             op_id = route.operation_id or route.unique_id
-            if len(route.methods) > 1:  # as FastAPI names it
+            if len(route.methods or ()) > 1:  # as FastAPI names it
                 op_id = f"{op_id}_{method.lower()}"
             if op_id in seen:
                 raise RuntimeError(
@@ -277,6 +277,18 @@ def check_operation_ids(app: FastAPI) -> None:
                     "give the route functions different names"
                 )
             seen[op_id] = where
+
+
+def _optional_body_as_absent(op: dict[str, Any]) -> None:
+    """An optional body is one that may be absent (``required: false``), not one that may be
+    JSON ``null``: generators then send nothing rather than ``null``."""
+    body = op.get("requestBody")
+    if body is None or body.get("required"):
+        return
+    for media in body["content"].values():
+        options = media["schema"].get("anyOf", [])
+        if len(options) == 2 and {"type": "null"} in options:
+            media["schema"] = next(o for o in options if o != {"type": "null"})
 
 
 def document(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
@@ -291,8 +303,9 @@ def document(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for route in _documented(app):
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             op = doc["paths"][route.path_format][method.lower()]
+            _optional_body_as_absent(op)
             responses = op["responses"]
             generic = responses.get("422", {}).get("content", {}).get("application/json", {})
             if "HTTPValidationError" in str(generic.get("schema")):

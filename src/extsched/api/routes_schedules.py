@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from enum import Enum
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from extsched.api.deps import Ctx, CurrentPrincipal, Reader, Writer
 from extsched.api.openapi import raises
@@ -87,7 +88,21 @@ async def disable_all_schedules(ctx: Ctx, p: Writer, extension_id: uuid.UUID) ->
 
 
 # Single-schedule routes answer both at /api/v1/schedules/{id} (the SPEC's form) and nested
-# under their extension (which must then match).
+# under their extension (which must then match). The nested form is not documented, and its
+# extension id is read here so that the documented form shows no such parameter.
+def _nested_extension_id(request: Request) -> uuid.UUID | None:
+    raw = request.path_params.get("extension_id")
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise field_error("extension_id", "must be a UUID") from None
+
+
+NestedExtensionId = Annotated[uuid.UUID | None, Depends(_nested_extension_id)]
+
+
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut, tags=SCHEDULES)
 @router.get(
     "/extensions/{extension_id}/schedules/{schedule_id}",
@@ -96,7 +111,7 @@ async def disable_all_schedules(ctx: Ctx, p: Writer, extension_id: uuid.UUID) ->
 )
 @raises(NotFound, FeatureDisabled)
 async def get_schedule(
-    ctx: Ctx, p: Reader, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+    ctx: Ctx, p: Reader, schedule_id: uuid.UUID, extension_id: NestedExtensionId
 ) -> ScheduleOut:
     """A schedule with its next 5 fires."""
     return ScheduleOut.of(await schedules.get(ctx, p, schedule_id, extension_id))
@@ -127,7 +142,7 @@ async def update_schedule(
     schedule_id: uuid.UUID,
     body: SchedulePatchIn,
     response: Response,
-    extension_id: uuid.UUID | None = None,
+    extension_id: NestedExtensionId,
     if_match: str | None = Header(default=None),
 ) -> ScheduleOut:
     """Change any of a schedule's fields; a stale revision is refused."""
@@ -151,7 +166,7 @@ async def update_schedule(
 )
 @raises(NotFound, FeatureDisabled)
 async def delete_schedule(
-    ctx: Ctx, p: Writer, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+    ctx: Ctx, p: Writer, schedule_id: uuid.UUID, extension_id: NestedExtensionId
 ) -> Response:
     """Delete a schedule and its backend handle."""
     assert p.tenant_id is not None
@@ -178,7 +193,7 @@ async def run_now(
     p: Writer,
     schedule_id: uuid.UUID,
     response: Response,
-    extension_id: uuid.UUID | None = None,
+    extension_id: NestedExtensionId,
     idempotency_key: str | None = Header(default=None),
     body: RunNowIn | None = None,
 ) -> RunNowOut:
@@ -217,7 +232,7 @@ async def list_schedule_runs(
     ctx: Ctx,
     p: Reader,
     schedule_id: uuid.UUID,
-    extension_id: uuid.UUID | None = None,
+    extension_id: NestedExtensionId,
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=200),
 ) -> RunPageOut:

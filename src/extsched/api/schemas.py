@@ -43,7 +43,7 @@ ConfigMap = dict[StrictStr, StrictStr]
 # A schedule's payload: any JSON object or array, checked by the service (SPEC §5 Validation)
 # so that a wrong type is a field error with a clear message.
 _PAYLOAD_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "object"}, {"type": "array"}, {"type": "null"}],
+    "anyOf": [{"type": "object"}, {"type": "array", "items": {}}, {"type": "null"}],
     "description": "A JSON object or array sent as the request body to the endpoint.",
 }
 Payload = Annotated[Any, WithJsonSchema(_PAYLOAD_SCHEMA)]
