@@ -5,11 +5,15 @@
   route gets a readable id by being given a readable function name. Two routes with one id are
   refused when the document is built.
 - **Errors**: every error answer has the ``ErrorResponse`` schema. The statuses a route documents
-  are those its shape implies (``implied_errors``: a body, parameters, the bearer token, a
-  permission) plus those its endpoint declares with ``@raises(...)``; dependencies may declare
-  theirs the same way (``deps.get_principal`` raises 401, a permission check 403).
+  are those its shape implies (``implied_errors``: the body guard, a body, parameters) plus those
+  declared with ``@raises(...)`` on its endpoint and on its dependencies: ``deps.get_principal``
+  declares 401 and 503, the permission checks 403, so a route gets those by using ``Reader``,
+  ``Writer`` or ``Admin``. A new route declares what its services raise (404, 409, 429...).
 - **Typed bodies**: the manifest body references the ``Manifest`` component, whose schema comes
   from ``manifest_json_schema()`` alone.
+
+``tests/unit/test_openapi.py`` pins the ids and statuses; ``tests/integration/
+test_api_documented_statuses.py`` and the schemathesis test check them against real answers.
 """
 
 from __future__ import annotations
@@ -138,7 +142,10 @@ def manifest_json_schema() -> dict[str, Any]:
 
     An optional field given as ``null`` counts as absent, so optional fields admit ``null``.
     A method or path that is not valid is skipped at publish (``skipped_endpoints``), not
-    refused: the schema only asks for strings there."""
+    refused: the schema only asks for strings there.
+
+    The one place to change when the registry validates with a JSON Schema of its own: return
+    that schema here (``$defs`` and ``$schema`` are fine, see ``register_schema``)."""
     nullable_str: dict[str, Any] = {"type": ["string", "null"]}
     endpoint = {
         "type": "object",
