@@ -164,29 +164,24 @@ def live(
 
 
 @pytest.fixture(scope="module")
-def generated(
-    live: Live, python_tools: Path, node_tools: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, str]:
+def generated(live: Live, python_tools: Path, node_tools: Path) -> Iterator[tuple[Path, str]]:
     """A directory where the doc's ``bash`` block ran against the live service, inside the
     node tools' directory (so Node.js resolves openapi-fetch from there); and its output."""
     (script,) = doc_blocks("bash")
-    work = node_tools / "work" / uuid.uuid4().hex[:12]
+    work = node_tools / "work" / uuid.uuid4().hex[:12]  # one per test worker
     work.mkdir(parents=True)
     tools_path = f"{python_tools}:{node_tools / 'node_modules' / '.bin'}:{os.environ['PATH']}"
-    output = _checked(
-        _run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            cwd=work,
-            env={**live.env(), "PATH": tools_path},
+    try:
+        output = _checked(
+            _run(
+                ["bash", "-euo", "pipefail", "-c", script],
+                cwd=work,
+                env={**live.env(), "PATH": tools_path},
+            )
         )
-    )
-    return work, output
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _clean_work(node_tools: Path) -> Iterator[None]:
-    yield
-    shutil.rmtree(node_tools / "work", ignore_errors=True)
+        yield work, output
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- tests
