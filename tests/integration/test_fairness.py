@@ -14,7 +14,9 @@ from extsched.jobs.backend import handle_id
 from extsched.services.context import AppContext
 from tests.conftest import Actor, Clock
 from tests.fake_runner import fake_runner
+from extsched.workers.postgres import Executor
 from tests.integration.test_execution import T0, Harness
+from tests.integration.test_reliability import eventually
 
 
 def _seed_due_runs(db_url: str, tenant: str, install: dict[str, Any], n: int) -> None:
@@ -97,3 +99,70 @@ async def test_it_starts_a_small_tenants_runs_before_a_big_backlog_drains(
     assert tenants[:16].count("globex") == 8
     assert tenants.count("globex") == 10
     assert len(tenants) <= 48
+
+
+@pytest.mark.settings(worker_concurrency=16)
+async def test_it_gives_a_tenant_alone_every_free_slot(
+    ctx: AppContext,
+    clock: Clock,
+    alice: Actor,
+    install,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """No idling without contention: one tenant's backlog fills the worker's limit, not a
+    per-tenant cap (the old cap was 8)."""
+    clock.set(T0)
+    published, inst = await install(alice)
+    endpoint = next(e for e in published["endpoints"] if e["path"] == "/sync")
+    _seed_due_runs(db_url, "acme", {**inst, "endpoint": endpoint}, 40)
+    with fake_runner() as runner:
+        runner.behaviour["/sync"] = "hang"  # every call stays in flight until released
+        h = Harness(ctx, clock, runner)
+        try:
+            assert await h.executor.claim_and_start() == 16
+            await eventually(lambda: _count(runner), lambda n: n == 16)
+            assert await h.executor.claim_and_start() == 0  # the worker is full
+            runner.release.set()
+            await asyncio.gather(*h.executor.in_flight.values())
+        finally:
+            await h.client.aclose()
+    assert len(runner.calls) == 16
+
+
+@pytest.mark.settings(worker_concurrency=16)
+async def test_it_counts_runs_in_flight_on_every_worker(
+    ctx: AppContext,
+    clock: Clock,
+    alice: Actor,
+    charlie: Actor,
+    install,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """One worker holds 12 of acme's runs; when globex's runs become due, another worker's
+    next slots all go to globex (fewest in flight anywhere), not half to acme."""
+    clock.set(T0)
+    targets = {}
+    for actor in (alice, charlie):
+        published, inst = await install(actor)
+        endpoint = next(e for e in published["endpoints"] if e["path"] == "/sync")
+        targets[actor.tenant_id] = {**inst, "endpoint": endpoint}
+    _seed_due_runs(db_url, "acme", targets["acme"], 100)
+    with fake_runner() as runner:
+        h = Harness(ctx, clock, runner)
+        other = Executor(ctx, h.handler)
+        try:
+            first = await h.executor.claim(12)
+            assert {r["tenant_id"] for r in first} == {"acme"}
+            _seed_due_runs(db_url, "globex", targets["globex"], 10)
+            second = await other.claim(8)
+            assert [r["tenant_id"] for r in second] == ["globex"] * 8
+            # Levels now: acme 12 in flight, globex 8 with 2 left: 2 more to globex, then even.
+            third = await other.claim(6)
+            assert sorted(r["tenant_id"] for r in third) == ["acme"] * 4 + ["globex"] * 2
+        finally:
+            await h.client.aclose()
+
+
+async def _count(runner: Any) -> int:
+    with runner.lock:
+        return len(runner.calls)
