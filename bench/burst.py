@@ -67,6 +67,8 @@ from extsched.runtime import open_context
 #   its worker options and the per-namespace start rate limit (default 30/s).
 TEMPORAL_DEV_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
 TEMPORAL_DEV_DYNAMIC_CONFIG = {
+    # the per-tenant fair share (fairness keys, docs/temporal.md)
+    "matching.enableFairness": "true",
     "worker.schedulerNamespaceStartWorkflowRPS": "500",
     "worker.perNamespaceWorkerOptions": json.dumps(
         {"MaxConcurrentWorkflowTaskPollers": 16, "MaxConcurrentActivityTaskPollers": 4},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -12,18 +13,22 @@ import pytest
 from extsched.domain.ids import uuid7
 from extsched.jobs.backend import handle_id
 from extsched.services.context import AppContext
+from extsched.workers.postgres import Executor
 from tests.conftest import Actor, Clock
 from tests.fake_runner import fake_runner
-from extsched.workers.postgres import Executor
 from tests.integration.test_execution import T0, Harness
 from tests.integration.test_reliability import eventually
 
 
-def _seed_due_runs(db_url: str, tenant: str, install: dict[str, Any], n: int) -> None:
-    """n schedules of ``tenant`` with one queued run each, all due at T0."""
+def _seed_due_runs(
+    db_url: str, tenant: str, install: dict[str, Any], n: int
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """n schedules of ``tenant`` with one queued run each, all due at T0; their
+    (schedule id, run id) pairs."""
     endpoint = install["endpoint"]
     with psycopg.connect(db_url, autocommit=True) as conn, conn.cursor() as cur:
         ids = [uuid7() for _ in range(n)]
+        runs = [(sid, uuid7()) for sid in ids]
         with cur.copy(
             "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, "
             "endpoint_id, endpoint_method, endpoint_path, cron, timezone) FROM STDIN"
@@ -62,10 +67,11 @@ def _seed_due_runs(db_url: str, tenant: str, install: dict[str, Any], n: int) ->
             "COPY extension_schedule_run (tenant_id, id, schedule_id, install_id, trigger, "
             "scheduled_for, status, available_at) FROM STDIN"
         ) as copy:
-            for sid in ids:
+            for sid, rid in runs:
                 copy.write_row(
-                    (tenant, uuid7(), sid, install["install_id"], "schedule", T0, "queued", T0)
+                    (tenant, rid, sid, install["install_id"], "schedule", T0, "queued", T0)
                 )
+    return runs
 
 
 @pytest.mark.settings(worker_concurrency=16, tenant_concurrency=8)
