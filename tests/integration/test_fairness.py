@@ -74,7 +74,7 @@ def _seed_due_runs(
     return runs
 
 
-@pytest.mark.settings(worker_concurrency=16, tenant_concurrency=8)
+@pytest.mark.settings(worker_concurrency=16)
 async def test_it_starts_a_small_tenants_runs_before_a_big_backlog_drains(
     ctx: AppContext,
     clock: Clock,
@@ -101,7 +101,7 @@ async def test_it_starts_a_small_tenants_runs_before_a_big_backlog_drains(
         finally:
             await h.client.aclose()
         tenants = [c.envelope["context"]["tenant_id"] for c in runner.calls]
-    # 16 slots, at most 8 per tenant: globex gets 8 of the very first claim, the rest next.
+    # 16 slots, two tenants waiting: globex gets half of the very first claim, the rest next.
     assert tenants[:16].count("globex") == 8
     assert tenants.count("globex") == 10
     assert len(tenants) <= 48
@@ -162,9 +162,11 @@ async def test_it_counts_runs_in_flight_on_every_worker(
             _seed_due_runs(db_url, "globex", targets["globex"], 10)
             second = await other.claim(8)
             assert [r["tenant_id"] for r in second] == ["globex"] * 8
-            # Levels now: acme 12 in flight, globex 8 with 2 left: 2 more to globex, then even.
-            third = await other.claim(6)
-            assert sorted(r["tenant_id"] for r in third) == ["acme"] * 4 + ["globex"] * 2
+            # Now acme has 12 in flight, globex 8 with 2 left: those 2, and acme for the rest
+            # (this claim may stop one short: it reads only as far as a fair share can reach,
+            # and the executor claims again at once).
+            third = sorted(r["tenant_id"] for r in await other.claim(6))
+            assert third in (["acme"] * 4 + ["globex"] * 2, ["acme"] * 3 + ["globex"] * 2)
         finally:
             await h.client.aclose()
 

@@ -519,19 +519,31 @@ in_flight AS (
     WHERE status = 'running' AND lease_expires_at > %(now)s
     GROUP BY tenant_id
 ),
+waiting AS (
+    SELECT t.tenant_id, coalesce(f.n, 0) AS n
+    FROM tenants t LEFT JOIN in_flight f ON f.tenant_id = t.tenant_id
+    WHERE t.tenant_id IS NOT NULL
+),
+bounds AS (
+    -- Filling every waiting tenant up to level top + ceil(limit / tenants) yields at least
+    -- `limit` candidates when each has that many due, so no tenant needs more: the claim reads
+    -- about `limit` candidates plus the in-flight spread, not tenants x limit. A tenant with
+    -- fewer due runs leaves the claim short; the executor claims again at once.
+    SELECT max(n) AS top, ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share
+    FROM waiting
+),
 candidates AS (
-    SELECT c.tenant_id, c.id, c.available_at, coalesce(f.n, 0) + c.rank AS level
-    FROM tenants t
-    LEFT JOIN in_flight f ON f.tenant_id = t.tenant_id
+    SELECT c.tenant_id, c.id, c.available_at, w.n + c.rank AS level
+    FROM waiting w
+    CROSS JOIN bounds b
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id, q.available_at,
                row_number() OVER (ORDER BY q.available_at, q.id) AS rank
         FROM extension_schedule_run q
-        WHERE q.tenant_id = t.tenant_id AND q.status = 'queued' AND q.available_at <= %(now)s
+        WHERE q.tenant_id = w.tenant_id AND q.status = 'queued' AND q.available_at <= %(now)s
         ORDER BY q.available_at, q.id
-        LIMIT %(limit)s
+        LIMIT least(%(limit)s, b.top - w.n + b.share)
     ) c
-    WHERE t.tenant_id IS NOT NULL
 ),
 picked AS (
     -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
