@@ -360,6 +360,26 @@ async def test_it_lists_with_a_constant_number_of_queries(
     assert counts[0] == counts[1] <= 4
 
 
+async def test_it_answers_each_hot_route_in_a_fixed_number_of_queries(
+    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], ctx: AppContext
+) -> None:
+    """The API bench's routes (docs/performance.md): a round trip more is a regression."""
+    s = (await client.post(sched_url(ext), json=body(ext), headers=alice.headers)).json()
+    one = f"/api/v1/schedules/{s['id']}"
+    calls = [
+        ("list", "GET", sched_url(ext), None, 3),
+        ("get", "GET", one, None, 2),
+        ("create", "POST", sched_url(ext), body(ext), 8),
+        ("patch", "PATCH", one, {"payload": {"a": 1}}, 4),
+        ("run-now", "POST", f"{one}/run-now", None, 5),
+    ]
+    for name, method, url, json_body, expected in calls:
+        before = ctx.db.query_count
+        r = await client.request(method, url, json=json_body, headers=alice.headers)
+        assert r.status_code < 300, (name, r.text)
+        assert (name, ctx.db.query_count - before) == (name, expected)
+
+
 class FailingBackend:
     """A job backend that refuses every change, to prove the database rolls back."""
 
