@@ -190,7 +190,7 @@ async def test_it_keeps_names_unique_per_install_case_insensitively(
 
 
 async def test_it_enforces_quotas_under_concurrency(
-    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], settings: Any
+    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], settings: Any, ctx: AppContext
 ) -> None:
     limit = settings.max_schedules_per_install
     rs = await asyncio.gather(
@@ -203,6 +203,14 @@ async def test_it_enforces_quotas_under_concurrency(
     assert codes.count(201) == limit
     assert all(r.json()["error"]["code"] == "QUOTA_EXCEEDED" for r in rs if r.status_code == 422)
     assert len((await client.get(sched_url(ext), headers=alice.headers)).json()["items"]) == limit
+    # A create over quota wrote its schedule and audit entry before counting: both rolled back.
+    entries = (
+        await client.get(f"/api/v1/extensions/{ext['extension_id']}/audit", headers=alice.headers)
+    ).json()["items"]
+    assert [e["action"] for e in entries].count("schedule.create") == limit
+    async with ctx.db.connection() as conn:
+        handles = await (await conn.execute("SELECT count(*) AS n FROM job_handle")).fetchone()
+    assert handles is not None and handles["n"] == limit
 
 
 @pytest.fixture
