@@ -10,6 +10,8 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 1000 --workers 2 --backlog-days 3 [--prune]   # old history, pruned
     python -m bench.burst --n 1000 --jitter 0 30 60 --repeat 2 --call-ms 200   # jitter's effect
     python -m bench.burst --n 1000 --backend temporal --repeat 3 --baseline   # vs raw Temporal
+    python -m bench.burst --mode single --n 2000 --serve-executors 2   # one tenant, via serve
+    python -m bench.burst --mode big-small --n 5000 --serve-executors 2   # + 20 small tenants
 
 With ``--jitter J`` every schedule gets ``jitter_seconds = J`` (SPEC §8): each fire's run waits
 its fixed offset in [0, J] s. ``--call-ms`` makes the stub Runner answer after that long, like a
@@ -67,6 +69,8 @@ from extsched.runtime import open_context
 #   its worker options and the per-namespace start rate limit (default 30/s).
 TEMPORAL_DEV_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=off")
 TEMPORAL_DEV_DYNAMIC_CONFIG = {
+    # the per-tenant fair share (fairness keys, docs/temporal.md)
+    "matching.enableFairness": "true",
     "worker.schedulerNamespaceStartWorkflowRPS": "500",
     "worker.perNamespaceWorkerOptions": json.dumps(
         {"MaxConcurrentWorkflowTaskPollers": 16, "MaxConcurrentActivityTaskPollers": 4},
@@ -159,6 +163,77 @@ async def arm_temporal(
                 await ctx.backend.put_handles(conn, specs[k : k + 100])
 
 
+def start_serve(env: dict[str, str], executors: int) -> subprocess.Popen[bytes]:
+    """`extsched serve` on a free port with the bench's database and stub Runner."""
+    port = free_port()
+    env["EXTSCHED_PORT"] = str(port)
+    return subprocess.Popen(
+        [sys.executable, "-m", "extsched.cli", "serve", "--executors", str(executors)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], env: dict[str, str], executors: int) -> None:
+    """Until `serve` answers /readyz and its executor processes have connected."""
+    import httpx
+
+    url = f"http://127.0.0.1:{env['EXTSCHED_PORT']}/readyz"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("extsched serve exited")
+        try:
+            if httpx.get(url).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    # The executors start after the parent; each LISTENs once its loops run.
+    with psycopg.connect(env["EXTSCHED_DATABASE_URL"], autocommit=True) as conn:
+        while time.time() < deadline:
+            listeners = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN%%'"
+            ).fetchone()[0]  # type: ignore[index]
+            children = [
+                c for c in psutil.Process(proc.pid).children() if "--executor-only" in c.cmdline()
+            ]
+            if len(children) == executors and listeners >= executors + 1:
+                return
+            time.sleep(0.2)
+    raise RuntimeError("extsched serve's executors did not start")
+
+
+def tree_rss(procs: list[subprocess.Popen[bytes]]) -> int:
+    """The resident memory of the processes and their children."""
+    total = 0
+    for p in procs:
+        try:
+            root = psutil.Process(p.pid)
+            total += sum(q.memory_info().rss for q in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            pass
+    return total
+
+
+def tenant_shares(arrivals: list[dict[str, Any]], scheduled: float) -> dict[str, Any]:
+    """The big tenant (t00) and the small ones: when each small tenant's first and last run
+    reached the Runner, and the big tenant's drain rate."""
+    by_tenant: dict[str, list[float]] = {}
+    for a in arrivals:
+        by_tenant.setdefault(a.get("tenant_id") or "?", []).append(a["t"] - scheduled)
+    big = sorted(by_tenant.pop("t00", []))
+    firsts = [min(ts) for ts in by_tenant.values()]
+    lasts = [max(ts) for ts in by_tenant.values()]
+    return {
+        "small_tenants": len(by_tenant),
+        "small_first_max_s": max(firsts, default=float("nan")),
+        "small_last_max_s": max(lasts, default=float("nan")),
+        "big_calls_per_s": len(big) / max(1e-9, big[-1] - big[0]) if big else float("nan"),
+    }
+
+
 def run_burst(
     n: int,
     tenants: int,
@@ -170,11 +245,18 @@ def run_burst(
     prune: bool = False,
     jitter: int = 0,
     call_ms: float = 0,
+    per_tenant: list[int] | None = None,
+    serve_executors: int | None = None,
 ) -> dict[str, Any]:
+    """One burst. ``per_tenant`` gives each tenant's schedule count (tenant t00 first)
+    instead of N spread over the tenants; ``serve_executors`` runs `extsched serve
+    --executors E` (the single-node default) instead of ``workers`` `extsched worker`s."""
+    if per_tenant is not None:
+        n, tenants = sum(per_tenant), len(per_tenant)
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url, ExitStack() as stack:
         home = Path(tmp) / "home"
         arrivals_file = Path(tmp) / "arrivals.jsonl"
-        asyncio.run(seed(url, n, tenants, home))
+        asyncio.run(seed(url, n, tenants, home, per_tenant))
         backlog = 0
         if backlog_days:
             # Every schedule's history of that many days, just past the 90-day retention; with
@@ -191,6 +273,7 @@ def run_burst(
                     (daily, jitter),
                 )
         extra_env: dict[str, str] = {}
+        processes = workers if serve_executors is None else serve_executors + 1
         fire_at = None
         if backend == "temporal":
             address = stack.enter_context(temporal_dev_server(Path(tmp)))
@@ -208,17 +291,19 @@ def run_burst(
                     "EXTSCHED_SECRET_KEY": KEY,
                     "EXTSCHED_RUNNER_URL": runner_url,
                     "EXTSCHED_WORKER_CONCURRENCY": str(concurrency),
-                    "EXTSCHED_TENANT_CONCURRENCY": str(max(1, concurrency // 4)),
                     "EXTSCHED_RECONCILE_INTERVAL_SECONDS": "0",
                     "EXTSCHED_LOG_LEVEL": "WARNING",
-                    "EXTSCHED_DB_POOL_MAX": str(min(90 // workers, concurrency + 10)),
+                    "EXTSCHED_DB_POOL_MAX": str(min(90 // processes, concurrency + 10)),
                     **extra_env,
                 }
             )
-            procs = [
-                subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
-                for _ in range(workers)
-            ]
+            if serve_executors is None:
+                procs = [
+                    subprocess.Popen([sys.executable, "-m", "extsched.cli", "worker"], env=env)
+                    for _ in range(workers)
+                ]
+            else:
+                procs = [start_serve(env, serve_executors)]
             profile = os.environ.get("EXTSCHED_BENCH_PROFILE")  # py-spy flamegraph path prefix
             # Temporal fires at the next whole minute: profile until well after it.
             profile_s = lead + 12 if fire_at is None else fire_at.timestamp() - time.time() + 60
@@ -250,6 +335,10 @@ def run_burst(
             pruner = None
             try:
                 if fire_at is None:
+                    if serve_executors is not None:
+                        wait_ready(
+                            procs[0], env, serve_executors
+                        )  # the parent and its executor processes
                     fire_at = utc(time.time() + lead).replace(microsecond=0)
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
@@ -262,12 +351,7 @@ def run_burst(
                 deadline = fire_at.timestamp() + 300 + jitter
                 done = 0
                 while time.time() < deadline:
-                    for p in procs:
-                        try:
-                            rss = psutil.Process(p.pid).memory_info().rss
-                            peak_rss = max(peak_rss, rss)
-                        except psutil.Error:
-                            pass
+                    peak_rss = max(peak_rss, tree_rss(procs))
                     with psycopg.connect(url, autocommit=True) as conn:
                         done = conn.execute(
                             "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
@@ -319,6 +403,7 @@ def run_burst(
     ]
     per_second = Counter(int(a["t"] - scheduled) for a in arrivals)
     result = {
+        "runs_through": "worker" if serve_executors is None else f"serve -E {serve_executors}",
         "backend": backend,
         "jitter_s": jitter,
         "call_ms": call_ms,
@@ -348,6 +433,8 @@ def run_burst(
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
     }
+    if per_tenant is not None and len(per_tenant) > 1:
+        result.update(tenant_shares(arrivals, scheduled))
     if backlog:
         result["backlog_runs"] = backlog
         result["pruned_by_drain"] = backlog - left
@@ -356,10 +443,36 @@ def run_burst(
     return result
 
 
+def shapes(args: argparse.Namespace) -> list[tuple[str, list[int] | None]]:
+    """The bursts a mode runs: (label, schedules per tenant, or None for N spread)."""
+    if args.mode == "single":
+        return [("1 tenant", [args.n])]
+    if args.mode == "big-small":
+        small = [args.small_n] * args.small_tenants
+        return [("big alone", [args.n]), (f"big+{args.small_tenants}", [args.n, *small])]
+    return [(f"{args.tenants} tenants", None)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--tenants", type=int, default=20)
+    ap.add_argument(
+        "--mode",
+        choices=["spread", "single", "big-small"],
+        default="spread",
+        help="spread: N over --tenants; single: N of one tenant; big-small: N of one tenant "
+        "alone, then with --small-tenants tenants of --small-n schedules each",
+    )
+    ap.add_argument("--small-tenants", type=int, default=20)
+    ap.add_argument("--small-n", type=int, default=10)
+    ap.add_argument(
+        "--serve-executors",
+        type=int,
+        default=None,
+        metavar="E",
+        help="run `extsched serve --executors E` instead of --workers `extsched worker`s",
+    )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--lead", type=float, default=5.0, help="seconds between seeding and fire")
@@ -390,11 +503,18 @@ def main() -> None:
     )
     args = ap.parse_args()
     backends = ["postgres", "temporal"] if args.backend == "both" else [args.backend]
-    # Repeats interleave the jitter values, so drifting background load hits each alike.
-    cases = [(b, j, k) for b in backends for k in range(args.repeat) for j in args.jitter]
+    # Repeats interleave the jitter values and shapes, so drifting background load hits each
+    # alike.
+    cases = [
+        (b, j, k, shape)
+        for b in backends
+        for k in range(args.repeat)
+        for j in args.jitter
+        for shape in shapes(args)
+    ]
     if args.baseline and "temporal" in backends:
         # interleaved with extsched's temporal runs, so drifting load hits both alike
-        raw = [("raw-temporal", 0, k) for k in range(args.repeat)]
+        raw = [("raw-temporal", 0, k, ("raw", None)) for k in range(args.repeat)]
         rest = [c for c in cases if c[0] != "temporal"]
         ours = [c for c in cases if c[0] == "temporal"]
         cases = rest + [c for pair in zip(raw, ours, strict=False) for c in pair] + ours[len(raw) :]
@@ -412,20 +532,27 @@ def main() -> None:
             args.prune,
             j,
             args.call_ms,
+            per_tenant=shape[1],
+            serve_executors=args.serve_executors,
         )
-        for b, j, _ in cases
+        for b, j, _, shape in cases
     ]
-    labels = [f"{b[:8]} J={j}" + (f" #{k + 1}" if args.repeat > 1 else "") for b, j, k in cases]
-    print(f"\nburst: {args.n} schedules over {args.tenants} tenants, due at the same instant")
-    print(f"{'':>16}" + "".join(f"{label:>16}" for label in labels))
-    for key in max(results, key=len):
-        if isinstance(results[0].get(key), dict):
+    labels = [
+        f"{shape[0]} {b[:8]} J={j}" + (f" #{k + 1}" if args.repeat > 1 else "")
+        for b, j, k, shape in cases
+    ]
+    width = max(16, *(len(label) + 2 for label in labels))
+    print(f"\nburst: {args.mode}, N = {args.n}, due at the same instant")
+    print(f"{'':>18}" + "".join(f"{label:>{width}}" for label in labels))
+    keys = list(dict.fromkeys(k for r in results for k in r))
+    for key in keys:
+        if any(isinstance(r.get(key), dict) for r in results):
             continue
         cells = [
-            f"{r[key]:,.3f}" if isinstance(r.get(key), float) else str(r.get(key, "-"))
+            "-" if key not in r else f"{r[key]:,.3f}" if isinstance(r[key], float) else str(r[key])
             for r in results
         ]
-        print(f"{key:>16}" + "".join(f"{c:>16}" for c in cells))
+        print(f"{key:>18}" + "".join(f"{c:>{width}}" for c in cells))
     raw_rates = [r["calls_per_s"] for r in results if r["backend"] == "raw-temporal"]
     our_rates = [r["calls_per_s"] for r in results if r["backend"] == "temporal"]
     if raw_rates and our_rates:

@@ -133,8 +133,13 @@ def utc(ts: float) -> datetime:
 KEY = base64.urlsafe_b64encode(b"b" * 32).decode()
 
 
-async def seed(url: str, n: int, tenants: int, home: Path) -> None:
-    """Publish one extension, install it for each tenant, and bulk-insert N schedules."""
+async def seed(
+    url: str, n: int, tenants: int, home: Path, per_tenant: list[int] | None = None
+) -> None:
+    """Publish one extension, install it for each tenant, and bulk-insert N schedules spread
+    evenly over the tenants, or ``per_tenant[t]`` schedules for tenant t."""
+    if per_tenant is not None:
+        tenants, n = len(per_tenant), sum(per_tenant)
     settings = Settings(database_url=url, home=home, secret_key=KEY)
     async with open_context(settings, url) as ctx:
         published = await registry.publish(
@@ -161,10 +166,12 @@ async def seed(url: str, n: int, tenants: int, home: Path) -> None:
                 InstallSettings(),
             )
             install_ids.append(inst.id)
-    rows = []
-    for i in range(n):
-        t = i % tenants
-        rows.append((f"t{t:02d}", uuid7(), install_ids[t]))
+    owners = (
+        [t for t, count in enumerate(per_tenant) for _ in range(count)]
+        if per_tenant is not None
+        else [i % tenants for i in range(n)]
+    )
+    rows = [(f"t{t:02d}", uuid7(), install_ids[t]) for t in owners]
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
         with cur.copy(
             "COPY tenant_extension_schedule (tenant_id, id, install_id, extension_id, name, "

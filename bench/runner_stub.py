@@ -48,6 +48,7 @@ async def main(port: int, out_path: str, call_ms: float = 0.0) -> None:
                         {
                             "t": arrived,
                             "run_id": ctx.get("run_id"),
+                            "tenant_id": ctx.get("tenant_id"),
                             "schedule_id": ctx.get("schedule_id"),
                             "scheduled_for": ctx.get("scheduled_for"),
                             "attempt": ctx.get("attempt"),

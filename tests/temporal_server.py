@@ -89,6 +89,9 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
             str(folder / f"temporal-{attempt}.db"),
             "--log-level",
             "error",
+            # Task queue fairness (the per-tenant fair share on Temporal, docs/temporal.md).
+            "--dynamic-config-value",
+            "matching.enableFairness=true",
         ]
         with log_file.open("wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=20, ge=1)
     worker_concurrency: int = Field(default=32, ge=1, le=1024)
-    tenant_concurrency: int = Field(default=8, ge=1, le=1024)
     scheduler_batch_size: int = Field(default=500, ge=1, le=10_000)
     reconcile_interval_seconds: int = Field(default=300, ge=0)
     retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)

@@ -26,6 +26,7 @@ from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
 from extsched.web import mount_ui
 from extsched.workers.postgres import PostgresWorker
+from extsched.workers.processes import ExecutorProcesses
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,17 @@ def runner_body_cap(client_cap: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None]:
-    """Run the job backend's worker loops beside the caller until it exits."""
+async def running_worker(
+    ctx: AppContext, *, scheduler: bool = True, executor: bool = True
+) -> AsyncIterator[PostgresWorker | None]:
+    """Run the job backend's worker loops beside the caller until it exits. Without
+    ``executor`` (its executors run in processes of their own), the postgres backend still
+    runs the scheduler, reaper and maintenance loops here; on Temporal the worker is the
+    executor, so nothing runs here."""
     if ctx.backend.name == "temporal":
+        if not executor:
+            yield None
+            return
         # Imported only when chosen: temporalio and the worker are heavy to load.
         from extsched.workers.temporal.worker import run_temporal_worker
 
@@ -66,7 +75,11 @@ async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None
     assert s.runner_url is not None, "the runner URL is resolved before the worker starts"
     client = RunnerClient.for_settings(s)
     worker = PostgresWorker(
-        ctx, InvocationHandler(ctx, client), stop_grace_seconds=s.worker_stop_grace_seconds
+        ctx,
+        InvocationHandler(ctx, client),
+        scheduler=scheduler,
+        executor=executor,
+        stop_grace_seconds=s.worker_stop_grace_seconds,
     )
     task = asyncio.create_task(worker.run(), name="extsched worker")
     try:
@@ -77,8 +90,11 @@ async def running_worker(ctx: AppContext) -> AsyncIterator[PostgresWorker | None
         await client.aclose()
 
 
-def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
-    """The ASGI app for ``serve`` / ``api``; the lifespan opens the pool (and the worker)."""
+def create_service_app(
+    settings: Settings, url: str, roles: Roles, executors: ExecutorProcesses | None = None
+) -> FastAPI:
+    """The ASGI app for ``serve`` / ``api``; the lifespan opens the pool (and the worker).
+    With ``executors`` the worker's executor runs in those child processes instead."""
     holder: dict[str, AppContext] = {}
     upstream = httpx.AsyncClient(timeout=None)
 
@@ -88,7 +104,10 @@ def create_service_app(settings: Settings, url: str, roles: Roles) -> FastAPI:
             holder["ctx"] = ctx
             app.state.ctx = ctx
             try:
-                if roles.worker:
+                if roles.worker and executors is not None:
+                    async with executors.running(), running_worker(ctx, executor=False):
+                        yield
+                elif roles.worker:
                     async with running_worker(ctx):
                         yield
                 else:

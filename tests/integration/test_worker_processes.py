@@ -322,16 +322,37 @@ def _postgres_serving(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
+def _executors_of(pid: int) -> list[psutil.Process]:
+    """The live executor processes of a `serve` process."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if "--executor-only" in child.cmdline() and child.status() != "zombie":
+                found.append(child)
+        except psutil.Error:  # exited meanwhile
+            pass
+    return found
+
+
 def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
-    """`docker stop` or systemd send SIGTERM: the service stops and takes its embedded
-    PostgreSQL with it, instead of leaving it running."""
+    """`docker stop` or systemd send SIGTERM: the service stops and takes its executor
+    processes and its embedded PostgreSQL with it, instead of leaving them running."""
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXTSCHED_")}
     env.update({"EXTSCHED_HOME": str(home), "EXTSCHED_SECRET_KEY": TEST_KEY})
     port = free_port()
     with (tmp_path / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "extsched.cli", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "extsched.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--executors",
+                "2",
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -347,8 +368,11 @@ def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
                 assert proc.poll() is None and time.monotonic() < deadline, "did not start"
                 time.sleep(0.2)  # polling for readiness
             assert _postgres_serving(home)
+            executors = _executors_of(proc.pid)
+            assert len(executors) == 2
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+            assert not any(e.is_running() for e in executors)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -357,3 +381,47 @@ def test_sigterm_stops_the_embedded_postgres_too(tmp_path: Path) -> None:
     while _postgres_serving(home):
         assert time.monotonic() < deadline, "the embedded PostgreSQL was left running"
         time.sleep(0.2)  # polling until the embedded server is gone
+
+
+def test_serve_restarts_a_dead_executor_and_executors_outlive_no_parent(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An executor process that dies is replaced; when the parent itself is killed (no
+    chance to stop them), its executors notice and stop."""
+    env = _env(db_url, tmp_path / "home", "http://127.0.0.1:9")
+    del env["EXTSCHED_RUNNER_URL"]  # serve's own reference Runner
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "extsched.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--executors",
+                "1",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while len(_executors_of(proc.pid)) != 1:
+                assert proc.poll() is None and time.monotonic() < deadline, "no executor"
+                time.sleep(0.2)  # polling for the child
+            [first] = _executors_of(proc.pid)
+            first.kill()
+            while [e.pid for e in _executors_of(proc.pid)] in ([], [first.pid]):
+                assert time.monotonic() < deadline + 30, "the executor was not restarted"
+                time.sleep(0.2)  # polling for the replacement
+            [second] = _executors_of(proc.pid)
+            proc.kill()  # no graceful stop: the executor must notice by itself
+            proc.wait(timeout=30)
+            second.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)

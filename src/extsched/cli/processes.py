@@ -15,6 +15,7 @@ from extsched.config import Settings, write_private
 from extsched.runtime import bootstrap_token_file, open_context
 from extsched.server import Roles
 from extsched.services import tokens
+from extsched.workers.processes import ExecutorProcesses, stop_when_orphaned
 
 app = typer.Typer()
 
@@ -50,6 +51,7 @@ def _serve(
     demo: bool = False,
     workers: int = 1,
     migrate: bool = False,
+    executors: int = 0,
 ) -> None:
     import uvicorn
 
@@ -112,7 +114,7 @@ def _serve(
             )
         else:
             uvicorn.run(
-                create_service_app(s, url, roles),
+                create_service_app(s, url, roles, _executor_processes(s, url, roles, executors)),
                 host=host,
                 port=port,
                 log_level="warning",
@@ -121,6 +123,25 @@ def _serve(
     finally:
         # uvicorn runs at log level "warning": without this line a shutdown is silent.
         out.print(f"extsched stopped listening on {base}", highlight=False)
+
+
+def _executor_processes(
+    s: Settings, url: str, roles: Roles, count: int
+) -> ExecutorProcesses | None:
+    """``count`` executor child processes on this process's database and Runner (none: the
+    executor runs in this process)."""
+    if not roles.worker or count <= 0:
+        return None
+    env = dict(os.environ)
+    env.update(
+        {
+            "EXTSCHED_DATABASE_URL": url,  # the embedded PostgreSQL stays this process's
+            "EXTSCHED_HOME": str(s.home),  # the same secret key and Runner token
+            "EXTSCHED_RUNNER_URL": s.runner_url or "",
+        }
+    )
+    out.print(f"executor processes: {count}")
+    return ExecutorProcesses(count, env, s.worker_stop_grace_seconds)
 
 
 def _exit_on_sigterm() -> None:
@@ -162,16 +183,34 @@ Port = Annotated[int, typer.Option(envvar="EXTSCHED_PORT", help="Port to listen 
 ALL_ROLES = Roles(api=True, runner=True, demo_upstream=True, worker=True)
 
 
-@app.command()
-def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
-    """Run everything in one process: API, UI, scheduler, worker and reference Runner."""
-    _serve(host, port, ALL_ROLES, migrate=True)
+Executors = Annotated[
+    int | None,
+    typer.Option(
+        envvar="EXTSCHED_SERVE_EXECUTORS",
+        min=0,
+        max=64,
+        show_default="the number of CPU cores",
+        help="Executor processes beside the API process; 0 runs the executor in it.",
+    ),
+]
+
+
+def _default_executors(executors: int | None) -> int:
+    """One executor process per core unless told otherwise (docs/operations.md says why)."""
+    return executors if executors is not None else os.cpu_count() or 1
 
 
 @app.command()
-def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+def serve(host: Host = "127.0.0.1", port: Port = 8000, executors: Executors = None) -> None:
+    """Run everything on one machine: API, UI, scheduler and reference Runner in this process,
+    the executor in one child process per core."""
+    _serve(host, port, ALL_ROLES, migrate=True, executors=_default_executors(executors))
+
+
+@app.command()
+def demo(host: Host = "127.0.0.1", port: Port = 8000, executors: Executors = None) -> None:
     """`serve` plus a demo extension, tenant, user token and a schedule every 5 minutes."""
-    _serve(host, port, ALL_ROLES, demo=True, migrate=True)
+    _serve(host, port, ALL_ROLES, demo=True, migrate=True, executors=_default_executors(executors))
 
 
 @app.command()
@@ -211,7 +250,14 @@ def runner(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    executor_only: Annotated[
+        bool, typer.Option("--executor-only", hidden=True, help="Run no scheduler.")
+    ] = False,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this parent process is gone.")
+    ] = None,
+) -> None:
     """Run the job backend's worker (postgres: scheduler + executor) until SIGTERM."""
     import signal
 
@@ -229,12 +275,17 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with open_context(s, url) as ctx, running_worker(ctx):
+        watch = []
+        if parent_pid is not None:  # an executor process of `serve`
+            watch.append(asyncio.create_task(stop_when_orphaned(parent_pid, stop)))
+        async with open_context(s, url) as ctx, running_worker(ctx, scheduler=not executor_only):
             logging.getLogger("extsched").info(
                 "worker started", extra={"backend": s.job_backend.value}
             )
             await stop.wait()
             logging.getLogger("extsched").info("worker stopping")
+        for task in watch:
+            task.cancel()
 
     run(go)
     out.print("extsched worker stopped", highlight=False)

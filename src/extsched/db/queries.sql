@@ -495,11 +495,14 @@ SELECT count(*) AS n FROM extension_schedule_run
 WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN ('queued', 'running');
 
 -- name: runs_claim
--- [cross-tenant] The executor's queue, fair across tenants: a loose index scan finds each tenant
--- with due runs (O(tenants), not O(queue)), takes at most its remaining per-tenant capacity,
--- and interleaves tenants by rank, so one tenant's backlog cannot starve another's. SKIP LOCKED
--- lets many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is
--- claimed by exactly one of them.
+-- [cross-tenant] The executor's queue, fair across tenants and work-conserving: a loose index
+-- scan finds each tenant with due runs (O(tenants), not O(queue)); a tenant's k-th due run
+-- stands at level (runs the tenant has in flight on every worker, either backend) + k, and the
+-- free slots go to the lowest levels first. So a tenant alone takes every free slot, and as
+-- soon as another tenant has a run due, the next slots go to the tenant with the fewest runs in
+-- flight (max-min fair share; round-robin among equals, oldest run first). SKIP LOCKED lets
+-- many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is claimed
+-- by exactly one of them.
 WITH RECURSIVE tenants(tenant_id) AS (
     (SELECT tenant_id FROM extension_schedule_run
      WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1)
@@ -509,26 +512,44 @@ WITH RECURSIVE tenants(tenant_id) AS (
             ORDER BY q.tenant_id LIMIT 1)
     FROM tenants t WHERE t.tenant_id IS NOT NULL
 ),
+in_flight AS (
+    -- Leased runs per tenant, on every worker process (a scan of the running-runs index: at
+    -- most the workers' total concurrency); a lapsed lease no longer counts.
+    SELECT tenant_id, count(*) AS n FROM extension_schedule_run
+    WHERE status = 'running' AND lease_expires_at > %(now)s
+    GROUP BY tenant_id
+),
+waiting AS (
+    SELECT t.tenant_id, coalesce(f.n, 0) AS n
+    FROM tenants t LEFT JOIN in_flight f ON f.tenant_id = t.tenant_id
+    WHERE t.tenant_id IS NOT NULL
+),
+bounds AS (
+    -- Filling every waiting tenant up to level top + ceil(limit / tenants) yields at least
+    -- `limit` candidates when each has that many due, so no tenant needs more: the claim reads
+    -- about `limit` candidates plus the in-flight spread, not tenants x limit. A tenant with
+    -- fewer due runs leaves the claim short; the executor claims again at once.
+    SELECT max(n) AS top, ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share
+    FROM waiting
+),
 candidates AS (
-    SELECT c.tenant_id, c.id, c.available_at, c.rank
-    FROM tenants t
+    SELECT c.tenant_id, c.id, c.available_at, w.n + c.rank AS level
+    FROM waiting w
+    CROSS JOIN bounds b
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id, q.available_at,
                row_number() OVER (ORDER BY q.available_at, q.id) AS rank
         FROM extension_schedule_run q
-        WHERE q.tenant_id = t.tenant_id AND q.status = 'queued' AND q.available_at <= %(now)s
+        WHERE q.tenant_id = w.tenant_id AND q.status = 'queued' AND q.available_at <= %(now)s
         ORDER BY q.available_at, q.id
-        LIMIT coalesce((SELECT u.room FROM unnest(%(busy_tenants)s::text[], %(rooms)s::int[])
-                        AS u(tenant_id, room) WHERE u.tenant_id = t.tenant_id),
-                       %(tenant_cap)s)
+        LIMIT least(%(limit)s, b.top - w.n + b.share)
     ) c
-    WHERE t.tenant_id IS NOT NULL
 ),
 picked AS (
     -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
     -- stays O(picked) even when the statistics have not seen the burst yet).
     SELECT r.tenant_id, r.id
-    FROM (SELECT * FROM candidates ORDER BY rank, available_at) c
+    FROM (SELECT * FROM candidates ORDER BY level, available_at, id) c
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id FROM extension_schedule_run q
         WHERE q.tenant_id = c.tenant_id AND q.available_at = c.available_at AND q.id = c.id

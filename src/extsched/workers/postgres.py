@@ -230,12 +230,10 @@ class Executor:
         return min(cap, max(0.0, (at - now).total_seconds()))
 
     async def claim(self, limit: int) -> list[dict[str, Any]]:
-        """Lease up to ``limit`` due runs to this executor, fairly across tenants."""
+        """Lease up to ``limit`` due runs to this executor: all of them to a tenant that is
+        alone with due runs, else to the tenants with the fewest runs in flight first
+        (``runs_claim``)."""
         ctx, db = self.ctx, self.ctx.db
-        cap = ctx.settings.tenant_concurrency
-        busy: dict[str, int] = {}
-        for tenant_id, _ in self.in_flight:
-            busy[tenant_id] = busy.get(tenant_id, 0) + 1
         async with db.transaction() as conn:
             return await db.fetch_all(
                 conn,
@@ -245,9 +243,6 @@ class Executor:
                     "now": ctx.clock(),
                     "limit": limit,
                     "lease_seconds": self.handler.lease_seconds,
-                    "tenant_cap": cap,
-                    "busy_tenants": list(busy),
-                    "rooms": [max(0, cap - n) for n in busy.values()],
                 },
             )
 

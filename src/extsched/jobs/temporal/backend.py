@@ -42,7 +42,7 @@ from extsched.domain.timing import utc_now
 from extsched.errors import BackendUnavailable
 from extsched.jobs.backend import HANDLE_PREFIX, HandleInfo, HandleSpec, RunRequest, handle_id
 from extsched.jobs.temporal import dst, spec
-from extsched.jobs.temporal.types import WORKFLOW, RunInput
+from extsched.jobs.temporal.types import WORKFLOW, RunInput, fair_share
 
 log = logging.getLogger("extsched.jobs")
 
@@ -126,6 +126,7 @@ class TemporalBackend:
                 ),
                 id=handle.handle_id,
                 task_queue=s.temporal_task_queue,
+                priority=fair_share(handle.tenant_id),
             ),
             # The window and pause bound what Temporal starts; the activity enforces them too.
             spec=dataclasses.replace(
@@ -292,6 +293,7 @@ class TemporalBackend:
                 ),
                 id=str(request.run_id),
                 task_queue=self.settings.temporal_task_queue,
+                priority=fair_share(request.tenant_id),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=RPC_TIMEOUT,
             )

@@ -8,8 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from temporalio.common import Priority
+
 WORKFLOW = "extsched.run"
 ACTIVITY = "extsched.attempt"
+
+
+def fair_share(tenant_id: str) -> Priority:
+    """The fair share on Temporal: one fairness key per tenant, so the matching service
+    dispatches the task queue's backlog round-robin across tenants with waiting tasks (one
+    tenant alone gets every poll), as the postgres claim does (``runs_claim``). Needs
+    ``matching.enableFairness`` on the server (docs/temporal.md); without it the key is
+    ignored and tasks go first in, first out."""
+    return Priority(fairness_key=tenant_id)
 
 
 @dataclass(frozen=True)

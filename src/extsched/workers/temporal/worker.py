@@ -46,6 +46,13 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 )
 
 
+def _activity_pollers(concurrency: int) -> PollerBehaviorAutoscaling:
+    """No more activity pollers than slots (the SDK's initial 5 is refused above a smaller
+    maximum, e.g. ``EXTSCHED_WORKER_CONCURRENCY=4``)."""
+    maximum = min(MAX_POLLERS, concurrency)
+    return PollerBehaviorAutoscaling(maximum=maximum, initial=min(5, maximum))
+
+
 class TemporalWorker:
     """Polls the task queue with the one workflow and the one activity, until ``stop()``."""
 
@@ -89,9 +96,7 @@ class TemporalWorker:
             max_concurrent_activities=s.worker_concurrency,
             workflow_runner=WORKFLOW_RUNNER,
             workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=MAX_POLLERS),
-            activity_task_poller_behavior=PollerBehaviorAutoscaling(
-                maximum=min(MAX_POLLERS, s.worker_concurrency)
-            ),
+            activity_task_poller_behavior=_activity_pollers(s.worker_concurrency),
             graceful_shutdown_timeout=SHUTDOWN_GRACE,
         )
         try:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
         AttemptInput,
         AttemptOutcome,
         RunInput,
+        fair_share,
     )
 
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -51,6 +52,8 @@ class RunWorkflow:
                 result_type=AttemptOutcome,
                 start_to_close_timeout=timedelta(seconds=request.attempt_timeout_seconds),
                 retry_policy=ACTIVITY_RETRY,
+                # Set on the activity too: workflows started before the key existed have none.
+                priority=fair_share(request.tenant_id),
             )
             if outcome.retry_at is None:
                 return
