@@ -1,6 +1,7 @@
 """API benchmark: p50/p95 latency of list (50 schedules), get, create, patch and run-now under 8
 concurrent clients against an `extsched api` process, plus each route's query count (which must
-not grow with the list size).
+not grow with the list size) and the CPU each request costs the API process(es) and PostgreSQL
+(less sensitive to other load on the machine than latency).
 
     python -m bench.api --requests 200
     python -m bench.api --requests 200 --tenants 8   # one client per tenant
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +25,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psutil
+import psycopg
 
 from bench.common import free_port, fresh_database, percentile, print_table
 from extsched.config import Settings
@@ -31,6 +35,7 @@ from extsched.server import create_app
 from extsched.services import tokens
 
 Lat = dict[str, list[float]]
+Cpu = dict[str, tuple[float, float]]
 KEY = base64.urlsafe_b64encode(b"a" * 32).decode()
 MANIFEST = {
     "name": "com.example.apibench",
@@ -95,11 +100,58 @@ async def query_counts(
             return out
 
 
-async def load(base: str, setups: list[TenantSetup], requests: int, clients: int) -> Lat:
+class CpuMeter:
+    """CPU seconds spent so far by the API process tree and by the database's server
+    processes serving the bench database (psutil; needs PostgreSQL on this machine)."""
+
+    def __init__(self, api_pid: int, url: str) -> None:
+        self.api = psutil.Process(api_pid)
+        self.url = url
+
+    @staticmethod
+    def _cpu(procs: list[psutil.Process]) -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system
+        return total
+
+    def _pg_pids(self) -> list[int]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def snapshot(self) -> dict[int | str, float]:
+        """CPU seconds per PostgreSQL backend pid, and the API tree's under "api"."""
+        out: dict[int | str, float] = {}
+        for pid in self._pg_pids():
+            with contextlib.suppress(psutil.Error):
+                out[pid] = self._cpu([psutil.Process(pid)])
+        out["api"] = self._cpu([self.api, *self.api.children(recursive=True)])
+        return out
+
+    @staticmethod
+    def spent(before: dict[int | str, float], after: dict[int | str, float]) -> tuple[float, float]:
+        """(API, PostgreSQL) CPU seconds between two snapshots."""
+        api = after["api"] - before["api"]
+        pg = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "api")
+        return api, pg
+
+
+async def load(
+    base: str, setups: list[TenantSetup], requests: int, clients: int, meter: CpuMeter | None = None
+) -> tuple[Lat, Cpu]:
     """``clients`` concurrent keep-alive clients per operation, client k acting for tenant
     k mod len(setups). aiohttp, not httpx: on two cores shared with the server the client's
     own CPU must stay small (httpx costs ~3x more)."""
     lat: Lat = {k: [] for k in ("list (50)", "get", "create", "patch", "run-now")}
+    cpu: Cpu = {}
     sessions = [
         aiohttp.ClientSession(
             base,
@@ -138,11 +190,21 @@ async def load(base: str, setups: list[TenantSetup], requests: int, clients: int
                 while queue:
                     await one(k, name, queue.pop())
 
+            before = meter.snapshot() if meter else None
             await asyncio.gather(*(worker(k) for k in range(clients)))
+            if meter and before:
+                api, pg = CpuMeter.spent(before, meter.snapshot())
+                cpu[name] = (api / requests, pg / requests)
     finally:
         for session in sessions:
             await session.close()
-    return lat
+    return lat, cpu
+
+
+def _py_spy() -> str:
+    """py-spy from this interpreter's environment (the dev extra), else from the PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def setup_tenant(base: str, admin: str, user: str, pub: dict[str, Any]) -> TenantSetup:
@@ -234,13 +296,15 @@ def main() -> None:
             if profile:
                 spy = subprocess.Popen(
                     [
-                        *("py-spy", "record", "--pid", str(proc.pid), "--subprocesses"),
+                        *(_py_spy(), "record", "--pid", str(proc.pid), "--subprocesses"),
                         *("-o", f"{profile}.api.txt", "-f", "raw", "-r", "200"),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            lat = asyncio.run(load(base, setups, args.requests, args.clients))
+            lat, cpu = asyncio.run(
+                load(base, setups, args.requests, args.clients, CpuMeter(proc.pid, url))
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -252,12 +316,21 @@ def main() -> None:
         p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
         rows.append((f"{name}: p50 / p95 ms", f"{p50:.1f} / {p95:.1f}"))
         rows.append((f"{name}: queries", counts_50[name]))
-        result[name] = {"p50_ms": p50, "p95_ms": p95, "queries": counts_50[name]}
+        api_ms, pg_ms = (v * 1000 for v in cpu.get(name, (float("nan"), float("nan"))))
+        rows.append((f"{name}: CPU ms/request API / PG", f"{api_ms:.2f} / {pg_ms:.2f}"))
+        result[name] = {
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "queries": counts_50[name],
+            "api_cpu_ms": api_ms,
+            "pg_cpu_ms": pg_ms,
+        }
     print_table(
         f"API under {args.clients} concurrent clients of {args.tenants} tenant(s) "
         f"({args.requests} requests each, {args.api_workers} API process(es))",
         rows,
     )
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     print(json.dumps(result))
 
 

@@ -190,7 +190,7 @@ async def test_it_keeps_names_unique_per_install_case_insensitively(
 
 
 async def test_it_enforces_quotas_under_concurrency(
-    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], settings: Any
+    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], settings: Any, ctx: AppContext
 ) -> None:
     limit = settings.max_schedules_per_install
     rs = await asyncio.gather(
@@ -203,6 +203,14 @@ async def test_it_enforces_quotas_under_concurrency(
     assert codes.count(201) == limit
     assert all(r.json()["error"]["code"] == "QUOTA_EXCEEDED" for r in rs if r.status_code == 422)
     assert len((await client.get(sched_url(ext), headers=alice.headers)).json()["items"]) == limit
+    # A create over quota wrote its schedule and audit entry before counting: both rolled back.
+    entries = (
+        await client.get(f"/api/v1/extensions/{ext['extension_id']}/audit", headers=alice.headers)
+    ).json()["items"]
+    assert [e["action"] for e in entries].count("schedule.create") == limit
+    async with ctx.db.connection() as conn:
+        handles = await (await conn.execute("SELECT count(*) AS n FROM job_handle")).fetchone()
+    assert handles is not None and handles["n"] == limit
 
 
 @pytest.fixture
@@ -358,6 +366,26 @@ async def test_it_lists_with_a_constant_number_of_queries(
         await client.get(sched_url(ext), headers=alice.headers)
         counts.append(ctx.db.query_count - before)
     assert counts[0] == counts[1] <= 4
+
+
+async def test_it_answers_each_hot_route_in_a_fixed_number_of_queries(
+    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], ctx: AppContext
+) -> None:
+    """The API bench's routes (docs/performance.md): a round trip more is a regression."""
+    s = (await client.post(sched_url(ext), json=body(ext), headers=alice.headers)).json()
+    one = f"/api/v1/schedules/{s['id']}"
+    calls = [
+        ("list", "GET", sched_url(ext), None, 3),
+        ("get", "GET", one, None, 2),
+        ("create", "POST", sched_url(ext), body(ext), 8),
+        ("patch", "PATCH", one, {"payload": {"a": 1}}, 4),
+        ("run-now", "POST", f"{one}/run-now", None, 5),
+    ]
+    for name, method, url, json_body, expected in calls:
+        before = ctx.db.query_count
+        r = await client.request(method, url, json=json_body, headers=alice.headers)
+        assert r.status_code < 300, (name, r.text)
+        assert (name, ctx.db.query_count - before) == (name, expected)
 
 
 class FailingBackend:

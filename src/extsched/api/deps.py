@@ -12,7 +12,9 @@ from extsched.services import identity
 from extsched.services.context import AppContext
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hand-off (and GIL contention) on every request for one attribute read.
     ctx: AppContext = request.app.state.ctx
     return ctx
 

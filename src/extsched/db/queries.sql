@@ -371,6 +371,33 @@ LEFT JOIN tenant_extension_install i
     ON i.tenant_id = t.tenant_id AND i.extension_id = %(extension_id)s
 WHERE t.tenant_id = %(tenant_id)s;
 
+-- name: install_for_change
+-- Create: the tenant's default zone and switches (a row even when the extension is not
+-- installed) and what schedule validation needs of the install, in one round trip.
+SELECT t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch,
+       t.timezone AS t_timezone,
+       i.id, i.extension_id, i.version_id, i.enabled, e.name, v.version
+FROM tenant t
+LEFT JOIN (tenant_extension_install i
+           JOIN extension e ON e.id = i.extension_id
+           JOIN extension_version v ON v.id = i.version_id)
+    ON i.tenant_id = t.tenant_id AND i.extension_id = %(extension_id)s
+WHERE t.tenant_id = %(tenant_id)s;
+
+-- name: schedule_for_change
+-- Patch and run-now: one schedule locked for the change, with its tenant's switches and what
+-- they need of its install, in one round trip (no row when the schedule is missing).
+SELECT t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch,
+       i.enabled AS i_enabled, i.version_id AS i_version_id, e.name AS i_name,
+       v.version AS i_version, s.*
+FROM tenant_extension_schedule s
+JOIN tenant t ON t.tenant_id = s.tenant_id
+JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+JOIN extension e ON e.id = i.extension_id
+JOIN extension_version v ON v.id = i.version_id
+WHERE s.tenant_id = %(tenant_id)s AND s.id = %(id)s
+FOR UPDATE OF s;
+
 -- name: schedule_get
 -- One schedule of a tenant.
 SELECT * FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
@@ -392,8 +419,13 @@ WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s
 ORDER BY created_at, id FOR UPDATE;
 
 -- name: schedule_counts
--- Quotas: schedules of the install and of the tenant (under the tenant lock).
-SELECT count(*) FILTER (WHERE install_id = %(install_id)s) AS per_install, count(*) AS per_tenant
+-- Quotas: schedules of the install and of the tenant (under the tenant lock, so the count
+-- sees every create that took it before), with the install's and tenant's switches as of now
+-- (what the new schedule's handle follows).
+SELECT count(*) FILTER (WHERE install_id = %(install_id)s) AS per_install, count(*) AS per_tenant,
+       (SELECT i.enabled FROM tenant_extension_install i
+        WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s) AS install_enabled,
+       (SELECT t.kill_switch FROM tenant t WHERE t.tenant_id = %(tenant_id)s) AS kill_switch
 FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s;
 
 -- name: schedule_update
@@ -685,12 +717,14 @@ WHERE h.tenant_id = v.tenant_id AND h.schedule_id = v.schedule_id;
 SELECT min(next_fire_at) AS at FROM job_handle WHERE NOT paused;
 
 -- ================================================================ rate limits
--- name: rate_limit_hit
--- Run-now limits: counts a hit in the current minute, shared by every API process.
+-- name: rate_limit_hits
+-- Run-now limits: counts a hit in the current minute for a schedule and for its tenant, shared
+-- by every API process. The rows lock in this order (schedule, then tenant) in every caller.
 INSERT INTO rate_limit_counter (tenant_id, bucket, window_start, hits)
-VALUES (%(tenant_id)s, %(bucket)s, %(window_start)s, 1)
+VALUES (%(tenant_id)s, %(schedule_bucket)s, %(window_start)s, 1),
+       (%(tenant_id)s, 'tenant', %(window_start)s, 1)
 ON CONFLICT (tenant_id, bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1
-RETURNING hits;
+RETURNING bucket, hits;
 
 -- name: rate_limit_gc
 -- [cross-tenant] housekeeping: windows older than the cutoff can no longer matter.

@@ -64,11 +64,17 @@ async def sync_schedules(
     tenant_id: str,
     install_id: uuid.UUID,
     rows: Sequence[dict[str, Any]],
+    *,
+    state: tuple[bool, bool] | None = None,
 ) -> None:
-    """Put the handles of these schedule rows (all of one install) into their desired state."""
+    """Put the handles of these schedule rows (all of one install) into their desired state.
+    ``state`` is (install enabled, tenant kill switch on) when the caller has just read it in
+    this transaction after everything that could have changed it; otherwise it is read here."""
     if not rows:
         return
-    install_enabled, kill_switch = await install_state(ctx, conn, tenant_id, install_id)
+    if state is None:
+        state = await install_state(ctx, conn, tenant_id, install_id)
+    install_enabled, kill_switch = state
     await ctx.backend.put_handles(
         conn,
         [spec_for(r, install_enabled=install_enabled, kill_switch=kill_switch) for r in rows],

@@ -23,7 +23,7 @@ from extsched.errors import (
     field_error,
 )
 from extsched.jobs.backend import RunRequest
-from extsched.services import audit, installs, tenants
+from extsched.services import audit, schedules, tenants
 from extsched.services.context import AppContext
 from extsched.services.schedules import UNSET, check_payload
 
@@ -59,20 +59,33 @@ class RunNowResult:
     created: bool
 
 
-async def _take_rate(ctx: AppContext, conn: Conn, tenant_id: str, bucket: str, limit: int) -> None:
-    """Count one hit in a fixed one-minute window shared by every API process."""
+async def _take_rate(ctx: AppContext, conn: Conn, tenant_id: str, schedule_id: uuid.UUID) -> None:
+    """Count one hit for the schedule and one for its tenant in fixed one-minute windows
+    shared by every API process (one statement); over either limit rolls both back."""
     now = ctx.clock()
     window = now.replace(second=0, microsecond=0)
-    hits = await ctx.db.fetch_val(
-        conn, "rate_limit_hit", {"tenant_id": tenant_id, "bucket": bucket, "window_start": window}
+    rows = await ctx.db.fetch_all(
+        conn,
+        "rate_limit_hits",
+        {
+            "tenant_id": tenant_id,
+            "schedule_bucket": f"schedule:{schedule_id}",
+            "window_start": window,
+        },
     )
-    if hits > limit:
-        retry_after = max(1, math.ceil(60 - (now - window).total_seconds()))
-        raise RateLimited(
-            f"run-now limit reached ({limit} per minute); retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-            details={"limit": limit, "scope": bucket.split(":", 1)[0]},
-        )
+    hits = {r["bucket"].split(":", 1)[0]: r["hits"] for r in rows}
+    limits = {
+        "schedule": ctx.settings.run_now_per_schedule,
+        "tenant": ctx.settings.run_now_per_tenant,
+    }
+    for scope, limit in limits.items():
+        if hits[scope] > limit:
+            retry_after = max(1, math.ceil(60 - (now - window).total_seconds()))
+            raise RateLimited(
+                f"run-now limit reached ({limit} per minute); retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+                details={"limit": limit, "scope": scope},
+            )
 
 
 async def run_now(
@@ -145,14 +158,7 @@ async def _start(
     db = ctx.db
     now = ctx.clock()
     async with db.transaction() as conn:
-        tenant = await tenants.require_feature(db, conn, tenant_id)
-        schedule = await db.fetch_one(
-            conn, "schedule_get_for_update", {"tenant_id": tenant_id, "id": schedule_id}
-        )
-        if schedule is None or (
-            extension_id is not None and schedule["extension_id"] != extension_id
-        ):
-            raise NotFound("unknown schedule")
+        schedule = await schedules.load_for_change(ctx, conn, tenant_id, schedule_id, extension_id)
         if idempotency_key is not None:
             await db.execute(
                 conn,
@@ -175,14 +181,10 @@ async def _start(
             )
             if existing is not None:
                 return RunNowResult(Run.from_row(existing), created=False)
-        install = await installs.get(ctx, conn, tenant_id, schedule["extension_id"])
-        if not install.enabled:
+        if not schedule["i_enabled"]:
             raise InstallDisabled()
-        if tenant.kill_switch:
+        if schedule["t_kill_switch"]:
             raise SchedulesPaused()
-        await _take_rate(
-            ctx, conn, tenant_id, f"schedule:{schedule_id}", ctx.settings.run_now_per_schedule
-        )
         run_id = uuid7()
         # A concurrent use of the same Idempotency-Key is a field error, by the unique
         # constraint (db.pool.UNIQUE_VIOLATIONS); no savepoint: a conflict ends it all anyway.
@@ -205,12 +207,6 @@ async def _start(
             },
         )
         assert row is not None
-        # The tenant's counter row is shared by all its run-nows: taken last before the
-        # backend call and the audit, so it is held as briefly as possible.
-        await _take_rate(ctx, conn, tenant_id, "tenant", ctx.settings.run_now_per_tenant)
-        await ctx.backend.start_run(
-            conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
-        )
         changes: dict[str, Any] = {"run_id": str(run_id)}
         if replay_of is not None:
             changes["replay_of"] = str(replay_of)
@@ -225,6 +221,14 @@ async def _start(
             else audit.AuditAction.SCHEDULE_RUN_NOW,
             audit.Target.schedule(schedule),
             changes,
+        )
+        # The tenant's counter row is shared by all its run-nows, and held to the commit:
+        # taken last (the run and its audit entry are written without it, in this same
+        # transaction; over a limit, all of it rolls back), before only the backend call,
+        # which a rollback would not undo on Temporal.
+        await _take_rate(ctx, conn, tenant_id, schedule_id)
+        await ctx.backend.start_run(
+            conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
         )
         return RunNowResult(Run.from_row(row), created=True)
 

@@ -180,6 +180,18 @@ def _served_payload(r: dict[str, Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class InstallRef:
+    """What a schedule change needs of its install (no manifest, no secrets)."""
+
+    id: uuid.UUID
+    extension_id: uuid.UUID
+    version_id: uuid.UUID
+    name: str
+    version: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class ScheduleInput:
     """A create request, or a PATCH where absent fields are ``UNSET``."""
 
@@ -255,7 +267,7 @@ def check_payload(ctx: AppContext, value: Any, errors: dict[str, str]) -> None:
 async def _check_endpoint(
     ctx: AppContext,
     conn: Conn,
-    install: installs.Install,
+    install: InstallRef,
     endpoint_id: Any,
     errors: dict[str, str],
 ) -> dict[str, Any] | None:
@@ -308,7 +320,7 @@ def _check_timing(
 async def _validated(
     ctx: AppContext,
     conn: Conn,
-    install: installs.Install,
+    install: InstallRef,
     base: dict[str, Any],
     data: ScheduleInput,
     *,
@@ -433,14 +445,24 @@ async def create(
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
-        # Everything that needs no lock first (the time engine's checks cost CPU), so the
-        # tenant row lock below, which serializes creates per tenant to keep quotas exact, is
-        # held only for the count, the insert and the bookkeeping.
-        tenant = await tenants.require_feature(db, conn, tenant_id)
-        install = await installs.get(ctx, conn, tenant_id, extension_id)
+        view = await db.fetch_one(
+            conn, "install_for_change", {"tenant_id": tenant_id, "extension_id": extension_id}
+        )
+        if view is None or not view["t_enabled"]:
+            raise FeatureDisabled()
+        if view["id"] is None:
+            raise NotInstalled()
+        install = InstallRef(
+            view["id"],
+            view["extension_id"],
+            view["version_id"],
+            view["name"],
+            view["version"],
+            view["enabled"],
+        )
         if not install.enabled:
             raise InstallDisabled()
-        default_tz = principal.user_timezone or tenant.timezone or "UTC"
+        default_tz = principal.user_timezone or view["t_timezone"] or "UTC"
         new = await _validated(
             ctx,
             conn,
@@ -457,27 +479,6 @@ async def create(
             data,
             creating=True,
         )
-        tenant_row = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
-        if tenant_row is None or not tenant_row["scheduled_tasks_enabled"]:
-            await tenants.require_feature(db, conn, tenant_id)  # switched off meanwhile
-        assert tenant_row is not None
-        counts = await db.fetch_one(
-            conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
-        )
-        assert counts is not None
-        limits = ctx.settings
-        if counts["per_install"] >= limits.max_schedules_per_install:
-            raise QuotaExceeded(
-                f"this extension already has {counts['per_install']} schedules "
-                f"(limit {limits.max_schedules_per_install})",
-                details={"limit": limits.max_schedules_per_install, "scope": "install"},
-            )
-        if counts["per_tenant"] >= limits.max_schedules_per_tenant:
-            raise QuotaExceeded(
-                f"this tenant already has {counts['per_tenant']} schedules "
-                f"(limit {limits.max_schedules_per_tenant})",
-                details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
-            )
         schedule_id = uuid7()
         # A taken name is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
         row = await ctx.db.fetch_one(
@@ -502,7 +503,6 @@ async def create(
             },
         )
         assert row is not None
-        await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
         await audit.record(
             db,
             conn,
@@ -511,9 +511,43 @@ async def create(
             audit.Target.schedule(row),
             _audit_view(row),
         )
+        # Quotas hold under concurrency because every create counts under the tenant's row
+        # lock, held to its commit: a create taking the lock sees every create that took it
+        # before. Taken last (the schedule and its audit entry are written without it, in this
+        # same transaction), so creates of one tenant wait for each other only for the count
+        # and the backend handle; a create over quota rolls back with everything it wrote.
+        # The backend handle comes after the check: on Temporal it is a call outside the
+        # database, which a rollback would not undo.
+        locked = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
+        if locked is None or not locked["scheduled_tasks_enabled"]:
+            raise FeatureDisabled()  # switched off meanwhile
+        counts = await db.fetch_one(
+            conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
+        )
+        assert counts is not None
+        limits = ctx.settings
+        if counts["per_install"] > limits.max_schedules_per_install:
+            raise QuotaExceeded(
+                f"this extension already has {counts['per_install'] - 1} schedules "
+                f"(limit {limits.max_schedules_per_install})",
+                details={"limit": limits.max_schedules_per_install, "scope": "install"},
+            )
+        if counts["per_tenant"] > limits.max_schedules_per_tenant:
+            raise QuotaExceeded(
+                f"this tenant already has {counts['per_tenant'] - 1} schedules "
+                f"(limit {limits.max_schedules_per_tenant})",
+                details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
+            )
+        # The switches as of the count, after the lock: a kill switch turned on meanwhile
+        # (it takes the same lock) pauses the new handle.
+        install_enabled = bool(counts["install_enabled"])
+        kill_switch = bool(counts["kill_switch"])
+        await handles.sync_schedules(
+            ctx, conn, tenant_id, install.id, [row], state=(install_enabled, kill_switch)
+        )
         return Schedule.from_row(
             row,
-            active=_active(row, install.enabled, tenant_row["kill_switch"]),
+            active=_active(row, install_enabled, kill_switch),
             now=ctx.clock(),
             with_next_runs=True,
         )
@@ -540,6 +574,28 @@ async def _load(
     )
     if row is None or (extension_id is not None and row["extension_id"] != extension_id):
         raise NotFound("unknown schedule")
+    return row
+
+
+async def load_for_change(
+    ctx: AppContext,
+    conn: Conn,
+    tenant_id: str,
+    schedule_id: uuid.UUID,
+    extension_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The schedule locked for a change, with its tenant's switches (``t_enabled``,
+    ``t_kill_switch``) and its install's state (``i_enabled``, ``i_version_id``, ``i_name``,
+    ``i_version``), in one round trip; FEATURE_DISABLED or NotFound otherwise."""
+    row = await ctx.db.fetch_one(
+        conn, "schedule_for_change", {"tenant_id": tenant_id, "id": schedule_id}
+    )
+    if row is None or (extension_id is not None and row["extension_id"] != extension_id):
+        # Tell a switched-off tenant from an unknown schedule, as the reads do.
+        await tenants.require_feature(ctx.db, conn, tenant_id)
+        raise NotFound("unknown schedule")
+    if not row["t_enabled"]:
+        raise FeatureDisabled()
     return row
 
 
@@ -603,13 +659,20 @@ async def update(
     tenant_id = _tenant(principal)
     db = ctx.db
     async with db.transaction() as conn:
-        tenant = await tenants.require_feature(db, conn, tenant_id)
-        current = await _load(ctx, conn, tenant_id, schedule_id, extension_id, for_update=True)
+        current = await load_for_change(ctx, conn, tenant_id, schedule_id, extension_id)
         if revision is not None and revision != current["revision"]:
             raise RevisionConflict(
                 details={"current_revision": current["revision"], "given_revision": revision}
             )
-        install = await installs.get(ctx, conn, tenant_id, current["extension_id"])
+        install = InstallRef(
+            current["install_id"],
+            current["extension_id"],
+            current["i_version_id"],
+            current["i_name"],
+            current["i_version"],
+            current["i_enabled"],
+        )
+        kill_switch = bool(current["t_kill_switch"])
         new = await _validated(ctx, conn, install, current, data, creating=False)
         if new["enabled"] and not current["enabled"]:
             new["disabled_reason"] = None
@@ -621,7 +684,7 @@ async def update(
         if not changes:
             return Schedule.from_row(
                 current,
-                active=_active(current, install.enabled, tenant.kill_switch),
+                active=_active(current, install.enabled, kill_switch),
                 now=ctx.clock(),
                 with_next_runs=True,
             )
@@ -648,6 +711,8 @@ async def update(
         row = await db.fetch_one(conn, "schedule_update", params)
         assert row is not None  # the row is locked FOR UPDATE, so the revision still matches
         if HANDLE_FIELDS & changes.keys():
+            # The switches are read again here: a concurrent kill switch or install change
+            # may have committed since the first statement.
             await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
         action = audit.AuditAction.SCHEDULE_UPDATE
         if set(changes) == {"enabled"}:
@@ -666,7 +731,7 @@ async def update(
         )
         return Schedule.from_row(
             row,
-            active=_active(row, install.enabled, tenant.kill_switch),
+            active=_active(row, install.enabled, kill_switch),
             now=ctx.clock(),
             with_next_runs=True,
         )
