@@ -10,17 +10,19 @@ from fastapi import APIRouter, Query, Response
 from extsched.api.deps import Ctx, Reader, Writer
 from extsched.api.schemas import (
     EndpointPageOut,
+    InstallCreatedOut,
     InstallCreateIn,
     InstallListOut,
     InstallOut,
     InstallPatchIn,
     RemappedOut,
+    SigningSecretsOut,
     UpdateIn,
     UpdateOut,
     UpdatePreviewOut,
 )
 from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from extsched.services import endpoints, installs, lifecycle
+from extsched.services import endpoints, installs, lifecycle, signing
 from extsched.services.installs import InstallSettings
 
 router = APIRouter(prefix="/api/v1/extensions", tags=["installs"])
@@ -42,17 +44,26 @@ async def get_install(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> InstallOu
     return InstallOut.of(await installs.get_install(ctx, _tenant(p), extension_id))
 
 
-@router.post("/{extension_id}/install", status_code=201, response_model=InstallOut)
+@router.post("/{extension_id}/install", status_code=201, response_model=InstallCreatedOut)
 async def install(
     ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: InstallCreateIn
-) -> InstallOut:
+) -> InstallCreatedOut:
+    """Install a version; the manifest's default schedules are created unless
+    ``default_schedules`` is false (their ids in ``schedules_created``)."""
     settings = InstallSettings(
         config=body.config, secrets=dict(body.secrets or {}), providers=body.providers
     )
-    created = await installs.install(
-        ctx, p.actor, _tenant(p), extension_id, body.version_id, settings
+    done = await lifecycle.install(
+        ctx,
+        p,
+        extension_id,
+        body.version_id,
+        settings,
+        default_schedules=body.default_schedules,
     )
-    return InstallOut.of(created)
+    return InstallCreatedOut(
+        **InstallOut.of(done.install).model_dump(), schedules_created=done.schedules_created
+    )
 
 
 @router.patch("/{extension_id}", response_model=InstallOut)
@@ -94,6 +105,18 @@ def _update_out(report: lifecycle.UpdateReport) -> dict[str, Any]:
         ],
         "disabled": report.disabled,
     }
+
+
+@router.get("/{extension_id}/signing-secret", response_model=SigningSecretsOut)
+async def get_signing_secret(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> SigningSecretsOut:
+    """The install's Standard Webhooks signing secrets (``whsec_...``), newest first."""
+    return SigningSecretsOut.of(await signing.list_secrets(ctx, p, extension_id))
+
+
+@router.post("/{extension_id}/signing-secret/rotate", response_model=SigningSecretsOut)
+async def rotate_signing_secret(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> SigningSecretsOut:
+    """A new signing secret; the previous one keeps signing alongside it for 24 h."""
+    return SigningSecretsOut.of(await signing.rotate(ctx, p, extension_id))
 
 
 @router.post("/{extension_id}/update", response_model=UpdateOut)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Response
 
 from extsched.api.deps import Admin, Ctx
 from extsched.api.schemas import PublishedOut, RegistryListOut
+from extsched.domain.manifest_schema import manifest_json_schema
 from extsched.services import registry
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
@@ -23,6 +24,13 @@ async def publish(
     if not published.created:
         response.status_code = 200
     return PublishedOut.of(published)
+
+
+@router.get("/manifest.schema.json")
+async def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of a manifest (SPEC §7), the one the registry validates with. Public:
+    extension authors point their editors and CI at it."""
+    return manifest_json_schema()
 
 
 @router.get("/extensions", response_model=RegistryListOut)

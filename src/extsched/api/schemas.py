@@ -23,6 +23,7 @@ from extsched.services.audit import AuditEntry
 from extsched.services.endpoints import EndpointPage
 from extsched.services.installs import Install
 from extsched.services.schedules import Schedule
+from extsched.services.signing import SigningSecret
 from extsched.services.tenants import Tenant
 
 
@@ -50,6 +51,7 @@ class InstallCreateIn(Strict):
     config: ConfigMap | None = None
     secrets: ConfigMap | None = None
     providers: list[StrictStr] | None = None
+    default_schedules: StrictBool = True
 
 
 class InstallPatchIn(Strict):
@@ -230,6 +232,31 @@ class InstallOut(BaseModel):
             providers=i.providers,
             created_at=i.created_at,
             updated_at=i.updated_at,
+        )
+
+
+class InstallCreatedOut(InstallOut):
+    schedules_created: list[uuid.UUID]
+
+
+class SigningSecretOut(BaseModel):
+    secret: str
+    created_at: UtcTime
+    expires_at: UtcTime | None
+
+
+class SigningSecretsOut(BaseModel):
+    """The install's Standard Webhooks signing secrets, newest first."""
+
+    secrets: list[SigningSecretOut]
+
+    @classmethod
+    def of(cls, items: list[SigningSecret]) -> SigningSecretsOut:
+        return cls(
+            secrets=[
+                SigningSecretOut(secret=s.secret, created_at=s.created_at, expires_at=s.expires_at)
+                for s in items
+            ]
         )
 
 

@@ -148,9 +148,10 @@ SELECT id FROM extension_version
 WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
 
 -- name: registry_list
--- Admin and the UI's catalogue: every extension with its versions (and their descriptions).
+-- Admin and the UI's catalogue: every extension with its versions (descriptions, default
+-- schedules).
 SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at,
-       v.manifest->>'description' AS description
+       v.manifest->>'description' AS description, v.manifest->'schedules' AS schedules
 FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
 ORDER BY e.name, v.created_at, v.id;
 
@@ -192,15 +193,36 @@ DELETE FROM extension_api_endpoint WHERE version_id = %(version_id)s;
 -- name: install_insert
 -- Installs an extension version for a tenant (unique per tenant and extension).
 INSERT INTO tenant_extension_install
-    (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted, providers)
+    (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted,
+     providers, signing_secrets_encrypted)
 VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(version_id)s, true, %(config)s,
-        %(secret_names)s, %(secrets_encrypted)s, %(providers)s);
+        %(secret_names)s, %(secrets_encrypted)s, %(providers)s, %(signing_secrets_encrypted)s);
+
+-- name: install_signing_secrets_get
+-- The sealed signing secrets of an install, by id (the reference Runner signs with them).
+SELECT tenant_id, id, signing_secrets_encrypted
+FROM tenant_extension_install
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: install_signing_secrets_init
+-- Gives an install made before signing secrets existed its first one; keeps one already set
+-- (two first readers race: both see the winner's). Returns the blob now stored.
+UPDATE tenant_extension_install
+SET signing_secrets_encrypted = COALESCE(signing_secrets_encrypted, %(blob)s)
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+RETURNING signing_secrets_encrypted;
+
+-- name: install_signing_secrets_set
+-- Replaces the sealed signing secrets of an install (rotation, under the install row lock).
+UPDATE tenant_extension_install
+SET signing_secrets_encrypted = %(blob)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: install_get
 -- A tenant's install of an extension, with its version and extension name.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id
@@ -210,7 +232,7 @@ WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s;
 -- The same, locked for a settings change, update or uninstall.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id
@@ -221,7 +243,7 @@ FOR UPDATE OF i;
 -- Every install of a tenant.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id

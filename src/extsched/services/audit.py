@@ -29,6 +29,7 @@ class AuditAction(enum.StrEnum):
     INSTALL_ENABLE = "install.enable"
     INSTALL_DISABLE = "install.disable"
     INSTALL_DELETE = "install.delete"
+    SIGNING_SECRET_ROTATE = "install.signing_secret_rotate"
     SCHEDULE_CREATE = "schedule.create"
     SCHEDULE_UPDATE = "schedule.update"
     SCHEDULE_ENABLE = "schedule.enable"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from extsched import metrics
+from extsched import metrics, tracing
 from extsched.config import JobBackendKind
 from extsched.crypto import SecretsUnreadable, install_aad
 from extsched.db.batch import Batcher
@@ -218,7 +218,17 @@ class InvocationHandler:
                 error="install configuration cannot be loaded: secrets cannot be decrypted",
             )
         body, headers = envelope.build(self.invocation(run, prepared, secret_envelope))
-        outcome = await self.runner.execute(body, headers)
+        span_attributes: dict[str, str | int] = {
+            "extsched.run.id": str(run.id),
+            "extsched.run.trigger": run.trigger.value,
+            "extsched.run.attempt": run.attempts,
+            "extsched.schedule.id": str(run.schedule_id),
+            "extsched.tenant.id": run.tenant_id,
+        }
+        with tracing.attempt(run.id, run.attempts, span_attributes) as span:
+            headers["traceparent"] = span.traceparent
+            outcome = await self.runner.execute(body, headers)
+            span.outcome(outcome.status.value, outcome.http_status, outcome.error)
         log.debug(
             "runner answered",
             extra={
@@ -453,6 +463,19 @@ class InvocationHandler:
             log.warning("lost the lease before finishing", extra={"run_id": run.id})
             return AttemptResult(final=True)
         skip = completion.skip_reason
+        tracing.run_finished(
+            run.id,
+            scheduled_for=run.scheduled_for,
+            started_at=run.started_at or completion.finished_at,
+            finished_at=completion.finished_at,
+            attributes={
+                "extsched.run.id": str(run.id),
+                "extsched.run.trigger": run.trigger.value,
+                "extsched.run.status": status.value,
+                "extsched.run.attempts": run.attempts,
+                "extsched.schedule.id": str(run.schedule_id),
+            },
+        )
         metrics.RUNS_TOTAL.labels(status=status.value, trigger=run.trigger.value).inc()
         if status is RunStatus.SKIPPED:
             metrics.RUNS_SKIPPED.labels(reason=skip or "unknown").inc()

@@ -1,4 +1,5 @@
-"""Install lifecycle across schedules: version update with remap, the kill switch."""
+"""Install lifecycle across schedules: install with the manifest's default schedules, version
+update with remap, the kill switch."""
 
 from __future__ import annotations
 
@@ -7,12 +8,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from extsched.db.pool import Conn
-from extsched.domain.auth import Actor
+from extsched.domain.auth import Actor, Principal
 from extsched.domain.runs import DisabledReason
 from extsched.errors import NotFound, ScheduleRemapFailed, ValidationFailed
-from extsched.services import audit, handles, installs, registry
+from extsched.services import audit, handles, installs, registry, schedules
 from extsched.services.context import AppContext
-from extsched.services.installs import Install
+from extsched.services.installs import Install, InstallSettings
+
+
+@dataclass(frozen=True)
+class Installed:
+    install: Install
+    schedules_created: list[uuid.UUID]
+
+
+async def install(
+    ctx: AppContext,
+    principal: Principal,
+    extension_id: uuid.UUID,
+    version_id: uuid.UUID,
+    settings: InstallSettings,
+    *,
+    default_schedules: bool = True,
+) -> Installed:
+    """Install a version and, unless ``default_schedules`` is false, create the manifest's
+    default schedules (SPEC §7), all in one transaction: a default that is invalid for this
+    tenant (minimum interval, payload size) or over a quota refuses the whole install."""
+    assert principal.tenant_id is not None
+    async with ctx.db.transaction() as conn:
+        created = await installs.install_on(
+            ctx, conn, principal.actor, principal.tenant_id, extension_id, version_id, settings
+        )
+        ids: list[uuid.UUID] = []
+        if default_schedules:
+            manifest = registry.parse_stored(created.manifest)
+            ids = await schedules.create_defaults(ctx, conn, principal, created, manifest.schedules)
+        return Installed(created, ids)
 
 
 @dataclass(frozen=True)
