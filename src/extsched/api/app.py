@@ -10,6 +10,7 @@ from extsched.api import (
     routes_admin,
     routes_installs,
     routes_registry,
+    routes_runs,
     routes_schedules,
     routes_service,
 )
@@ -36,6 +37,7 @@ def create_api(ctx: AppContext | None) -> FastAPI:
         routes_registry,
         routes_installs,
         routes_schedules,
+        routes_runs,
         routes_admin,
         routes_service,
     ):

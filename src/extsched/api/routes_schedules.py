@@ -18,8 +18,6 @@ from extsched.api.schemas import (
     FireOut,
     RunNowIn,
     RunNowOut,
-    RunOut,
-    RunPageOut,
     ScheduleCreateIn,
     ScheduleListOut,
     ScheduleOut,
@@ -162,26 +160,6 @@ async def replay_run(ctx: Ctx, p: Writer, run_id: uuid.UUID) -> RunNowOut:
     (``trigger: "replay"``), with today's payload and configuration."""
     result = await runs.replay(ctx, p, run_id)
     return RunNowOut(run_id=result.run.id, status=result.run.status)
-
-
-@router.get("/schedules/{schedule_id}/runs", response_model=RunPageOut)
-@router.get(
-    "/extensions/{extension_id}/schedules/{schedule_id}/runs",
-    response_model=RunPageOut,
-    include_in_schema=False,
-)
-async def list_runs(
-    ctx: Ctx,
-    p: Reader,
-    schedule_id: uuid.UUID,
-    extension_id: uuid.UUID | None = None,
-    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(default=None, max_length=200),
-) -> RunPageOut:
-    items, next_cursor = await runs.history(
-        ctx, p, schedule_id, limit=limit, cursor=cursor, extension_id=extension_id
-    )
-    return RunPageOut(items=[RunOut.of(r) for r in items], next_cursor=next_cursor)
 
 
 @router.post("/cron/preview", response_model=CronPreviewOut)

@@ -22,6 +22,7 @@ from extsched.services import registry, tokens
 from extsched.services.audit import AuditEntry
 from extsched.services.endpoints import EndpointPage
 from extsched.services.installs import Install
+from extsched.services.runs import ListedRun, Run
 from extsched.services.schedules import Schedule
 from extsched.services.signing import SigningSecret
 from extsched.services.tenants import Tenant
@@ -487,6 +488,33 @@ class RunOut(BaseModel):
 
 class RunPageOut(BaseModel):
     items: list[RunOut]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, items: list[ListedRun], next_cursor: str | None) -> RunPageOut:
+        return cls(items=[RunOut.of(i.run) for i in items], next_cursor=next_cursor)
+
+
+class TenantRunOut(RunOut):
+    """A run in the tenant-wide listing: also its schedule's name and extension."""
+
+    extension_id: uuid.UUID | None
+    schedule_name: str | None
+
+    @classmethod
+    def of(cls, r: Any) -> TenantRunOut:
+        assert isinstance(r, ListedRun)
+        return cls.model_validate(
+            {
+                **{k: getattr(r.run, k) for k in Run.__dataclass_fields__},
+                "extension_id": r.extension_id,
+                "schedule_name": r.schedule_name,
+            }
+        )
+
+
+class TenantRunPageOut(BaseModel):
+    items: list[TenantRunOut]
     next_cursor: str | None
 
 

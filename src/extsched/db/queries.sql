@@ -289,12 +289,23 @@ VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(actor_type)s, %(actor_id)s, %
         %(target_type)s, %(target_id)s, %(target_name)s, %(changes)s);
 
 -- name: audit_page
--- An install's audit entries, newest first, one keyset page.
-SELECT id, at, actor_type, actor_id, action, target_type, target_id, target_name, changes
-FROM extension_audit_log
-WHERE tenant_id = %(tenant_id)s AND extension_id = %(extension_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
+-- An install's audit entries, newest first, one keyset page, each saying whether its schedule
+-- or install target still exists (so a UI links only to what is there; one PK probe a row).
+SELECT a.id, a.at, a.actor_type, a.actor_id, a.action, a.target_type, a.target_id,
+       a.target_name, a.changes,
+       CASE a.target_type
+           WHEN 'schedule' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_schedule s
+               WHERE s.tenant_id = a.tenant_id AND s.id = a.target_id::uuid)
+           WHEN 'install' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_install i
+               WHERE i.tenant_id = a.tenant_id AND i.id = a.target_id::uuid)
+           ELSE false
+       END AS target_exists
+FROM extension_audit_log a
+WHERE a.tenant_id = %(tenant_id)s AND a.extension_id = %(extension_id)s
+  AND (%(before_id)s::uuid IS NULL OR a.id < %(before_id)s)
+ORDER BY a.id DESC
 LIMIT %(limit)s;
 
 -- ================================================================ postgres job backend
@@ -535,13 +546,75 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
 -- One run of a tenant.
 SELECT * FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
--- name: runs_page
--- A schedule's runs, newest first, one keyset page.
-SELECT * FROM extension_schedule_run
-WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
-LIMIT %(limit)s;
+-- name: runs_list
+-- The run listings (SPEC §5), one keyset page newest first by (scheduled_for, id), the order of
+-- the indexes of migration 0007: a tenant's runs, or one schedule's or
+-- one extension's, filtered by status, trigger and [since, until) on scheduled_for, each with its
+-- schedule's name and extension. A NULL parameter is no filter; the statement is planned with
+-- its values (Database.fetch_all(prepare=False)), so each filter reaches its index (0007).
+SELECT r.*, s.name AS schedule_name, s.extension_id
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
+
+-- name: runs_csv_batch
+-- The CSV export (SPEC §5): one keyset batch of runs_list's rows (same filters, same order, same
+-- indexes; keep the two WHERE clauses alike), formatted by the database: times as RFC 3339 UTC
+-- with whole seconds, and text a spreadsheet would run as a formula prefixed with an apostrophe
+-- (OWASP "CSV injection"). The first two columns are the keyset, not part of the file.
+SELECT r.scheduled_for AS k_at, r.id AS k_id,
+       r.id::text, r.schedule_id::text,
+       CASE WHEN s.name ~ '^[=+@\t\r-]' THEN '''' || s.name ELSE s.name END,
+       s.extension_id::text, r.trigger, r.replay_of::text,
+       to_char(r.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.status, r.skip_reason, r.skipped_count, r.attempts,
+       to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.duration_ms, r.http_status,
+       CASE WHEN r.error ~ '^[=+@\t\r-]' THEN '''' || r.error ELSE r.error END,
+       CASE WHEN r.response_preview ~ '^[=+@\t\r-]' THEN '''' || r.response_preview
+            ELSE r.response_preview END
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
+
+-- name: runs_filter_options
+-- The Runs page's pickers: every schedule of a tenant with its extension's name.
+SELECT s.id, s.name, s.endpoint_method, s.endpoint_path, s.extension_id, e.name AS extension_name
+FROM tenant_extension_schedule s
+JOIN extension e ON e.id = s.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, lower(coalesce(s.name, s.endpoint_path)), s.id;
 
 -- name: runs_active_for_schedule
 -- How many runs of a schedule are queued or running.
@@ -818,10 +891,34 @@ LEFT JOIN LATERAL (
     FROM extension_schedule_run r
     WHERE r.tenant_id = i.tenant_id AND r.install_id = i.id
       AND r.status IN ('failed', 'timed_out')
-    ORDER BY r.id DESC
+    ORDER BY r.scheduled_for DESC, r.id DESC
     LIMIT 1
 ) f ON true
 WHERE i.tenant_id = %(tenant_id)s;
+
+-- name: dashboard_schedules
+-- The dashboard: every schedule of a tenant, across its installs, with its extension's name and
+-- whether its install is enabled (one statement, whatever the number of extensions).
+SELECT s.*, e.name AS extension_name, i.enabled AS install_enabled
+FROM tenant_extension_schedule s
+JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+JOIN extension e ON e.id = i.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, s.created_at, s.id;
+
+-- name: dashboard_recent_runs
+-- The dashboard's charts: each schedule's last runs, newest first, in one statement (one
+-- range of the history index per schedule; colocated by tenant_id for Citus).
+SELECT s.id AS schedule_id, r.id, r.status, r.trigger, r.scheduled_for, r.duration_ms
+FROM tenant_extension_schedule s
+CROSS JOIN LATERAL (
+    SELECT x.id, x.status, x.trigger, x.scheduled_for, x.duration_ms
+    FROM extension_schedule_run x
+    WHERE x.tenant_id = s.tenant_id AND x.schedule_id = s.id
+    ORDER BY x.scheduled_for DESC, x.id DESC
+    LIMIT %(per_schedule)s
+) r
+WHERE s.tenant_id = %(tenant_id)s;
 
 -- name: ui_active_run_schedules
 -- Schedules of an install with a queued or running run (their "run now" waits).
@@ -1043,7 +1140,8 @@ SELECT tenant_id FROM tenant ORDER BY tenant_id;
 -- name: runs_prune
 -- Deletes one batch of one tenant's finished runs created before the cutoff (ids are UUIDv7,
 -- so the primary key is the age index), oldest first from the keyset cursor ``after``; a run
--- is kept while it is its schedule's newest (so last_run_* stays explainable: history index).
+-- is kept while it is its schedule's newest, in the listings' order (so last_run_* stays
+-- explainable; one range of the history index).
 -- Returns how many went and the last id, where the next batch starts.
 WITH doomed AS (
     SELECT r.id FROM extension_schedule_run r
@@ -1051,7 +1149,7 @@ WITH doomed AS (
       AND r.status IN ('succeeded', 'failed', 'timed_out', 'skipped')
       AND EXISTS (SELECT 1 FROM extension_schedule_run n
                   WHERE n.tenant_id = %(tenant_id)s AND n.schedule_id = r.schedule_id
-                    AND n.id > r.id)
+                    AND (n.scheduled_for, n.id) > (r.scheduled_for, r.id))
     ORDER BY r.id
     LIMIT %(limit)s
 ), gone AS (

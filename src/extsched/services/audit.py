@@ -92,6 +92,8 @@ class AuditEntry:
     target_id: str | None
     target_name: str | None
     changes: dict[str, Any]
+    # Whether the schedule or install it names still exists (a UI links only to those).
+    target_exists: bool = False
 
 
 async def record(

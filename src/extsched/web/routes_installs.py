@@ -12,6 +12,7 @@ from extsched.api.deps import Ctx
 from extsched.domain.pagination import MAX_LIMIT
 from extsched.errors import ExtschedError, FeatureDisabled, NotFound, ValidationFailed
 from extsched.services import (
+    dashboard,
     endpoints,
     installs,
     lifecycle,
@@ -21,7 +22,7 @@ from extsched.services import (
     signing,
 )
 from extsched.services.registry import Endpoint
-from extsched.web import render
+from extsched.web import charts, render
 from extsched.web.forms import SettingsForm, text
 from extsched.web.routing import UiRoute
 from extsched.web.session import SignedIn, UiReader, UiWriter, Viewer
@@ -61,8 +62,11 @@ async def all_endpoints(
 @router.get("")
 @router.get("/")
 async def home(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
-    """Installed extensions (name, version, state, schedules, last failure) and the catalogue."""
+    """The dashboard (every schedule at a glance, the next 24 h, the last 24 h's failures),
+    then the installed extensions (name, version, state, schedules, last failure) and the
+    catalogue."""
     summaries = await overview.install_summaries(ctx, viewer.tenant_id) if viewer.can_read else []
+    board = await dashboard.load(ctx, viewer.principal) if viewer.can_read else None
     available: list[registry.RegistryExtension] = []
     if viewer.can_write:
         installed = {s.install.extension_id for s in summaries}
@@ -71,7 +75,16 @@ async def home(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
             for e in await registry.list_extensions(ctx.db)
             if e.extension_id not in installed and e.versions
         ]
-    return render.page(request, "home.html", viewer, summaries=summaries, available=available)
+    return render.page(
+        request,
+        "home.html",
+        viewer,
+        summaries=summaries,
+        available=available,
+        board=board,
+        charts=charts,
+        section="dashboard",
+    )
 
 
 @router.post("/extensions/{extension_id}/install")
