@@ -248,6 +248,18 @@ PAGES: list[UiPage] = [
         ],
     ),
     UiPage(
+        "notifications",
+        lambda s: "/ui/notifications",
+        lambda p: [
+            *_header(p),
+            p.get_by_role("navigation", name="Main").get_by_role("link", name="Notifications"),
+            p.get_by_label("Webhook URL"),
+            p.get_by_role("button", name="Save notification settings"),
+            p.get_by_role("button", name="Reveal the secret"),
+            p.get_by_role("button", name="Send test"),
+        ],
+    ),
+    UiPage(
         "not-found",
         lambda s: f"/ui/extensions/{uuid.UUID(int=7)}",
         lambda p: [*_header(p), p.get_by_role("link", name="Back to extensions")],

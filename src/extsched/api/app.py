@@ -9,6 +9,7 @@ from extsched import __version__
 from extsched.api import (
     routes_admin,
     routes_installs,
+    routes_notifications,
     routes_registry,
     routes_runs,
     routes_schedules,
@@ -38,6 +39,7 @@ def create_api(ctx: AppContext | None) -> FastAPI:
         routes_installs,
         routes_schedules,
         routes_runs,
+        routes_notifications,
         routes_admin,
         routes_service,
     ):

@@ -1027,16 +1027,20 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
 
 -- name: runs_complete
 -- [cross-tenant] Finish a batch of runs (each only by its lease holder), release their
--- schedules' locks and do the bookkeeping of SPEC §9, in one statement. The caller sends each
--- schedule at most once per batch; `tenants` as in runs_prepare. A run with no row lost its lease: nothing was changed.
+-- schedules' locks, do the bookkeeping of SPEC §9 and queue the notifications the outcomes
+-- cause (run_failed, schedule_recovered; only for tenants subscribed to them), in one
+-- statement, so an event is queued exactly when its outcome commits. The caller sends each
+-- schedule at most once per batch (so a folded notification row is touched once); `tenants`
+-- as in runs_prepare. A run with no row lost its lease: nothing was changed.
 WITH v AS (
     SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
                          %(statuses)s::text[], %(skip_reasons)s::text[],
                          %(finished_ats)s::timestamptz[], %(duration_ms)s::int[],
                          %(http_statuses)s::int[], %(errors)s::text[],
-                         %(response_previews)s::text[], %(last_errors)s::text[])
+                         %(response_previews)s::text[], %(last_errors)s::text[],
+                         %(notify_ids)s::uuid[])
         AS v(tenant_id, run_id, owner, status, skip_reason, finished_at, duration_ms,
-             http_status, error, response_preview, last_error)
+             http_status, error, response_preview, last_error, notify_id)
 ),
 r AS (
     UPDATE extension_schedule_run x
@@ -1046,25 +1050,65 @@ r AS (
     FROM v
     WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = v.tenant_id
       AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
-    RETURNING x.tenant_id, x.id, x.schedule_id
+    RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
+),
+-- The schedules as they were before this statement (every CTE sees the same snapshot).
+before AS (
+    SELECT s.tenant_id, s.id, s.consecutive_failures
+    FROM tenant_extension_schedule s JOIN r ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+    WHERE s.tenant_id = ANY(%(tenants)s::text[])
+),
+u AS (
+    UPDATE tenant_extension_schedule s SET
+        running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
+        running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
+        last_run_at = v.finished_at,
+        last_run_status = v.status,
+        last_error = v.last_error,
+        last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
+                               ELSE s.last_success_at END,
+        consecutive_failures = CASE
+            WHEN v.status = 'succeeded' THEN 0
+            WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
+            ELSE s.consecutive_failures END
+    FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
+    WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
+      AND s.id = r.schedule_id
+    RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
+              s.consecutive_failures, s.name, v.status, v.finished_at, v.http_status, v.error,
+              v.notify_id, r.scheduled_for
+),
+events AS (
+    SELECT u.*, CASE
+            WHEN u.status IN ('failed', 'timed_out') THEN 'run_failed'
+            WHEN u.status = 'succeeded' AND b.consecutive_failures > 0 THEN 'schedule_recovered'
+        END AS type
+    FROM u JOIN before b ON b.tenant_id = u.tenant_id AND b.id = u.id
+),
+queued AS (
+    INSERT INTO notification_delivery AS d
+        (tenant_id, id, type, at, payload, coalesce_key, next_attempt_at, created_at)
+    SELECT e.tenant_id, e.notify_id, e.type, e.finished_at,
+           jsonb_build_object(
+               'extension_id', e.extension_id,
+               'schedule', jsonb_build_object('id', e.id, 'name', e.name),
+               'run', jsonb_build_object('id', e.run_id, 'status', e.status,
+                                         'scheduled_for', e.scheduled_for,
+                                         'http_status', e.http_status, 'error', e.error)),
+           CASE WHEN e.type = 'run_failed' THEN 'run_failed:' || e.id::text END,
+           e.finished_at, e.finished_at
+    FROM events e JOIN tenant_notification t ON t.tenant_id = e.tenant_id
+    WHERE t.tenant_id = ANY(%(tenants)s::text[]) AND e.type IS NOT NULL
+      AND t.enabled AND t.webhook_url IS NOT NULL AND e.type = ANY(t.events)
+    ON CONFLICT (tenant_id, coalesce_key)
+        WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL
+              AND coalesce_key IS NOT NULL
+    DO UPDATE SET count = d.count + 1, at = EXCLUDED.at, payload = EXCLUDED.payload
+    RETURNING d.id
 )
-UPDATE tenant_extension_schedule s SET
-    running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
-    running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
-    last_run_at = v.finished_at,
-    last_run_status = v.status,
-    last_error = v.last_error,
-    last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
-                           ELSE s.last_success_at END,
-    consecutive_failures = CASE
-        WHEN v.status = 'succeeded' THEN 0
-        WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
-        ELSE s.consecutive_failures END
-FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
-WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
-  AND s.id = r.schedule_id
-RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
-          s.consecutive_failures;
+SELECT run_id, tenant_id, id, install_id, extension_id, enabled, consecutive_failures,
+       (SELECT count(*) FROM queued) AS notifications_queued
+FROM u;
 
 -- ===== temporal backend
 -- The Temporal activity records the fire its workflow delivers and claims its run by id.
@@ -1112,7 +1156,7 @@ WITH flagged AS (
     UPDATE tenant_extension_schedule s SET overdue_since = %(now)s
     FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id)
     WHERE s.tenant_id = o.tenant_id AND s.id = o.id AND s.overdue_since IS NULL
-    RETURNING s.tenant_id, s.id, s.extension_id
+    RETURNING s.tenant_id, s.id, s.extension_id, s.name
 ), cleared AS (
     UPDATE tenant_extension_schedule s SET overdue_since = NULL
     WHERE s.overdue_since IS NOT NULL
@@ -1121,7 +1165,7 @@ WITH flagged AS (
           FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id))
     RETURNING s.id
 )
-SELECT tenant_id, id, extension_id FROM flagged;
+SELECT tenant_id, id, extension_id, name FROM flagged;
 
 -- ================================================================ maintenance and retention
 -- name: maintenance_try_lock
@@ -1173,3 +1217,139 @@ WITH doomed AS (
     RETURNING a.id
 )
 SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
+
+-- name: notifications_prune
+-- Deletes one batch of one tenant's finished deliveries (delivered or failed) queued before the
+-- cutoff (UUIDv7 ids), oldest first from the keyset cursor ``after``; pending ones stay.
+WITH doomed AS (
+    SELECT n.id FROM notification_delivery n
+    WHERE n.tenant_id = %(tenant_id)s AND n.id > %(after)s AND n.id < %(cutoff)s
+      AND n.status <> 'pending'
+    ORDER BY n.id
+    LIMIT %(limit)s
+), gone AS (
+    DELETE FROM notification_delivery n USING doomed d
+    WHERE n.tenant_id = %(tenant_id)s AND n.id = d.id
+    RETURNING n.id
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
+
+-- ================================================================ notifications
+-- name: notification_settings_get
+-- A tenant's notification settings (no row: never configured).
+SELECT tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint, updated_at
+FROM tenant_notification WHERE tenant_id = %(tenant_id)s;
+
+-- name: notification_settings_lock
+-- The settings row locked for a change (None: never configured).
+SELECT tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint
+FROM tenant_notification WHERE tenant_id = %(tenant_id)s FOR UPDATE;
+
+-- name: notification_settings_put
+-- Creates or changes a tenant's settings; a secret is stored only when none exists yet.
+INSERT INTO tenant_notification
+    (tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint)
+VALUES (%(tenant_id)s, %(webhook_url)s, %(events)s, %(enabled)s, %(secret_encrypted)s,
+        %(secret_hint)s)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    webhook_url = EXCLUDED.webhook_url, events = EXCLUDED.events, enabled = EXCLUDED.enabled,
+    secret_encrypted = coalesce(tenant_notification.secret_encrypted, EXCLUDED.secret_encrypted),
+    secret_hint = coalesce(tenant_notification.secret_hint, EXCLUDED.secret_hint),
+    updated_at = now()
+RETURNING tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint, updated_at;
+
+-- name: notification_secret_init
+-- Gives a tenant its signing secret if it has none (a row is created, notifications off);
+-- returns the stored secret, the existing one when another request stored it first.
+INSERT INTO tenant_notification (tenant_id, secret_encrypted, secret_hint)
+VALUES (%(tenant_id)s, %(secret_encrypted)s, %(secret_hint)s)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    secret_encrypted = coalesce(tenant_notification.secret_encrypted, EXCLUDED.secret_encrypted),
+    secret_hint = coalesce(tenant_notification.secret_hint, EXCLUDED.secret_hint)
+RETURNING secret_encrypted;
+
+-- name: notification_enqueue
+-- Queues one event for a tenant, on the caller's transaction, if the tenant subscribed to it
+-- (``force``: the test event, sent whenever a URL is set). A run_failed of a schedule whose
+-- previous one still waits for its first attempt is folded into it (count + 1, latest facts).
+INSERT INTO notification_delivery AS d
+    (tenant_id, id, type, at, payload, coalesce_key, next_attempt_at, created_at)
+SELECT t.tenant_id, %(id)s, %(type)s, %(at)s, %(payload)s, %(coalesce_key)s, %(at)s, %(at)s
+FROM tenant_notification t
+WHERE t.tenant_id = %(tenant_id)s AND t.webhook_url IS NOT NULL
+  AND (%(force)s OR (t.enabled AND %(type)s = ANY(t.events)))
+ON CONFLICT (tenant_id, coalesce_key)
+    WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL
+          AND coalesce_key IS NOT NULL
+DO UPDATE SET count = d.count + 1, at = EXCLUDED.at, payload = EXCLUDED.payload
+RETURNING d.id, d.status;
+
+-- name: notification_deliveries_page
+-- A page of a tenant's deliveries, newest first, before the keyset cursor.
+SELECT id, type, at, status, attempts, last_error, http_status, count, created_at,
+       delivered_at, next_attempt_at
+FROM notification_delivery
+WHERE tenant_id = %(tenant_id)s
+  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s::uuid)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: notify_due_tenants
+-- [cross-tenant] Tenants with a delivery due now, the longest waiting first (a plain read, so
+-- it runs on Citus too; each tenant is then leased with notify_lease_tenant, on its shard).
+SELECT d.tenant_id FROM notification_delivery d
+WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+GROUP BY d.tenant_id
+ORDER BY min(d.next_attempt_at)
+LIMIT %(limit)s;
+
+-- name: notify_lease_tenant
+-- Lease one tenant's deliveries to this worker if it has room in its pace: no delivery of
+-- its own in flight (lease free or lapsed) and fewer than ``per_minute`` attempts in its
+-- current one-minute window. The UPDATE matches that old state, so of two workers racing for
+-- a tenant exactly one gets a row back: one delivery per tenant in flight, none sent twice.
+UPDATE tenant_notification t SET
+    lease_owner = %(owner)s,
+    lease_until = %(now)s + make_interval(secs => %(lease_seconds)s),
+    window_start = CASE WHEN t.window_start IS NULL
+                          OR t.window_start <= %(now)s - interval '1 minute'
+                        THEN %(now)s ELSE t.window_start END,
+    window_count = CASE WHEN t.window_start IS NULL
+                          OR t.window_start <= %(now)s - interval '1 minute'
+                        THEN 1 ELSE t.window_count + 1 END
+WHERE t.tenant_id = %(tenant_id)s
+  AND (t.lease_until IS NULL OR t.lease_until < %(now)s)
+  AND (t.window_start IS NULL OR t.window_start <= %(now)s - interval '1 minute'
+       OR t.window_count < %(per_minute)s)
+RETURNING t.tenant_id, t.webhook_url, t.events, t.enabled, t.secret_encrypted;
+
+-- name: notify_take_next
+-- The leased tenant's oldest due delivery, taken out of folding (lease_owner set), so the
+-- payload about to be sent no longer changes; later events queue a new row.
+UPDATE notification_delivery d SET lease_owner = %(owner)s
+WHERE d.tenant_id = %(tenant_id)s AND d.id = (
+    SELECT x.id FROM notification_delivery x
+    WHERE x.tenant_id = %(tenant_id)s AND x.status = 'pending'
+      AND x.next_attempt_at <= %(now)s
+    ORDER BY x.next_attempt_at, x.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING d.*;
+
+-- name: notify_record_attempt
+-- The outcome of one attempt: delivered, retried at ``next_attempt_at``, or failed for good.
+UPDATE notification_delivery SET
+    status = %(status)s, attempts = attempts + 1, lease_owner = NULL,
+    last_attempt_at = %(now)s, last_error = %(error)s, http_status = %(http_status)s,
+    next_attempt_at = coalesce(%(next_attempt_at)s, next_attempt_at),
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'pending';
+
+-- name: notify_release_tenant
+-- Ends this worker's lease on a tenant's deliveries (only its own).
+UPDATE tenant_notification SET lease_owner = NULL, lease_until = NULL
+WHERE tenant_id = %(tenant_id)s AND lease_owner = %(owner)s;
+
+-- name: notify_next_due
+-- [cross-tenant] When the next pending delivery is due (the delivery loop's wake-up).
+SELECT min(next_attempt_at) FROM notification_delivery WHERE status = 'pending';

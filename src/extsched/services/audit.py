@@ -47,6 +47,7 @@ class AuditAction(enum.StrEnum):
     TENANT_KILL_SWITCH = "tenant.kill_switch"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    NOTIFICATIONS_UPDATE = "notifications.update"
 
 
 class TargetType(enum.StrEnum):
@@ -54,6 +55,7 @@ class TargetType(enum.StrEnum):
     INSTALL = "install"
     TENANT = "tenant"
     TOKEN = "token"
+    NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,13 @@ from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason, RunStatus, SkipReason, Trigger
 from extsched.domain.timing import backoff_seconds
 from extsched.errors import BackendUnavailable
 from extsched.runner import envelope
 from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
-from extsched.services import audit, handles
+from extsched.services import audit, handles, notifications
 from extsched.services.context import AppContext
 
 log = logging.getLogger("extsched.jobs")
@@ -542,6 +543,8 @@ class InvocationHandler:
                 "errors": [c.error for c in items],
                 "response_previews": [c.response_preview for c in items],
                 "last_errors": [c.last_error for c in items],
+                # Ids for the notifications an outcome may queue (used only if one is).
+                "notify_ids": [uuid7() for _ in items],
                 "tenants": sorted({c.tenant_id for c in items}),
             },
         )
@@ -571,11 +574,30 @@ class InvocationHandler:
             return False
         key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
         await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
-        await db.fetch_one(
+        schedule = await db.fetch_one(
             conn,
             "schedule_record_outcome",
             {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
         )
+        if schedule is not None:
+            await notifications.enqueue(
+                db,
+                conn,
+                tenant_id,
+                EventType.RUN_FAILED,
+                now,
+                notifications.schedule_facts(
+                    schedule,
+                    run={
+                        "id": failed["id"],
+                        "status": RunStatus.FAILED.value,
+                        "scheduled_for": failed["scheduled_for"],
+                        "http_status": None,
+                        "error": failed["error"],
+                    },
+                ),
+                coalesce_key=f"run_failed:{schedule['id']}",
+            )
         return True
 
     async def disable(
@@ -602,6 +624,14 @@ class InvocationHandler:
                 "disabled_reason": reason.value,
                 "consecutive_failures": row["consecutive_failures"],
             },
+        )
+        await notifications.enqueue(
+            db,
+            conn,
+            tenant_id,
+            EventType.SCHEDULE_DISABLED,
+            self.ctx.clock(),
+            notifications.schedule_facts(row, disabled_reason=reason.value),
         )
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor, Principal
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason
 from extsched.errors import NotFound, ScheduleRemapFailed, ValidationFailed
-from extsched.services import audit, handles, installs, registry, schedules
+from extsched.services import audit, handles, installs, notifications, registry, schedules
 from extsched.services.context import AppContext
 from extsched.services.installs import Install, InstallSettings
 
@@ -60,6 +61,7 @@ class Unmatched:
     name: str | None
     method: str
     path: str
+    was_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,12 +242,26 @@ async def update_version(
                     "missing_endpoint": f"{u.method} {u.path}",
                 },
             )
+            if u.was_enabled:
+                await notifications.enqueue(
+                    db,
+                    conn,
+                    tenant_id,
+                    EventType.SCHEDULE_DISABLED,
+                    ctx.clock(),
+                    notifications.schedule_facts(
+                        {"id": u.schedule_id, "name": u.name, "extension_id": extension_id},
+                        disabled_reason=DisabledReason.ENDPOINT_MISSING.value,
+                    ),
+                )
         updated = await installs.get(ctx, conn, tenant_id, extension_id)
     return UpdateReport(updated, remapped, [u.schedule_id for u in unm], unm)
 
 
 def _unmatched(s: dict[str, Any]) -> Unmatched:
-    return Unmatched(s["id"], s["name"], s["endpoint_method"], s["endpoint_path"])
+    return Unmatched(
+        s["id"], s["name"], s["endpoint_method"], s["endpoint_path"], bool(s["enabled"])
+    )
 
 
 async def set_kill_switch(ctx: AppContext, actor: Actor, tenant_id: str, enabled: bool) -> bool:
