@@ -12,6 +12,7 @@ from extsched.api import (
     routes_notifications,
     routes_registry,
     routes_runs,
+    routes_schedule_code,
     routes_schedules,
     routes_service,
 )
@@ -37,6 +38,7 @@ def create_api(ctx: AppContext | None) -> FastAPI:
     for module in (
         routes_registry,
         routes_installs,
+        routes_schedule_code,  # before routes_schedules: .../schedules/export is no id
         routes_schedules,
         routes_runs,
         routes_notifications,

@@ -627,3 +627,57 @@ class TokenOut(BaseModel):
 
 class TokenListOut(BaseModel):
     items: list[TokenOut]
+
+
+# ----------------------------------------------------------------- schedules as code
+class ScheduleDocIn(PoliciesIn):
+    """One schedule of a document (SPEC §5 "Schedules as code"): the endpoint as
+    ``"METHOD /path"``; absent policies and payload mean the default."""
+
+    name: StrictStr = Field(min_length=1, max_length=128)
+    endpoint: StrictStr = Field(description="METHOD /path, e.g. POST /sync")
+    cron: StrictStr
+    timezone: StrictStr | None = None
+    enabled: StrictBool = True
+    payload: Any = None
+
+
+class ApplyIn(Strict):
+    schedules: list[ScheduleDocIn]
+    prune: StrictBool = False
+    dry_run: StrictBool = False
+
+
+class ApplyOut(BaseModel):
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+    changes: dict[str, dict[str, Any]] = Field(
+        description="Per updated schedule: {field: {from, to}} (what a plan shows)."
+    )
+
+
+class ScheduleDocOut(BaseModel):
+    """An exported schedule; policies appear only when they differ from the default."""
+
+    name: str
+    endpoint: str
+    cron: str
+    timezone: str
+    enabled: bool
+    payload: Any
+    overlap: str | None = None
+    max_attempts: int | None = None
+    timeout_ms: int | None = None
+    jitter_seconds: int | None = None
+    starts_at: UtcTime | None = None
+    ends_at: UtcTime | None = None
+    paused_until: UtcTime | None = None
+    dst_gap: str | None = None
+    dst_repeat: str | None = None
+
+
+class ExportOut(BaseModel):
+    extension: str
+    schedules: list[ScheduleDocOut]

@@ -36,6 +36,7 @@ class AuditAction(enum.StrEnum):
     SCHEDULE_DISABLE = "schedule.disable"
     SCHEDULE_DELETE = "schedule.delete"
     SCHEDULE_DISABLE_ALL = "schedule.disable_all"
+    SCHEDULE_APPLY = "schedule.apply"
     SCHEDULE_RUN_NOW = "schedule.run_now"
     SCHEDULE_REPLAY = "schedule.replay"
     SCHEDULE_REMAP = "schedule.remap"
