@@ -25,6 +25,7 @@ from extsched.services.context import AppContext
 from extsched.services.schedules import (
     POLICY_FIELDS,
     UNSET,
+    InstallRef,
     ScheduleInput,
     _audit_view,
     _tenant,
@@ -243,7 +244,9 @@ async def _plan(
             **dict.fromkeys(POLICY_FIELDS),
         }
         try:
-            new = await _validated(ctx, conn, install, base, data, creating=current is None)
+            new = await _validated(
+                ctx, conn, InstallRef.of(install), base, data, creating=current is None
+            )
         except ValidationFailed as exc:
             for f, message in (exc.field_errors or {"": exc.message}).items():
                 errors[prefix + ("endpoint" if f == "endpoint_id" else f)] = message

@@ -191,6 +191,17 @@ class InstallRef:
     version: str
     enabled: bool
 
+    @classmethod
+    def of(cls, install: installs.Install) -> InstallRef:
+        return cls(
+            install.id,
+            install.extension_id,
+            install.version_id,
+            install.name,
+            install.version,
+            install.enabled,
+        )
+
 
 @dataclass(frozen=True)
 class ScheduleInput:
