@@ -802,9 +802,31 @@ class ScheduleDocIn(PoliciesIn):
 
 
 class ApplyIn(Strict):
+    """A schedules-as-code document to apply to an install, all or nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "schedules": [
+                        {
+                            "name": "Nightly sync",
+                            "endpoint": "POST /sync",
+                            "cron": "0 2 * * *",
+                            "timezone": "Europe/Paris",
+                            "payload": {"full": True},
+                        }
+                    ],
+                    "prune": False,
+                    "dry_run": True,
+                }
+            ]
+        }
+    )
+
     schedules: list[ScheduleDocIn]
-    prune: StrictBool = False
-    dry_run: StrictBool = False
+    prune: StrictBool = Field(default=False, description="Delete schedules the document lacks.")
+    dry_run: StrictBool = Field(default=False, description="Only report the plan.")
 
 
 class ApplyOut(BaseModel):
