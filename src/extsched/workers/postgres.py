@@ -21,7 +21,7 @@ from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
 from extsched.domain.runs import RunStatus, SkipReason
-from extsched.domain.timing import jitter_offset, plan_due_fires
+from extsched.domain.timing import FirePlan, jitter_offset, plan_due_fires
 from extsched.errors import BackendUnavailable
 from extsched.services import faults
 from extsched.services.context import AppContext
@@ -100,20 +100,37 @@ class Scheduler:
 
             queued = skipped = 0
             invalid: list[tuple[dict[str, Any], Exception]] = []
+            # A herd is many handles with the same rule due at the same instant: their plan
+            # (a pure function of these fields, `now` and `window`) is computed once a tick.
+            plans: dict[tuple[Any, ...], FirePlan | Exception] = {}
             for h in due:
-                try:
-                    plan = plan_due_fires(
-                        *cron.compile_schedule(h["cron"], h["timezone"]),
-                        h["next_fire_at"],
-                        now,
-                        window,
-                        ends_at=h["ends_at"],
-                        dst=cron.DstChoice.of(h["dst_gap"], h["dst_repeat"]),
-                    )
-                except Exception as exc:
+                key = (
+                    h["cron"],
+                    h["timezone"],
+                    h["next_fire_at"],
+                    h["ends_at"],
+                    h["dst_gap"],
+                    h["dst_repeat"],
+                )
+                plan_or_error = plans.get(key)
+                if plan_or_error is None:
+                    try:
+                        plan_or_error = plan_due_fires(
+                            *cron.compile_schedule(h["cron"], h["timezone"]),
+                            h["next_fire_at"],
+                            now,
+                            window,
+                            ends_at=h["ends_at"],
+                            dst=cron.DstChoice.of(h["dst_gap"], h["dst_repeat"]),
+                        )
+                    except Exception as exc:
+                        plan_or_error = exc
+                    plans[key] = plan_or_error
+                if isinstance(plan_or_error, Exception):
                     # One row that cannot be evaluated must not stop the batch (SPEC §9).
-                    invalid.append((h, exc))
+                    invalid.append((h, plan_or_error))
                     continue
+                plan = plan_or_error
                 if plan.missed_count and plan.missed_first is not None:
                     add_run(
                         h,
