@@ -627,7 +627,10 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN 
 -- stands at level (runs the tenant has in flight on every worker, either backend) + k, and the
 -- free slots go to the lowest levels first. So a tenant alone takes every free slot, and as
 -- soon as another tenant has a run due, the next slots go to the tenant with the fewest runs in
--- flight (max-min fair share; round-robin among equals, oldest run first). SKIP LOCKED lets
+-- flight (max-min fair share). Among equals the oldest due run goes first, then the tenants in
+-- an order shuffled by each claim's `salt`: not by run id, which would serve a herd in insertion
+-- order (fast runs leave every tenant at the same level, so the tenant whose fires the
+-- scheduler wrote last would wait for everyone else's backlog). SKIP LOCKED lets
 -- many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is claimed
 -- by exactly one of them.
 WITH RECURSIVE tenants(tenant_id) AS (
@@ -676,7 +679,8 @@ picked AS (
     -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
     -- stays O(picked) even when the statistics have not seen the burst yet).
     SELECT r.tenant_id, r.id
-    FROM (SELECT * FROM candidates ORDER BY level, available_at, id) c
+    FROM (SELECT * FROM candidates
+          ORDER BY level, available_at, hashtext(tenant_id || %(salt)s), id) c
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id FROM extension_schedule_run q
         WHERE q.tenant_id = c.tenant_id AND q.available_at = c.available_at AND q.id = c.id
@@ -799,6 +803,57 @@ WHERE NOT paused AND next_fire_at <= %(now)s
 ORDER BY next_fire_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
+
+-- name: handles_claim_due_fair
+-- [cross-tenant] Due handles during a herd (the previous tick was full): interleaved across
+-- tenants, so a small tenant's fires are written in the first ticks instead of after every
+-- bigger tenant's (handles_claim_due takes them in index order, i.e. tenant by tenant). A loose
+-- index scan lists the tenants with an unpaused handle (O(tenants), job_handle_tenant_due_idx);
+-- each tenant with one due offers its earliest `2 * share` (share = limit / due tenants); the
+-- tick takes them by (next_fire_at, rank within the tenant, tenant order shuffled by `salt`),
+-- each locked SKIP LOCKED, so several schedulers split the herd.
+WITH RECURSIVE tenants(tenant_id) AS (
+    (SELECT tenant_id FROM job_handle WHERE NOT paused ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT h.tenant_id FROM job_handle h
+            WHERE NOT h.paused AND h.tenant_id > t.tenant_id
+            ORDER BY h.tenant_id LIMIT 1)
+    FROM tenants t WHERE t.tenant_id IS NOT NULL
+),
+due_tenants AS (
+    SELECT t.tenant_id FROM tenants t
+    WHERE t.tenant_id IS NOT NULL
+      AND EXISTS (SELECT 1 FROM job_handle h
+                  WHERE h.tenant_id = t.tenant_id AND NOT h.paused
+                    AND h.next_fire_at <= %(now)s)
+),
+bounds AS (
+    SELECT ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share FROM due_tenants
+),
+candidates AS (
+    SELECT c.tenant_id, c.schedule_id, c.next_fire_at, c.rank
+    FROM due_tenants d
+    CROSS JOIN bounds b
+    CROSS JOIN LATERAL (
+        SELECT h.tenant_id, h.schedule_id, h.next_fire_at,
+               row_number() OVER (ORDER BY h.next_fire_at) AS rank
+        FROM job_handle h
+        WHERE h.tenant_id = d.tenant_id AND NOT h.paused AND h.next_fire_at <= %(now)s
+        ORDER BY h.next_fire_at
+        LIMIT 2 * b.share
+    ) c
+)
+SELECT h.tenant_id, h.schedule_id, h.install_id, h.cron, h.timezone, h.next_fire_at,
+       h.last_fire_at, h.dst_gap, h.dst_repeat, h.ends_at, h.jitter_seconds
+FROM (SELECT * FROM candidates
+      ORDER BY next_fire_at, rank, hashtext(tenant_id || %(salt)s)) c
+CROSS JOIN LATERAL (
+    SELECT * FROM job_handle h
+    WHERE h.tenant_id = c.tenant_id AND h.schedule_id = c.schedule_id
+      AND NOT h.paused AND h.next_fire_at <= %(now)s
+    FOR UPDATE SKIP LOCKED
+) h
+LIMIT %(limit)s;
 
 -- name: handles_advance
 -- Scheduler: moves fired handles to their next fire, one statement per tick.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,17 +49,25 @@ class Scheduler:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        # Whether the last tick was full: more handles may be due than one tick takes (a
+        # herd), so the next tick interleaves tenants (handles_claim_due_fair).
+        self.herd = False
 
     async def tick(self, now: datetime | None = None) -> TickResult:
         ctx, db = self.ctx, self.ctx.db
         now = now or ctx.clock()
         window = ctx.settings.catchup_window_seconds
+        batch = ctx.settings.scheduler_batch_size
         async with db.transaction() as conn:
-            due = await db.fetch_all(
-                conn,
-                "handles_claim_due",
-                {"now": now, "limit": ctx.settings.scheduler_batch_size},
-            )
+            if self.herd:
+                due = await db.fetch_all(
+                    conn,
+                    "handles_claim_due_fair",
+                    {"now": now, "limit": batch, "salt": f"{random.getrandbits(32):08x}"},
+                )
+            else:
+                due = await db.fetch_all(conn, "handles_claim_due", {"now": now, "limit": batch})
+            self.herd = len(due) >= batch
             if not due:
                 return TickResult(0, 0, 0)
             runs: dict[str, list[Any]] = {
@@ -260,6 +269,7 @@ class Executor:
                     "now": ctx.clock(),
                     "limit": limit,
                     "lease_seconds": self.handler.lease_seconds,
+                    "salt": f"{random.getrandbits(32):08x}",
                 },
             )
 
