@@ -695,7 +695,9 @@ SET status = 'running', lease_owner = %(owner)s,
     started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
 FROM picked p
 WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
-RETURNING r.*;
+-- Only what an attempt needs (ClaimedRun): every column read costs the worker per run.
+RETURNING r.tenant_id, r.id, r.schedule_id, r.trigger, r.scheduled_for, r.attempts,
+          r.started_at;
 
 -- name: runs_next_available
 -- [cross-tenant] When the next queued run that is not due yet becomes due (jittered fires,
@@ -835,12 +837,14 @@ candidates AS (
     FROM due_tenants d
     CROSS JOIN bounds b
     CROSS JOIN LATERAL (
-        SELECT h.tenant_id, h.schedule_id, h.next_fire_at,
-               row_number() OVER (ORDER BY h.next_fire_at) AS rank
-        FROM job_handle h
-        WHERE h.tenant_id = d.tenant_id AND NOT h.paused AND h.next_fire_at <= %(now)s
-        ORDER BY h.next_fire_at
-        LIMIT 2 * b.share
+        -- Numbered after the LIMIT: a window over the scan would read every peer (every
+        -- handle due at the same instant) before the LIMIT could stop it.
+        SELECT e.*, row_number() OVER (ORDER BY e.next_fire_at) AS rank
+        FROM (SELECT h.tenant_id, h.schedule_id, h.next_fire_at
+              FROM job_handle h
+              WHERE h.tenant_id = d.tenant_id AND NOT h.paused AND h.next_fire_at <= %(now)s
+              ORDER BY h.next_fire_at
+              LIMIT 2 * b.share) e
     ) c
 )
 SELECT h.tenant_id, h.schedule_id, h.install_id, h.cron, h.timezone, h.next_fire_at,
@@ -1063,7 +1067,11 @@ lease AS (
       AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
     RETURNING x.id
 )
-SELECT s.*,
+-- Only what PreparedRun reads: every column read costs the worker per run.
+SELECT s.p_run_id, s.tenant_id, s.id, s.extension_id, s.enabled, s.payload, s.endpoint_method,
+       s.endpoint_path, s.overlap, s.max_attempts, s.timeout_ms, s.i_id, s.install_enabled,
+       s.i_version_id, s.i_config, s.i_secrets_encrypted, s.i_providers, s.v_content_hash,
+       s.v_version, s.e_name, s.kill_switch, s.ep_id, s.ep_version_id, s.r_payload_override,
        (s.p_checks AND s.overlap = 'allow') OR s.p_run_id IN (SELECT running_run_id FROM lock)
            AS locked,
        (SELECT running_until FROM buffer WHERE buffer.buffered_run_id = s.p_run_id)
