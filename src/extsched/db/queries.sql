@@ -507,10 +507,10 @@ WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s;
 INSERT INTO extension_schedule_run
     (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
      skipped_count, available_at, finished_at)
-SELECT * FROM unnest(%(tenant_ids)s::text[], %(ids)s::uuid[], %(schedule_ids)s::uuid[],
-    %(install_ids)s::uuid[], %(triggers)s::text[], %(scheduled_fors)s::timestamptz[],
-    %(statuses)s::text[], %(skip_reasons)s::text[], %(skipped_counts)s::int[],
-    %(available_ats)s::timestamptz[], %(finished_ats)s::timestamptz[])
+SELECT * FROM unnest(%(tenant_ids)b::text[], %(ids)b::uuid[], %(schedule_ids)b::uuid[],
+    %(install_ids)b::uuid[], %(triggers)b::text[], %(scheduled_fors)b::timestamptz[],
+    %(statuses)b::text[], %(skip_reasons)b::text[], %(skipped_counts)b::int[],
+    %(available_ats)b::timestamptz[], %(finished_ats)b::timestamptz[])
 ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
 RETURNING tenant_id, id, schedule_id, status;
 
@@ -862,8 +862,8 @@ LIMIT %(limit)s;
 -- name: handles_advance
 -- Scheduler: moves fired handles to their next fire, one statement per tick.
 UPDATE job_handle h SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at
-FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(next_fire_ats)s::timestamptz[],
-            %(last_fire_ats)s::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
+FROM unnest(%(tenant_ids)b::text[], %(schedule_ids)b::uuid[], %(next_fire_ats)b::timestamptz[],
+            %(last_fire_ats)b::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
 WHERE h.tenant_id = v.tenant_id AND h.schedule_id = v.schedule_id;
 
 -- name: handles_next_due
@@ -1002,8 +1002,8 @@ ORDER BY created_at, id;
 -- marks a run that finds the lock held as the one buffered run, `allow` takes no lock. The
 -- caller reads which check failed from the row.
 WITH v AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(run_ids)s::uuid[],
-                         %(triggers)s::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(schedule_ids)b::uuid[], %(run_ids)b::uuid[],
+                         %(triggers)b::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
 ),
 s AS (
     SELECT v.run_id AS p_run_id, v.trigger AS p_trigger,
@@ -1028,7 +1028,7 @@ s AS (
     LEFT JOIN extension_version v2 ON v2.id = i.version_id
     LEFT JOIN extension e ON e.id = i.extension_id
     LEFT JOIN extension_api_endpoint ep ON ep.id = s.endpoint_id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[])
+    WHERE s.tenant_id = ANY(%(tenants)b::text[])
 ),
 lock AS (
     UPDATE tenant_extension_schedule ts
@@ -1036,7 +1036,7 @@ lock AS (
         buffered_run_id = CASE WHEN ts.buffered_run_id = s.p_run_id THEN NULL
                                ELSE ts.buffered_run_id END
     FROM s
-    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
+    WHERE ts.tenant_id = ANY(%(tenants)b::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.p_checks AND coalesce(s.overlap, 'skip') <> 'allow'
       AND (ts.running_run_id IS NULL OR ts.running_run_id = s.p_run_id
            OR ts.running_until < %(now)s)
@@ -1048,7 +1048,7 @@ buffer AS (
     UPDATE tenant_extension_schedule ts
     SET buffered_run_id = s.p_run_id
     FROM s
-    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
+    WHERE ts.tenant_id = ANY(%(tenants)b::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.p_checks AND s.overlap = 'buffer_one'
       AND ts.running_run_id IS NOT NULL AND ts.running_run_id <> s.p_run_id
       AND ts.running_until >= %(now)s
@@ -1062,7 +1062,7 @@ lease AS (
     -- A schedule's longer timeout stretches the run's lease (claimed with the default one).
     UPDATE extension_schedule_run x SET lease_expires_at = s.p_until
     FROM s
-    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = s.tenant_id
+    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = s.tenant_id
       AND x.id = s.p_run_id AND x.status = 'running' AND s.p_checks
       AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
     RETURNING x.id
@@ -1096,12 +1096,12 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
 -- schedule at most once per batch (so a folded notification row is touched once); `tenants`
 -- as in runs_prepare. A run with no row lost its lease: nothing was changed.
 WITH v AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
-                         %(statuses)s::text[], %(skip_reasons)s::text[],
-                         %(finished_ats)s::timestamptz[], %(duration_ms)s::int[],
-                         %(http_statuses)s::int[], %(errors)s::text[],
-                         %(response_previews)s::text[], %(last_errors)s::text[],
-                         %(notify_ids)s::uuid[])
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(run_ids)b::uuid[], %(owners)b::text[],
+                         %(statuses)b::text[], %(skip_reasons)b::text[],
+                         %(finished_ats)b::timestamptz[], %(duration_ms)b::int[],
+                         %(http_statuses)b::int[], %(errors)b::text[],
+                         %(response_previews)b::text[], %(last_errors)b::text[],
+                         %(notify_ids)b::uuid[])
         AS v(tenant_id, run_id, owner, status, skip_reason, finished_at, duration_ms,
              http_status, error, response_preview, last_error, notify_id)
 ),
@@ -1111,7 +1111,7 @@ r AS (
         duration_ms = v.duration_ms, http_status = v.http_status, error = v.error,
         response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
     FROM v
-    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = v.tenant_id
+    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = v.tenant_id
       AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
     RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
 ),
@@ -1119,7 +1119,7 @@ r AS (
 before AS (
     SELECT s.tenant_id, s.id, s.consecutive_failures
     FROM tenant_extension_schedule s JOIN r ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[])
+    WHERE s.tenant_id = ANY(%(tenants)b::text[])
 ),
 u AS (
     UPDATE tenant_extension_schedule s SET
@@ -1135,7 +1135,7 @@ u AS (
             WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
             ELSE s.consecutive_failures END
     FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
+    WHERE s.tenant_id = ANY(%(tenants)b::text[]) AND s.tenant_id = r.tenant_id
       AND s.id = r.schedule_id
     RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
               s.consecutive_failures, s.name, v.status, v.finished_at, v.http_status, v.error,
@@ -1161,7 +1161,7 @@ queued AS (
            CASE WHEN e.type = 'run_failed' THEN 'run_failed:' || e.id::text END,
            e.finished_at, e.finished_at
     FROM events e JOIN tenant_notification t ON t.tenant_id = e.tenant_id
-    WHERE t.tenant_id = ANY(%(tenants)s::text[]) AND e.type IS NOT NULL
+    WHERE t.tenant_id = ANY(%(tenants)b::text[]) AND e.type IS NOT NULL
       AND t.enabled AND t.webhook_url IS NOT NULL AND e.type = ANY(t.events)
     ON CONFLICT (tenant_id, coalesce_key)
         WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL
