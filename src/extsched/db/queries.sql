@@ -810,10 +810,13 @@ FOR UPDATE SKIP LOCKED;
 -- [cross-tenant] Due handles during a herd (the previous tick was full): interleaved across
 -- tenants, so a small tenant's fires are written in the first ticks instead of after every
 -- bigger tenant's (handles_claim_due takes them in index order, i.e. tenant by tenant). A loose
--- index scan lists the tenants with an unpaused handle (O(tenants), job_handle_tenant_due_idx);
--- each tenant with one due offers its earliest `2 * share` (share = limit / due tenants); the
--- tick takes them by (next_fire_at, rank within the tenant, tenant order shuffled by `salt`),
--- each locked SKIP LOCKED, so several schedulers split the herd.
+-- index scan lists the tenants with an unpaused handle (O(tenants), job_handle_tenant_due_idx)
+-- and each one's earliest fire; each tenant with one due offers its earliest `2 * share`
+-- (share = limit / due tenants); the tick takes them by (next_fire_at, rank within the tenant,
+-- tenant order shuffled by `salt`), each locked by its primary key, SKIP LOCKED, so several
+-- schedulers split the herd. The due tests are written `next_fire_at + 0 <= now` where a plan
+-- must not use job_handle_due_idx: statistics taken before the herd came due say nothing is
+-- due, and a scan of that index per tenant (or per handle) is O(herd) each.
 WITH RECURSIVE tenants(tenant_id) AS (
     (SELECT tenant_id FROM job_handle WHERE NOT paused ORDER BY tenant_id LIMIT 1)
     UNION ALL
@@ -825,9 +828,9 @@ WITH RECURSIVE tenants(tenant_id) AS (
 due_tenants AS (
     SELECT t.tenant_id FROM tenants t
     WHERE t.tenant_id IS NOT NULL
-      AND EXISTS (SELECT 1 FROM job_handle h
-                  WHERE h.tenant_id = t.tenant_id AND NOT h.paused
-                    AND h.next_fire_at <= %(now)s)
+      AND (SELECT h.next_fire_at FROM job_handle h
+           WHERE h.tenant_id = t.tenant_id AND NOT h.paused
+           ORDER BY h.tenant_id, h.next_fire_at LIMIT 1) <= %(now)s
 ),
 bounds AS (
     SELECT ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share FROM due_tenants
@@ -842,8 +845,9 @@ candidates AS (
         SELECT e.*, row_number() OVER (ORDER BY e.next_fire_at) AS rank
         FROM (SELECT h.tenant_id, h.schedule_id, h.next_fire_at
               FROM job_handle h
-              WHERE h.tenant_id = d.tenant_id AND NOT h.paused AND h.next_fire_at <= %(now)s
-              ORDER BY h.next_fire_at
+              WHERE h.tenant_id = d.tenant_id AND NOT h.paused
+                AND h.next_fire_at + interval '0 s' <= %(now)s
+              ORDER BY h.tenant_id, h.next_fire_at
               LIMIT 2 * b.share) e
     ) c
 )
@@ -854,7 +858,7 @@ FROM (SELECT * FROM candidates
 CROSS JOIN LATERAL (
     SELECT * FROM job_handle h
     WHERE h.tenant_id = c.tenant_id AND h.schedule_id = c.schedule_id
-      AND NOT h.paused AND h.next_fire_at <= %(now)s
+      AND NOT h.paused AND h.next_fire_at + interval '0 s' <= %(now)s
     FOR UPDATE SKIP LOCKED
 ) h
 LIMIT %(limit)s;
