@@ -12,7 +12,9 @@ from extsched.api.notification_schemas import (
     NotificationsIn,
     NotificationsOut,
 )
+from extsched.api.openapi import raises
 from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, before_id, encode_cursor
+from extsched.errors import ValidationFailed
 from extsched.services import notifications
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -51,6 +53,7 @@ async def get_notification_secret(ctx: Ctx, p: Writer) -> NotificationSecretOut:
 
 
 @router.post("/test", status_code=202, response_model=DeliveryOut)
+@raises(ValidationFailed)
 async def send_test_notification(ctx: Ctx, p: Writer) -> DeliveryOut:
     """Queue a ``test`` event for delivery now; the delivery shows in the deliveries log."""
     return DeliveryOut.of(await notifications.send_test(ctx, _tenant(p)))

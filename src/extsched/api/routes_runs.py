@@ -11,9 +11,11 @@ from fastapi.responses import Response
 
 from extsched.api import runs_csv
 from extsched.api.deps import Ctx, Reader
+from extsched.api.openapi import raises
 from extsched.api.schemas import RunPageOut, TenantRunOut, TenantRunPageOut
 from extsched.domain.pagination import DEFAULT_LIMIT, MAX_LIMIT, after_time_id
 from extsched.domain.runs import RunFilter
+from extsched.errors import FeatureDisabled, NotFound
 from extsched.services import runs
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -36,7 +38,8 @@ _UNTIL = Query(default=None, max_length=64, description="scheduled_for before (R
     response_model=RunPageOut,
     include_in_schema=False,
 )
-async def list_runs(
+@raises(NotFound, FeatureDisabled)
+async def list_schedule_runs(
     request: Request,
     ctx: Ctx,
     p: Reader,
@@ -66,6 +69,7 @@ async def list_runs(
 
 
 @router.get("/runs", response_model=TenantRunPageOut, responses=_CSV)
+@raises(FeatureDisabled)
 async def list_tenant_runs(
     request: Request,
     ctx: Ctx,

@@ -7,7 +7,9 @@ import uuid
 from fastapi import APIRouter
 
 from extsched.api.deps import Ctx, Reader, Writer
+from extsched.api.openapi import raises
 from extsched.api.schemas import ApplyIn, ApplyOut, ExportOut, ScheduleDocOut
+from extsched.errors import FeatureDisabled, InstallDisabled, NotInstalled, QuotaExceeded
 from extsched.services import schedule_code
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
@@ -18,6 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["schedules"])
     response_model=ExportOut,
     response_model_exclude_unset=True,
 )
+@raises(NotInstalled, FeatureDisabled)
 async def export_schedules(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> ExportOut:
     """The install's schedules as a document that ``apply`` takes back unchanged."""
     name, entries = await schedule_code.export(ctx, p, extension_id)
@@ -25,6 +28,7 @@ async def export_schedules(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> Expo
 
 
 @router.post("/extensions/{extension_id}/schedules/apply", response_model=ApplyOut)
+@raises(NotInstalled, FeatureDisabled, InstallDisabled, QuotaExceeded)
 async def apply_schedules(ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: ApplyIn) -> ApplyOut:
     """Make the install's schedules match the document, all or nothing (``dry_run``: only
     report). Entries match schedules by name, case-insensitively; ``prune`` deletes the rest."""

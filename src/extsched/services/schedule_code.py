@@ -25,6 +25,8 @@ from extsched.services.context import AppContext
 from extsched.services.schedules import (
     POLICY_FIELDS,
     UNSET,
+    UPDATE_COLUMNS,
+    InstallRef,
     ScheduleInput,
     _audit_view,
     _tenant,
@@ -32,21 +34,6 @@ from extsched.services.schedules import (
 )
 
 ENTRY_FIELDS = ("cron", "timezone", "enabled", "payload", *POLICY_FIELDS)
-_UPDATE_COLUMNS = (
-    "tenant_id",
-    "id",
-    "name",
-    "endpoint_id",
-    "endpoint_method",
-    "endpoint_path",
-    "cron",
-    "timezone",
-    "enabled",
-    "disabled_reason",
-    "consecutive_failures",
-    "revision",
-    *POLICY_FIELDS,
-)
 
 
 @dataclass(frozen=True)
@@ -243,7 +230,9 @@ async def _plan(
             **dict.fromkeys(POLICY_FIELDS),
         }
         try:
-            new = await _validated(ctx, conn, install, base, data, creating=current is None)
+            new = await _validated(
+                ctx, conn, InstallRef.of(install), base, data, creating=current is None
+            )
         except ValidationFailed as exc:
             for f, message in (exc.field_errors or {"": exc.message}).items():
                 errors[prefix + ("endpoint" if f == "endpoint_id" else f)] = message
@@ -320,7 +309,7 @@ async def _write(
             new["consecutive_failures"] = 0
         elif not new["enabled"] and current["enabled"]:
             new["disabled_reason"] = None
-        params = {k: new[k] for k in _UPDATE_COLUMNS}
+        params = {k: new[k] for k in UPDATE_COLUMNS}
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
         updated = await db.fetch_one(conn, "schedule_update", params)
         assert updated is not None  # locked FOR UPDATE above

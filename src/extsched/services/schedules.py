@@ -52,6 +52,22 @@ POLICY_FIELDS = (
     "dst_gap",
     "dst_repeat",
 )
+# The columns ``schedule_update`` sets (besides the payload, stored as JSON).
+UPDATE_COLUMNS = (
+    "tenant_id",
+    "id",
+    "name",
+    "endpoint_id",
+    "endpoint_method",
+    "endpoint_path",
+    "cron",
+    "timezone",
+    "enabled",
+    "disabled_reason",
+    "consecutive_failures",
+    "revision",
+    *POLICY_FIELDS,
+)
 
 
 @dataclass(frozen=True)
@@ -190,6 +206,17 @@ class InstallRef:
     name: str
     version: str
     enabled: bool
+
+    @classmethod
+    def of(cls, install: installs.Install) -> InstallRef:
+        return cls(
+            install.id,
+            install.extension_id,
+            install.version_id,
+            install.name,
+            install.version,
+            install.enabled,
+        )
 
 
 @dataclass(frozen=True)
@@ -747,24 +774,7 @@ async def update(
                 now=ctx.clock(),
                 with_next_runs=True,
             )
-        params = {
-            k: new[k]
-            for k in (
-                "tenant_id",
-                "id",
-                "name",
-                "endpoint_id",
-                "endpoint_method",
-                "endpoint_path",
-                "cron",
-                "timezone",
-                "enabled",
-                "disabled_reason",
-                "consecutive_failures",
-                "revision",
-                *POLICY_FIELDS,
-            )
-        }
+        params = {k: new[k] for k in UPDATE_COLUMNS}
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
         # A taken name is a field error, by the unique constraint (no savepoint needed).
         row = await db.fetch_one(conn, "schedule_update", params)

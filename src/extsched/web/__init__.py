@@ -26,7 +26,13 @@ def mount_ui(app: FastAPI) -> None:
     """Add the UI's routes and its static assets (``/ui/static``) to ``app``."""
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     # routes_installs ends with the catch-all "not found" page: it goes last.
-    for module in (routes_auth, routes_schedules, routes_runs, routes_notifications, routes_installs):
+    for module in (
+        routes_auth,
+        routes_schedules,
+        routes_runs,
+        routes_notifications,
+        routes_installs,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

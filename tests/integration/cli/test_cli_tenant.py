@@ -11,26 +11,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from click.testing import Result
 
-from extsched.api.app import create_api
 from tests.fake_runner import FakeRunner
 from tests.helpers.http_server import free_port
 from tests.integration.cli.conftest import Service
 
 Cli = Callable[..., Result]
-
-
-def has_route(path: str) -> bool:
-    return any(getattr(r, "path", None) == path for r in create_api(None).routes)
-
-
-# GET /api/v1/runs (tenant-wide, with filters) is built on branch `history`; these tests run
-# as soon as the route exists.
-needs_tenant_runs = pytest.mark.skipif(
-    not has_route("/api/v1/runs"), reason="GET /api/v1/runs is not on this branch yet"
-)
 
 
 def ok(result: Result) -> str:
@@ -190,7 +177,6 @@ def test_run_now_waits_for_the_result_and_runs_are_listed(
     assert [x["id"] for x in json.loads(ok(r))["items"]] == [replayed["id"]]
 
 
-@needs_tenant_runs
 def test_it_lists_runs_across_the_tenant_with_filters(
     cli: Cli, service: Service, crm: dict[str, Any]
 ) -> None:
