@@ -205,11 +205,12 @@ async def test_it_interleaves_tenants_when_a_herd_of_handles_is_due(
     second = await scheduler.tick(T0)
     assert (first.runs_queued, second.runs_queued) == (20, 20)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        queued = dict(
-            conn.execute(  # type: ignore[arg-type]
+        queued: dict[str, int] = {
+            tenant: count
+            for tenant, count in conn.execute(
                 "SELECT tenant_id, count(*) FROM extension_schedule_run GROUP BY tenant_id"
             ).fetchall()
-        )
+        }
     assert queued.get("globex") == 5  # all within the first two ticks
     assert queued["acme"] == 35
     # The rest, each fire once.
