@@ -633,14 +633,31 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN 
 -- scheduler wrote last would wait for everyone else's backlog). SKIP LOCKED lets
 -- many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is claimed
 -- by exactly one of them.
-WITH RECURSIVE tenants(tenant_id) AS (
-    (SELECT tenant_id FROM extension_schedule_run
-     WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1)
+WITH RECURSIVE tenants(tenant_id, first, depth) AS (
+    -- At most `max_tenants` tenants with due runs, from the first one after `after` (the
+    -- caller's cursor: where its previous claim stopped), wrapping around; so with more
+    -- tenants waiting than that, successive claims take them in turn (round-robin) and a claim
+    -- costs O(max_tenants), not O(tenants waiting).
+    SELECT f.tenant_id, f.tenant_id, 1
+    FROM (SELECT coalesce(
+        (SELECT tenant_id FROM extension_schedule_run
+         WHERE status = 'queued' AND available_at <= %(now)s AND tenant_id > %(after)s
+         ORDER BY tenant_id LIMIT 1),
+        (SELECT tenant_id FROM extension_schedule_run
+         WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1))
+        AS tenant_id) f
     UNION ALL
-    SELECT (SELECT q.tenant_id FROM extension_schedule_run q
-            WHERE q.status = 'queued' AND q.available_at <= %(now)s AND q.tenant_id > t.tenant_id
-            ORDER BY q.tenant_id LIMIT 1)
-    FROM tenants t WHERE t.tenant_id IS NOT NULL
+    SELECT coalesce(
+        (SELECT q.tenant_id FROM extension_schedule_run q
+         WHERE q.status = 'queued' AND q.available_at <= %(now)s AND q.tenant_id > t.tenant_id
+         ORDER BY q.tenant_id LIMIT 1),
+        (SELECT q.tenant_id FROM extension_schedule_run q
+         WHERE q.status = 'queued' AND q.available_at <= %(now)s
+         ORDER BY q.tenant_id LIMIT 1)),
+        t.first, t.depth + 1
+    FROM tenants t
+    WHERE t.tenant_id IS NOT NULL AND t.depth < %(max_tenants)s
+      AND (t.depth = 1 OR t.tenant_id <> t.first)
 ),
 in_flight AS (
     -- Leased runs per tenant, on every worker process (a scan of the running-runs index: at
@@ -652,7 +669,7 @@ in_flight AS (
 waiting AS (
     SELECT t.tenant_id, coalesce(f.n, 0) AS n
     FROM tenants t LEFT JOIN in_flight f ON f.tenant_id = t.tenant_id
-    WHERE t.tenant_id IS NOT NULL
+    WHERE t.tenant_id IS NOT NULL AND (t.depth = 1 OR t.tenant_id <> t.first)
 ),
 bounds AS (
     -- Filling every waiting tenant up to level top + ceil(limit / tenants) yields at least
@@ -697,7 +714,9 @@ FROM picked p
 WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
 -- Only what an attempt needs (ClaimedRun): every column read costs the worker per run.
 RETURNING r.tenant_id, r.id, r.schedule_id, r.trigger, r.scheduled_for, r.attempts,
-          r.started_at;
+          r.started_at,
+          (SELECT w.tenant_id FROM tenants w WHERE w.tenant_id IS NOT NULL
+           ORDER BY w.depth DESC LIMIT 1) AS scan_end;
 
 -- name: runs_next_available
 -- [cross-tenant] When the next queued run that is not due yet becomes due (jittered fires,

@@ -221,6 +221,8 @@ async def _record_missed(ctx: AppContext, conn: Any, rows: list[dict[str, Any]])
 EXECUTOR_POLL_SECONDS = 0.5
 # How long the claim loop may hold back while only a few slots are free (see _executor_loop).
 CLAIM_GATHER_SECONDS = 0.01
+# A claim looks at most at max(this, its slots) tenants with due runs, in turn.
+MIN_CLAIM_TENANTS = 32
 
 
 class Executor:
@@ -233,6 +235,8 @@ class Executor:
         self.in_flight: dict[Any, asyncio.Task[None]] = {}
         # Set when a run finishes, so the claim loop refills the freed slot at once.
         self.slot_freed = asyncio.Event()
+        # Where the next claim starts looking for tenants with due runs (runs_claim).
+        self.cursor = ""
 
     async def claim_and_start(self) -> int:
         """Claim as many runs as there are free slots; returns how many started."""
@@ -263,7 +267,7 @@ class Executor:
         (``runs_claim``)."""
         ctx, db = self.ctx, self.ctx.db
         async with db.transaction() as conn:
-            return await db.fetch_all(
+            claimed = await db.fetch_all(
                 conn,
                 "runs_claim",
                 {
@@ -272,8 +276,14 @@ class Executor:
                     "limit": limit,
                     "lease_seconds": self.handler.lease_seconds,
                     "salt": f"{random.getrandbits(32):08x}",
+                    "after": self.cursor,
+                    "max_tenants": max(MIN_CLAIM_TENANTS, limit),
                 },
             )
+        if claimed:
+            # The next claim starts after the last tenant this one looked at.
+            self.cursor = claimed[0]["scan_end"] or ""
+        return claimed
 
     async def _run(self, run: dict[str, Any]) -> None:
         try:
