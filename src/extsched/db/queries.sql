@@ -833,9 +833,11 @@ FOR UPDATE SKIP LOCKED;
 -- and each one's earliest fire; each tenant with one due offers its earliest `2 * share`
 -- (share = limit / due tenants); the tick takes them by (next_fire_at, rank within the tenant,
 -- tenant order shuffled by `salt`), each locked by its primary key, SKIP LOCKED, so several
--- schedulers split the herd. The due tests are written `next_fire_at + 0 <= now` where a plan
--- must not use job_handle_due_idx: statistics taken before the herd came due say nothing is
--- due, and a scan of that index per tenant (or per handle) is O(herd) each.
+-- schedulers split the herd. The due tests are written so that only the tenant index (a row
+-- comparison on its two columns) or the primary key (`next_fire_at + 0`, a filter) can serve
+-- them, never job_handle_due_idx: statistics taken before the herd came due say nothing is due,
+-- and a scan of that index per tenant (or per handle) is O(herd) each; and the tenant index
+-- scan stays bounded by `now`, O(due), not O(the tenant's handles).
 WITH RECURSIVE tenants(tenant_id) AS (
     (SELECT tenant_id FROM job_handle WHERE NOT paused ORDER BY tenant_id LIMIT 1)
     UNION ALL
@@ -865,7 +867,7 @@ candidates AS (
         FROM (SELECT h.tenant_id, h.schedule_id, h.next_fire_at
               FROM job_handle h
               WHERE h.tenant_id = d.tenant_id AND NOT h.paused
-                AND h.next_fire_at + interval '0 s' <= %(now)s
+                AND (h.tenant_id, h.next_fire_at) <= (d.tenant_id, %(now)s)
               ORDER BY h.tenant_id, h.next_fire_at
               LIMIT 2 * b.share) e
     ) c
