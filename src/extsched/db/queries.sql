@@ -851,7 +851,8 @@ due_tenants AS (
     WHERE t.tenant_id IS NOT NULL
       AND (SELECT h.next_fire_at FROM job_handle h
            WHERE h.tenant_id = t.tenant_id AND NOT h.paused
-           ORDER BY h.tenant_id, h.next_fire_at LIMIT 1) <= %(now)s
+             AND (h.tenant_id, h.next_fire_at) <= (t.tenant_id, %(now)s)
+           ORDER BY h.tenant_id, h.next_fire_at LIMIT 1) IS NOT NULL
 ),
 bounds AS (
     SELECT ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share FROM due_tenants
