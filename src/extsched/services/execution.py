@@ -219,35 +219,29 @@ class InvocationHandler:
                 error="install configuration cannot be loaded: secrets cannot be decrypted",
             )
         body, headers = envelope.build(self.invocation(run, prepared, secret_envelope))
-        # Built only when exported or logged: per run, every dict and str() counts in a burst.
-        span_attributes: dict[str, str | int] = (
-            {
-                "extsched.run.id": str(run.id),
-                "extsched.run.trigger": run.trigger.value,
-                "extsched.run.attempt": run.attempts,
-                "extsched.schedule.id": str(run.schedule_id),
-                "extsched.tenant.id": run.tenant_id,
-            }
-            if tracing.enabled()
-            else {}
-        )
+        span_attributes: dict[str, str | int] = {
+            "extsched.run.id": str(run.id),
+            "extsched.run.trigger": run.trigger.value,
+            "extsched.run.attempt": run.attempts,
+            "extsched.schedule.id": str(run.schedule_id),
+            "extsched.tenant.id": run.tenant_id,
+        }
         with tracing.attempt(run.id, run.attempts, span_attributes) as span:
             headers["traceparent"] = span.traceparent
             outcome = await self.runner.execute(body, headers)
             span.outcome(outcome.status.value, outcome.http_status, outcome.error)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "runner answered",
-                extra={
-                    "tenant_id": run.tenant_id,
-                    "schedule_id": run.schedule_id,
-                    "run_id": run.id,
-                    "attempt": run.attempts,
-                    "status": outcome.status.value,
-                    "http_status": outcome.http_status,
-                    "duration_ms": outcome.duration_ms,
-                },
-            )
+        log.debug(
+            "runner answered",
+            extra={
+                "tenant_id": run.tenant_id,
+                "schedule_id": run.schedule_id,
+                "run_id": run.id,
+                "attempt": run.attempts,
+                "status": outcome.status.value,
+                "http_status": outcome.http_status,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
         if outcome.retryable and run.attempts < prepared.attempts_allowed(
             self.ctx.settings.max_attempts
         ):
@@ -470,37 +464,35 @@ class InvocationHandler:
             log.warning("lost the lease before finishing", extra={"run_id": run.id})
             return AttemptResult(final=True)
         skip = completion.skip_reason
-        if tracing.enabled():
-            tracing.run_finished(
-                run.id,
-                scheduled_for=run.scheduled_for,
-                started_at=run.started_at or completion.finished_at,
-                finished_at=completion.finished_at,
-                attributes={
-                    "extsched.run.id": str(run.id),
-                    "extsched.run.trigger": run.trigger.value,
-                    "extsched.run.status": status.value,
-                    "extsched.run.attempts": run.attempts,
-                    "extsched.schedule.id": str(run.schedule_id),
-                },
-            )
+        tracing.run_finished(
+            run.id,
+            scheduled_for=run.scheduled_for,
+            started_at=run.started_at or completion.finished_at,
+            finished_at=completion.finished_at,
+            attributes={
+                "extsched.run.id": str(run.id),
+                "extsched.run.trigger": run.trigger.value,
+                "extsched.run.status": status.value,
+                "extsched.run.attempts": run.attempts,
+                "extsched.schedule.id": str(run.schedule_id),
+            },
+        )
         metrics.RUNS_TOTAL.labels(status=status.value, trigger=run.trigger.value).inc()
         if status is RunStatus.SKIPPED:
             metrics.RUNS_SKIPPED.labels(reason=skip or "unknown").inc()
         else:
             metrics.RUN_DURATION.observe(completion.duration_ms / 1000)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "run finished",
-                extra={
-                    "tenant_id": run.tenant_id,
-                    "schedule_id": run.schedule_id,
-                    "run_id": run.id,
-                    "status": status.value,
-                    "skip_reason": skip,
-                    "attempts": run.attempts,
-                },
-            )
+        log.info(
+            "run finished",
+            extra={
+                "tenant_id": run.tenant_id,
+                "schedule_id": run.schedule_id,
+                "run_id": run.id,
+                "status": status.value,
+                "skip_reason": skip,
+                "attempts": run.attempts,
+            },
+        )
         return AttemptResult(final=True, status=status)
 
     # ------------------------------------------------------------ batched statements
