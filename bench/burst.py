@@ -12,6 +12,7 @@ scheduled_for), drain rate and the workers' peak RSS, as a table and as JSON.
     python -m bench.burst --n 1000 --backend temporal --repeat 3 --baseline   # vs raw Temporal
     python -m bench.burst --mode single --n 2000 --serve-executors 2   # one tenant, via serve
     python -m bench.burst --mode big-small --n 5000 --serve-executors 2   # + 20 small tenants
+    python -m bench.burst --mode herd --n 100000 --tenants 200 --workers 2   # Zipf-sized tenants
 
 With ``--jitter J`` every schedule gets ``jitter_seconds = J`` (SPEC §8): each fire's run waits
 its fixed offset in [0, J] s. ``--call-ms`` makes the stub Runner answer after that long, like a
@@ -217,6 +218,87 @@ def tree_rss(procs: list[subprocess.Popen[bytes]]) -> int:
     return total
 
 
+class ArrivalCounter:
+    """How many lines the stub Runner has written so far, reading only what is new."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def count(self) -> int:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            # Only whole lines (the stub flushes whole lines, but a read may race a write).
+            end = chunk.rfind(b"\n") + 1
+            self.lines += chunk.count(b"\n", 0, end)
+            self.offset += end
+        return self.lines
+
+
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time of the processes and their children, so far."""
+    total = 0.0
+    for p in procs:
+        try:
+            root = psutil.Process(p.pid)
+            for q in [root, *root.children(recursive=True)]:
+                t = q.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def server_cpu_seconds() -> float:
+    """User + system CPU time of the local PostgreSQL server's processes, so far (its backends
+    that live through the burst: the workers' pooled connections)."""
+    total = 0.0
+    for q in psutil.process_iter(["name"]):
+        if q.info["name"] in ("postgres", "postmaster"):
+            try:
+                t = q.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+    return total
+
+
+def zipf_sizes(n: int, tenants: int) -> list[int]:
+    """``n`` schedules over ``tenants`` tenants sized like a real herd: tenant k (from 1) gets
+    a share proportional to 1/k (Zipf), at least one each; the sizes sum to ``n``."""
+    weights = [1 / k for k in range(1, tenants + 1)]
+    total = sum(weights)
+    sizes = [max(1, int(n * w / total)) for w in weights]
+    sizes[0] += n - sum(sizes)
+    return sizes
+
+
+def herd_shares(
+    arrivals: list[dict[str, Any]], scheduled: float, per_tenant: list[int]
+) -> dict[str, Any]:
+    """Fairness under a herd: when the smallest tenant's (and the ten smallest tenants')
+    first and last runs reached the Runner, relative to the fire."""
+    by_tenant: dict[str, list[float]] = {}
+    for a in arrivals:
+        by_tenant.setdefault(a.get("tenant_id") or "?", []).append(a["t"] - scheduled)
+    order = sorted(range(len(per_tenant)), key=lambda t: (per_tenant[t], -t))
+    smallest = f"t{order[0]:02d}"
+    ten = [f"t{t:02d}" for t in order[:10]]
+    nan = float("nan")
+    return {
+        "largest_tenant_n": max(per_tenant),
+        "smallest_tenant_n": per_tenant[order[0]],
+        "smallest_first_s": min(by_tenant.get(smallest, [nan])),
+        "smallest_last_s": max(by_tenant.get(smallest, [nan])),
+        "small10_first_max_s": max(min(by_tenant.get(t, [nan])) for t in ten),
+        "small10_last_max_s": max(max(by_tenant.get(t, [nan])) for t in ten),
+        "tenants_first_max_s": max((min(v) for v in by_tenant.values()), default=nan),
+    }
+
+
 def tenant_shares(arrivals: list[dict[str, Any]], scheduled: float) -> dict[str, Any]:
     """The big tenant (t00) and the small ones: when each small tenant's first and last run
     reached the Runner, and the big tenant's drain rate."""
@@ -247,6 +329,7 @@ def run_burst(
     call_ms: float = 0,
     per_tenant: list[int] | None = None,
     serve_executors: int | None = None,
+    herd: bool = False,
 ) -> dict[str, Any]:
     """One burst. ``per_tenant`` gives each tenant's schedule count (tenant t00 first)
     instead of N spread over the tenants; ``serve_executors`` runs `extsched serve
@@ -342,6 +425,8 @@ def run_burst(
                     fire_at = utc(time.time() + lead).replace(microsecond=0)
                     with psycopg.connect(url, autocommit=True) as conn:
                         conn.execute("UPDATE job_handle SET next_fire_at = %s", (fire_at,))
+                load_before = os.getloadavg()
+                cpu_before, db_cpu_before = cpu_seconds(procs), server_cpu_seconds()
                 if prune:
                     pruner = subprocess.Popen(
                         [sys.executable, "-m", "bench.retention", "--prune-url", url],
@@ -350,17 +435,26 @@ def run_burst(
                 peak_rss = 0
                 deadline = fire_at.timestamp() + 300 + jitter
                 done = 0
+                arrived = ArrivalCounter(arrivals_file)
                 while time.time() < deadline:
                     peak_rss = max(peak_rss, tree_rss(procs))
-                    with psycopg.connect(url, autocommit=True) as conn:
-                        done = conn.execute(
-                            "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
-                            "IS NOT NULL AND scheduled_for >= %s",
-                            (fire_at,),
-                        ).fetchone()[0]  # type: ignore[index]
-                    if done >= n:
-                        break
+                    # Count the Runner's arrivals first (the stub's file, read incrementally):
+                    # counting finished runs in the database every 0.2 s scanned the whole
+                    # burst each time, a load of its own at N = 100,000.
+                    if arrived.count() >= n:
+                        with psycopg.connect(url, autocommit=True) as conn:
+                            done = conn.execute(
+                                "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
+                                "IS NOT NULL AND scheduled_for >= %s",
+                                (fire_at,),
+                            ).fetchone()[0]  # type: ignore[index]
+                        if done >= n:
+                            break
                     time.sleep(0.2)
+                # CPU spent from just before the fire until every run finished: the workers'
+                # (scheduler tick, claims, attempts) and the database server's.
+                cpu_used = cpu_seconds(procs) - cpu_before
+                db_cpu_used = server_cpu_seconds() - db_cpu_before
                 # Where the lag goes: when each run row was created (its uuid7 carries the
                 # millisecond) and when a worker claimed it, relative to the fire instant.
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -414,6 +508,7 @@ def run_burst(
         "delivered": len(set(keys)),
         "calls": len(arrivals),
         "duplicates": len(keys) - len(set(keys)),
+        "losses": n - len(set(keys)),
         "finished_runs": done,
         "lag_first_s": min(lags, default=float("nan")),
         "queued_p50_s": percentile(queued, 50),
@@ -432,9 +527,16 @@ def run_burst(
         "drain_s": last - scheduled,
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
+        "worker_cpu_ms_per_run": cpu_used * 1000 / max(1, done),
+        "db_cpu_ms_per_run": db_cpu_used * 1000 / max(1, done),
+        "load_1m_before": load_before[0],
+        "load_1m_after": os.getloadavg()[0],
     }
     if per_tenant is not None and len(per_tenant) > 1:
-        result.update(tenant_shares(arrivals, scheduled))
+        if herd:
+            result.update(herd_shares(arrivals, scheduled, per_tenant))
+        else:
+            result.update(tenant_shares(arrivals, scheduled))
     if backlog:
         result["backlog_runs"] = backlog
         result["pruned_by_drain"] = backlog - left
@@ -447,6 +549,8 @@ def shapes(args: argparse.Namespace) -> list[tuple[str, list[int] | None]]:
     """The bursts a mode runs: (label, schedules per tenant, or None for N spread)."""
     if args.mode == "single":
         return [("1 tenant", [args.n])]
+    if args.mode == "herd":
+        return [(f"herd {args.tenants}", zipf_sizes(args.n, args.tenants))]
     if args.mode == "big-small":
         small = [args.small_n] * args.small_tenants
         return [("big alone", [args.n]), (f"big+{args.small_tenants}", [args.n, *small])]
@@ -459,10 +563,12 @@ def main() -> None:
     ap.add_argument("--tenants", type=int, default=20)
     ap.add_argument(
         "--mode",
-        choices=["spread", "single", "big-small"],
+        choices=["spread", "single", "big-small", "herd"],
         default="spread",
         help="spread: N over --tenants; single: N of one tenant; big-small: N of one tenant "
-        "alone, then with --small-tenants tenants of --small-n schedules each",
+        "alone, then with --small-tenants tenants of --small-n schedules each; herd: N over "
+        "--tenants tenants sized by Zipf (tenant k gets a share ~ 1/k), with the smallest "
+        "tenants' first and last start",
     )
     ap.add_argument("--small-tenants", type=int, default=20)
     ap.add_argument("--small-n", type=int, default=10)
@@ -534,6 +640,7 @@ def main() -> None:
             args.call_ms,
             per_tenant=shape[1],
             serve_executors=args.serve_executors,
+            herd=args.mode == "herd",
         )
         for b, j, _, shape in cases
     ]

@@ -211,3 +211,7 @@ async def seed(
                         far,
                     )
                 )
+        # Statistics as on tables that have existed for a while (autovacuum would have analysed
+        # them long before a real herd): the planner picks its plans from them.
+        conn.execute("ANALYZE tenant_extension_schedule")
+        conn.execute("ANALYZE job_handle")

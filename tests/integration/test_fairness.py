@@ -13,7 +13,7 @@ import pytest
 from extsched.domain.ids import uuid7
 from extsched.jobs.backend import handle_id
 from extsched.services.context import AppContext
-from extsched.workers.postgres import Executor
+from extsched.workers.postgres import Executor, Scheduler
 from tests.conftest import Actor, Clock
 from tests.fake_runner import fake_runner
 from tests.integration.test_execution import T0, Harness
@@ -21,10 +21,11 @@ from tests.integration.test_reliability import eventually
 
 
 def _seed_due_runs(
-    db_url: str, tenant: str, install: dict[str, Any], n: int
+    db_url: str, tenant: str, install: dict[str, Any], n: int, *, runs_queued: bool = True
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """n schedules of ``tenant`` with one queued run each, all due at T0; their
-    (schedule id, run id) pairs."""
+    (schedule id, run id) pairs. Without ``runs_queued`` no run is queued and the schedules'
+    handles are due at T0 instead (paused otherwise)."""
     endpoint = install["endpoint"]
     with psycopg.connect(db_url, autocommit=True) as conn, conn.cursor() as cur:
         ids = [uuid7() for _ in range(n)]
@@ -49,7 +50,7 @@ def _seed_due_runs(
                 )
         with cur.copy(
             "COPY job_handle (tenant_id, schedule_id, handle_id, install_id, cron, timezone, "
-            "paused) FROM STDIN"
+            "paused, next_fire_at) FROM STDIN"
         ) as copy:
             for sid in ids:
                 copy.write_row(
@@ -58,11 +59,14 @@ def _seed_due_runs(
                         sid,
                         handle_id(tenant, install["install_id"], sid),
                         install["install_id"],
-                        "0 9 * * *",
+                        "* * * * *",
                         "UTC",
-                        True,
+                        runs_queued,
+                        T0,
                     )
                 )
+        if not runs_queued:
+            return []
         with cur.copy(
             "COPY extension_schedule_run (tenant_id, id, schedule_id, install_id, trigger, "
             "scheduled_for, status, available_at) FROM STDIN"
@@ -174,3 +178,47 @@ async def test_it_counts_runs_in_flight_on_every_worker(
 async def _count(runner: Any) -> int:
     with runner.lock:
         return len(runner.calls)
+
+
+@pytest.mark.settings(scheduler_batch_size=20)
+async def test_it_interleaves_tenants_when_a_herd_of_handles_is_due(
+    ctx: AppContext,
+    clock: Clock,
+    alice: Actor,
+    charlie: Actor,
+    install,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """More handles due than a tick takes: after the first full tick the scheduler takes
+    them across tenants, so a small tenant's fires are written in the next tick, not after
+    the big tenant's whole herd."""
+    clock.set(T0)
+    targets = {}
+    for actor in (alice, charlie):
+        published, inst = await install(actor)
+        endpoint = next(e for e in published["endpoints"] if e["path"] == "/sync")
+        targets[actor.tenant_id] = {**inst, "endpoint": endpoint}
+    _seed_due_runs(db_url, "acme", targets["acme"], 100, runs_queued=False)
+    _seed_due_runs(db_url, "globex", targets["globex"], 5, runs_queued=False)
+    scheduler = Scheduler(ctx)
+    first = await scheduler.tick(T0)
+    second = await scheduler.tick(T0)
+    assert (first.runs_queued, second.runs_queued) == (20, 20)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        queued: dict[str, int] = {
+            tenant: count
+            for tenant, count in conn.execute(
+                "SELECT tenant_id, count(*) FROM extension_schedule_run GROUP BY tenant_id"
+            ).fetchall()
+        }
+    assert queued.get("globex") == 5  # all within the first two ticks
+    assert queued["acme"] == 35
+    # The rest, each fire once.
+    while (await scheduler.tick(T0)).handles:
+        pass
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tenant_id, count(*), count(DISTINCT schedule_id) FROM extension_schedule_run "
+            "GROUP BY tenant_id ORDER BY tenant_id"
+        ).fetchall()
+    assert rows == [("acme", 100, 100), ("globex", 5, 5)]

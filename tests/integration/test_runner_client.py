@@ -10,7 +10,6 @@ import struct
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -316,33 +315,23 @@ class TestNetworkFaults:
         assert outcome.status is RunStatus.FAILED
         assert outcome.retryable is True
         assert outcome.error is not None
-        assert outcome.error.startswith("runner connection error: ClientConnectorError")
+        assert outcome.error.startswith("runner connection error: ConnectionRefusedError")
 
     async def test_it_retries_a_connection_reset_mid_response(self) -> None:
-        headers_seen = asyncio.Event()
-
         async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await read_http_request(reader)
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"{" * 100)
             await writer.drain()
-            await headers_seen.wait()
+            await asyncio.sleep(0.2)  # the client has read the head and part of the body
             sock = writer.get_extra_info("socket")
             # Linger 0: close() sends a TCP RST instead of an orderly FIN.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             writer.transport.abort()
 
-        async def on_response(_: Any, __: Any, ___: Any) -> None:
-            headers_seen.set()
-
-        trace = aiohttp.TraceConfig()
-        trace.on_request_end.append(on_response)
         async with (
             serve_tcp(reset) as port,
-            aiohttp.ClientSession(trace_configs=[trace]) as shared,
+            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
         ):
-            client = RunnerClient(
-                f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN, session=shared
-            )
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert outcome.status is RunStatus.FAILED
         assert outcome.retryable is True
@@ -362,7 +351,7 @@ class TestNetworkFaults:
             outcome = await client.execute(ENVELOPE, HEADERS)
         assert (outcome.status, outcome.retryable) == (RunStatus.FAILED, True)
         assert outcome.error is not None
-        assert outcome.error.startswith("runner connection error: ClientPayloadError")
+        assert outcome.error.startswith("runner connection error: ResponseCutShort")
 
 
 class TestClientLifecycle:
@@ -375,12 +364,55 @@ class TestClientLifecycle:
         first, second = runner_app.state.received[-2:]
         assert first["peer"] == second["peer"]
 
-    async def test_it_leaves_a_shared_client_open(self, runner_url: str) -> None:
-        async with aiohttp.ClientSession() as shared:
-            client = RunnerClient(f"{runner_url}/ok/", 5000, CAP, token=TOKEN, session=shared)
-            await client.aclose()
-            assert not shared.closed
-            assert (await client.execute(ENVELOPE, HEADERS)).status is RunStatus.SUCCEEDED
+    async def test_it_opens_new_connections_after_aclose(self, runner_url: str) -> None:
+        client = RunnerClient(f"{runner_url}/ok/", 5000, CAP, token=TOKEN)
+        assert (await client.execute(ENVELOPE, HEADERS)).status is RunStatus.SUCCEEDED
+        await client.aclose()
+        assert (await client.execute(ENVELOPE, HEADERS)).status is RunStatus.SUCCEEDED
+        await client.aclose()
+
+    async def test_it_reads_a_chunked_body_and_one_ended_by_the_close(self) -> None:
+        body = json.dumps(reply(200, body=b"chunked")).encode()
+
+        async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_http_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for part in (body[:10], body[10:]):
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            await reader.read()
+
+        async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_http_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\n" + body)
+            await writer.drain()
+            writer.close()
+
+        for server in (chunked, until_close):
+            async with (
+                serve_tcp(server) as port,
+                RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
+            ):
+                outcome = await client.execute(ENVELOPE, HEADERS)
+            assert outcome.status is RunStatus.SUCCEEDED, outcome
+            assert outcome.response_preview == "chunked"
+
+    async def test_it_fails_without_retry_on_a_response_that_is_not_http(self) -> None:
+        async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_http_request(reader)
+            writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+            await writer.drain()
+            await reader.read()
+
+        async with (
+            serve_tcp(garbage) as port,
+            RunnerClient(f"http://127.0.0.1:{port}", 5000, CAP, token=TOKEN) as client,
+        ):
+            outcome = await client.execute(ENVELOPE, HEADERS)
+        assert (outcome.status, outcome.retryable) == (RunStatus.FAILED, False)
+        assert outcome.error is not None
+        assert outcome.error.startswith("runner request failed: ProtocolError")
 
     def test_it_refuses_nonsensical_limits(self) -> None:
         with pytest.raises(ValueError, match="timeout_ms"):

@@ -507,10 +507,10 @@ WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s;
 INSERT INTO extension_schedule_run
     (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
      skipped_count, available_at, finished_at)
-SELECT * FROM unnest(%(tenant_ids)s::text[], %(ids)s::uuid[], %(schedule_ids)s::uuid[],
-    %(install_ids)s::uuid[], %(triggers)s::text[], %(scheduled_fors)s::timestamptz[],
-    %(statuses)s::text[], %(skip_reasons)s::text[], %(skipped_counts)s::int[],
-    %(available_ats)s::timestamptz[], %(finished_ats)s::timestamptz[])
+SELECT * FROM unnest(%(tenant_ids)b::text[], %(ids)b::uuid[], %(schedule_ids)b::uuid[],
+    %(install_ids)b::uuid[], %(triggers)b::text[], %(scheduled_fors)b::timestamptz[],
+    %(statuses)b::text[], %(skip_reasons)b::text[], %(skipped_counts)b::int[],
+    %(available_ats)b::timestamptz[], %(finished_ats)b::timestamptz[])
 ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
 RETURNING tenant_id, id, schedule_id, status;
 
@@ -627,17 +627,37 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN 
 -- stands at level (runs the tenant has in flight on every worker, either backend) + k, and the
 -- free slots go to the lowest levels first. So a tenant alone takes every free slot, and as
 -- soon as another tenant has a run due, the next slots go to the tenant with the fewest runs in
--- flight (max-min fair share; round-robin among equals, oldest run first). SKIP LOCKED lets
+-- flight (max-min fair share). Among equals the oldest due run goes first, then the tenants in
+-- an order shuffled by each claim's `salt`: not by run id, which would serve a herd in insertion
+-- order (fast runs leave every tenant at the same level, so the tenant whose fires the
+-- scheduler wrote last would wait for everyone else's backlog). SKIP LOCKED lets
 -- many workers claim disjoint runs; the UPDATE matches status = 'queued' so a run is claimed
 -- by exactly one of them.
-WITH RECURSIVE tenants(tenant_id) AS (
-    (SELECT tenant_id FROM extension_schedule_run
-     WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1)
+WITH RECURSIVE tenants(tenant_id, first, depth) AS (
+    -- At most `max_tenants` tenants with due runs, from the first one after `after` (the
+    -- caller's cursor: where its previous claim stopped), wrapping around; so with more
+    -- tenants waiting than that, successive claims take them in turn (round-robin) and a claim
+    -- costs O(max_tenants), not O(tenants waiting).
+    SELECT f.tenant_id, f.tenant_id, 1
+    FROM (SELECT coalesce(
+        (SELECT tenant_id FROM extension_schedule_run
+         WHERE status = 'queued' AND available_at <= %(now)s AND tenant_id > %(after)s
+         ORDER BY tenant_id LIMIT 1),
+        (SELECT tenant_id FROM extension_schedule_run
+         WHERE status = 'queued' AND available_at <= %(now)s ORDER BY tenant_id LIMIT 1))
+        AS tenant_id) f
     UNION ALL
-    SELECT (SELECT q.tenant_id FROM extension_schedule_run q
-            WHERE q.status = 'queued' AND q.available_at <= %(now)s AND q.tenant_id > t.tenant_id
-            ORDER BY q.tenant_id LIMIT 1)
-    FROM tenants t WHERE t.tenant_id IS NOT NULL
+    SELECT coalesce(
+        (SELECT q.tenant_id FROM extension_schedule_run q
+         WHERE q.status = 'queued' AND q.available_at <= %(now)s AND q.tenant_id > t.tenant_id
+         ORDER BY q.tenant_id LIMIT 1),
+        (SELECT q.tenant_id FROM extension_schedule_run q
+         WHERE q.status = 'queued' AND q.available_at <= %(now)s
+         ORDER BY q.tenant_id LIMIT 1)),
+        t.first, t.depth + 1
+    FROM tenants t
+    WHERE t.tenant_id IS NOT NULL AND t.depth < %(max_tenants)s
+      AND (t.depth = 1 OR t.tenant_id <> t.first)
 ),
 in_flight AS (
     -- Leased runs per tenant, on every worker process (a scan of the running-runs index: at
@@ -649,7 +669,7 @@ in_flight AS (
 waiting AS (
     SELECT t.tenant_id, coalesce(f.n, 0) AS n
     FROM tenants t LEFT JOIN in_flight f ON f.tenant_id = t.tenant_id
-    WHERE t.tenant_id IS NOT NULL
+    WHERE t.tenant_id IS NOT NULL AND (t.depth = 1 OR t.tenant_id <> t.first)
 ),
 bounds AS (
     -- Filling every waiting tenant up to level top + ceil(limit / tenants) yields at least
@@ -676,7 +696,8 @@ picked AS (
     -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
     -- stays O(picked) even when the statistics have not seen the burst yet).
     SELECT r.tenant_id, r.id
-    FROM (SELECT * FROM candidates ORDER BY level, available_at, id) c
+    FROM (SELECT * FROM candidates
+          ORDER BY level, available_at, hashtext(tenant_id || %(salt)s), id) c
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id FROM extension_schedule_run q
         WHERE q.tenant_id = c.tenant_id AND q.available_at = c.available_at AND q.id = c.id
@@ -691,7 +712,11 @@ SET status = 'running', lease_owner = %(owner)s,
     started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
 FROM picked p
 WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
-RETURNING r.*;
+-- Only what an attempt needs (ClaimedRun): every column read costs the worker per run.
+RETURNING r.tenant_id, r.id, r.schedule_id, r.trigger, r.scheduled_for, r.attempts,
+          r.started_at,
+          (SELECT w.tenant_id FROM tenants w WHERE w.tenant_id IS NOT NULL
+           ORDER BY w.depth DESC LIMIT 1) AS scan_end;
 
 -- name: runs_next_available
 -- [cross-tenant] When the next queued run that is not due yet becomes due (jittered fires,
@@ -800,11 +825,71 @@ ORDER BY next_fire_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
+-- name: handles_claim_due_fair
+-- [cross-tenant] Due handles during a herd (the previous tick was full): interleaved across
+-- tenants, so a small tenant's fires are written in the first ticks instead of after every
+-- bigger tenant's (handles_claim_due takes them in index order, i.e. tenant by tenant). A loose
+-- index scan lists the tenants with an unpaused handle (O(tenants), job_handle_tenant_due_idx)
+-- and each one's earliest fire; each tenant with one due offers its earliest `2 * share`
+-- (share = limit / due tenants); the tick takes them by (next_fire_at, rank within the tenant,
+-- tenant order shuffled by `salt`), each locked by its primary key, SKIP LOCKED, so several
+-- schedulers split the herd. The due tests are written so that only the tenant index (a row
+-- comparison on its two columns) or the primary key (`next_fire_at + 0`, a filter) can serve
+-- them, never job_handle_due_idx: statistics taken before the herd came due say nothing is due,
+-- and a scan of that index per tenant (or per handle) is O(herd) each; and the tenant index
+-- scan stays bounded by `now`, O(due), not O(the tenant's handles).
+WITH RECURSIVE tenants(tenant_id) AS (
+    (SELECT tenant_id FROM job_handle WHERE NOT paused ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT h.tenant_id FROM job_handle h
+            WHERE NOT h.paused AND h.tenant_id > t.tenant_id
+            ORDER BY h.tenant_id LIMIT 1)
+    FROM tenants t WHERE t.tenant_id IS NOT NULL
+),
+due_tenants AS (
+    SELECT t.tenant_id FROM tenants t
+    WHERE t.tenant_id IS NOT NULL
+      AND (SELECT h.next_fire_at FROM job_handle h
+           WHERE h.tenant_id = t.tenant_id AND NOT h.paused
+             AND (h.tenant_id, h.next_fire_at) <= (t.tenant_id, %(now)s)
+           ORDER BY h.tenant_id, h.next_fire_at LIMIT 1) IS NOT NULL
+),
+bounds AS (
+    SELECT ceil(%(limit)s::numeric / greatest(count(*), 1))::int AS share FROM due_tenants
+),
+candidates AS (
+    SELECT c.tenant_id, c.schedule_id, c.next_fire_at, c.rank
+    FROM due_tenants d
+    CROSS JOIN bounds b
+    CROSS JOIN LATERAL (
+        -- Numbered after the LIMIT: a window over the scan would read every peer (every
+        -- handle due at the same instant) before the LIMIT could stop it.
+        SELECT e.*, row_number() OVER (ORDER BY e.next_fire_at) AS rank
+        FROM (SELECT h.tenant_id, h.schedule_id, h.next_fire_at
+              FROM job_handle h
+              WHERE h.tenant_id = d.tenant_id AND NOT h.paused
+                AND (h.tenant_id, h.next_fire_at) <= (d.tenant_id, %(now)s)
+              ORDER BY h.tenant_id, h.next_fire_at
+              LIMIT 2 * b.share) e
+    ) c
+)
+SELECT h.tenant_id, h.schedule_id, h.install_id, h.cron, h.timezone, h.next_fire_at,
+       h.last_fire_at, h.dst_gap, h.dst_repeat, h.ends_at, h.jitter_seconds
+FROM (SELECT * FROM candidates
+      ORDER BY next_fire_at, rank, hashtext(tenant_id || %(salt)s)) c
+CROSS JOIN LATERAL (
+    SELECT * FROM job_handle h
+    WHERE h.tenant_id = c.tenant_id AND h.schedule_id = c.schedule_id
+      AND NOT h.paused AND h.next_fire_at + interval '0 s' <= %(now)s
+    FOR UPDATE SKIP LOCKED
+) h
+LIMIT %(limit)s;
+
 -- name: handles_advance
 -- Scheduler: moves fired handles to their next fire, one statement per tick.
 UPDATE job_handle h SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at
-FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(next_fire_ats)s::timestamptz[],
-            %(last_fire_ats)s::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
+FROM unnest(%(tenant_ids)b::text[], %(schedule_ids)b::uuid[], %(next_fire_ats)b::timestamptz[],
+            %(last_fire_ats)b::timestamptz[]) AS v(tenant_id, schedule_id, next_fire_at, last_fire_at)
 WHERE h.tenant_id = v.tenant_id AND h.schedule_id = v.schedule_id;
 
 -- name: handles_next_due
@@ -943,8 +1028,8 @@ ORDER BY created_at, id;
 -- marks a run that finds the lock held as the one buffered run, `allow` takes no lock. The
 -- caller reads which check failed from the row.
 WITH v AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[], %(run_ids)s::uuid[],
-                         %(triggers)s::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(schedule_ids)b::uuid[], %(run_ids)b::uuid[],
+                         %(triggers)b::text[]) AS v(tenant_id, schedule_id, run_id, trigger)
 ),
 s AS (
     SELECT v.run_id AS p_run_id, v.trigger AS p_trigger,
@@ -961,7 +1046,15 @@ s AS (
             AND (v.trigger <> 'schedule' OR s.enabled)
             AND ep.id IS NOT NULL AND ep.version_id = i.version_id) AS p_checks
     FROM v
-    JOIN tenant_extension_schedule s ON s.tenant_id = v.tenant_id AND s.id = v.schedule_id
+    -- Each schedule by its primary key (a lateral lookup the planner keeps): joined as a set,
+    -- a herd's freshly written rows without statistics made it scan every schedule of the
+    -- batch's tenants (26k rows for 32 runs).
+    CROSS JOIN LATERAL (
+        SELECT * FROM tenant_extension_schedule s0
+        WHERE s0.tenant_id = v.tenant_id AND s0.id = v.schedule_id
+          AND s0.tenant_id = ANY(%(tenants)b::text[])
+        LIMIT 1
+    ) s
     LEFT JOIN extension_schedule_run r ON r.tenant_id = v.tenant_id AND r.id = v.run_id
     LEFT JOIN tenant t ON t.tenant_id = s.tenant_id
     LEFT JOIN tenant_extension_install i
@@ -969,7 +1062,6 @@ s AS (
     LEFT JOIN extension_version v2 ON v2.id = i.version_id
     LEFT JOIN extension e ON e.id = i.extension_id
     LEFT JOIN extension_api_endpoint ep ON ep.id = s.endpoint_id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[])
 ),
 lock AS (
     UPDATE tenant_extension_schedule ts
@@ -977,7 +1069,7 @@ lock AS (
         buffered_run_id = CASE WHEN ts.buffered_run_id = s.p_run_id THEN NULL
                                ELSE ts.buffered_run_id END
     FROM s
-    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
+    WHERE ts.tenant_id = ANY(%(tenants)b::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.p_checks AND coalesce(s.overlap, 'skip') <> 'allow'
       AND (ts.running_run_id IS NULL OR ts.running_run_id = s.p_run_id
            OR ts.running_until < %(now)s)
@@ -989,7 +1081,7 @@ buffer AS (
     UPDATE tenant_extension_schedule ts
     SET buffered_run_id = s.p_run_id
     FROM s
-    WHERE ts.tenant_id = ANY(%(tenants)s::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
+    WHERE ts.tenant_id = ANY(%(tenants)b::text[]) AND ts.tenant_id = s.tenant_id AND ts.id = s.id
       AND s.p_checks AND s.overlap = 'buffer_one'
       AND ts.running_run_id IS NOT NULL AND ts.running_run_id <> s.p_run_id
       AND ts.running_until >= %(now)s
@@ -1003,12 +1095,16 @@ lease AS (
     -- A schedule's longer timeout stretches the run's lease (claimed with the default one).
     UPDATE extension_schedule_run x SET lease_expires_at = s.p_until
     FROM s
-    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = s.tenant_id
+    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = s.tenant_id
       AND x.id = s.p_run_id AND x.status = 'running' AND s.p_checks
       AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
     RETURNING x.id
 )
-SELECT s.*,
+-- Only what PreparedRun reads: every column read costs the worker per run.
+SELECT s.p_run_id, s.tenant_id, s.id, s.extension_id, s.enabled, s.payload, s.endpoint_method,
+       s.endpoint_path, s.overlap, s.max_attempts, s.timeout_ms, s.i_id, s.install_enabled,
+       s.i_version_id, s.i_config, s.i_secrets_encrypted, s.i_providers, s.v_content_hash,
+       s.v_version, s.e_name, s.kill_switch, s.ep_id, s.ep_version_id, s.r_payload_override,
        (s.p_checks AND s.overlap = 'allow') OR s.p_run_id IN (SELECT running_run_id FROM lock)
            AS locked,
        (SELECT running_until FROM buffer WHERE buffer.buffered_run_id = s.p_run_id)
@@ -1033,12 +1129,12 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
 -- schedule at most once per batch (so a folded notification row is touched once); `tenants`
 -- as in runs_prepare. A run with no row lost its lease: nothing was changed.
 WITH v AS (
-    SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
-                         %(statuses)s::text[], %(skip_reasons)s::text[],
-                         %(finished_ats)s::timestamptz[], %(duration_ms)s::int[],
-                         %(http_statuses)s::int[], %(errors)s::text[],
-                         %(response_previews)s::text[], %(last_errors)s::text[],
-                         %(notify_ids)s::uuid[])
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(run_ids)b::uuid[], %(owners)b::text[],
+                         %(statuses)b::text[], %(skip_reasons)b::text[],
+                         %(finished_ats)b::timestamptz[], %(duration_ms)b::int[],
+                         %(http_statuses)b::int[], %(errors)b::text[],
+                         %(response_previews)b::text[], %(last_errors)b::text[],
+                         %(notify_ids)b::uuid[])
         AS v(tenant_id, run_id, owner, status, skip_reason, finished_at, duration_ms,
              http_status, error, response_preview, last_error, notify_id)
 ),
@@ -1048,7 +1144,7 @@ r AS (
         duration_ms = v.duration_ms, http_status = v.http_status, error = v.error,
         response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
     FROM v
-    WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = v.tenant_id
+    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = v.tenant_id
       AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
     RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
 ),
@@ -1056,7 +1152,7 @@ r AS (
 before AS (
     SELECT s.tenant_id, s.id, s.consecutive_failures
     FROM tenant_extension_schedule s JOIN r ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[])
+    WHERE s.tenant_id = ANY(%(tenants)b::text[])
 ),
 u AS (
     UPDATE tenant_extension_schedule s SET
@@ -1072,7 +1168,7 @@ u AS (
             WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
             ELSE s.consecutive_failures END
     FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
-    WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
+    WHERE s.tenant_id = ANY(%(tenants)b::text[]) AND s.tenant_id = r.tenant_id
       AND s.id = r.schedule_id
     RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
               s.consecutive_failures, s.name, v.status, v.finished_at, v.http_status, v.error,
@@ -1098,7 +1194,7 @@ queued AS (
            CASE WHEN e.type = 'run_failed' THEN 'run_failed:' || e.id::text END,
            e.finished_at, e.finished_at
     FROM events e JOIN tenant_notification t ON t.tenant_id = e.tenant_id
-    WHERE t.tenant_id = ANY(%(tenants)s::text[]) AND e.type IS NOT NULL
+    WHERE t.tenant_id = ANY(%(tenants)b::text[]) AND e.type IS NOT NULL
       AND t.enabled AND t.webhook_url IS NOT NULL AND e.type = ANY(t.events)
     ON CONFLICT (tenant_id, coalesce_key)
         WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
-
 from extsched.config import ConfigError, Settings
 from extsched.domain.runs import RunStatus
+from extsched.runner.http import HttpClient, ProtocolError, ResponseTooLarge
 
 MAX_ERROR_CHARS = 1000
 MAX_PREVIEW_BYTES = 1024
@@ -51,23 +50,14 @@ def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class _ResponseTooLarge(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class _RunnerReply:
-    status_code: int
-    body: bytes
-
-
 class RunnerClient:
     """Calls one Runner; reuses connections (keep-alive) across calls.
 
     Every call carries ``authorization: Bearer <token>`` (SPEC §4 "Runner authentication").
     ``timeout_ms`` bounds the whole exchange (connect, send, read of the full body);
     responses larger than ``max_response_bytes`` are abandoned while streaming, so they never
-    sit in memory. A ``session`` passed in is shared and left open by ``aclose``.
+    sit in memory. The HTTP work is ``runner.http``'s lean client: the one request shape this
+    client sends, over a few warm connections.
     """
 
     def __init__(
@@ -77,7 +67,6 @@ class RunnerClient:
         max_response_bytes: int,
         *,
         token: str,
-        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if timeout_ms <= 0:
             raise ValueError("timeout_ms must be positive")
@@ -89,29 +78,13 @@ class RunnerClient:
         self._authorization = f"Bearer {token}"
         self.timeout_ms = timeout_ms
         self.max_response_bytes = max_response_bytes
-        self._owns_session = session is None
-        self._session = session
-        self._lock = asyncio.Lock()
-
-    async def _get_session(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop. Connections are kept alive and reused:
-        # a burst of runs goes over a few warm connections instead of reconnecting.
-        if self._session is None:
-            async with self._lock:
-                if self._session is None:
-                    self._session = aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-                        # aiohttp's own timeout is a backstop; asyncio.timeout bounds the call.
-                        timeout=aiohttp.ClientTimeout(total=self.timeout_ms / 1000 + 5),
-                        auto_decompress=False,
-                    )
-        return self._session
+        self._http = HttpClient(
+            self.base_url + EXECUTE_PATH, max_response_bytes=max_response_bytes, keepalive_s=30
+        )
 
     async def aclose(self) -> None:
-        """Close the connection pool if this client created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the kept-alive connections."""
+        await self._http.aclose()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RunnerClient:
@@ -172,39 +145,39 @@ class RunnerClient:
             timeout_ms = self.timeout_ms
         try:
             async with asyncio.timeout(timeout_ms / 1000):
-                reply = await self._post(body, request_headers)
+                status_code, reply_body = await self._http.post(body, request_headers)
         except TimeoutError:
             return done(
                 RunStatus.TIMED_OUT,
                 retryable=True,
                 error=f"runner timed out after {timeout_ms} ms",
             )
-        except _ResponseTooLarge:
+        except ResponseTooLarge:
             return done(
                 RunStatus.FAILED,
                 error=f"runner response exceeds {self.max_response_bytes} bytes",
             )
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+        except OSError as exc:  # refused, reset, closed before the response ended, TLS
             return done(
                 RunStatus.FAILED, retryable=True, error=f"runner connection error: {_describe(exc)}"
             )
-        except aiohttp.ClientError as exc:
+        except (ProtocolError, ValueError) as exc:
             return done(RunStatus.FAILED, error=f"runner request failed: {_describe(exc)}")
 
-        if not 200 <= reply.status_code < 300:
-            retryable = reply.status_code >= 500 or reply.status_code == 429
-            snippet = _error_message(reply.body)
-            error = f"runner answered HTTP {reply.status_code}"
+        if not 200 <= status_code < 300:
+            retryable = status_code >= 500 or status_code == 429
+            snippet = _error_message(reply_body)
+            error = f"runner answered HTTP {status_code}"
             # A Runner's 504 says the extension did not answer in time (SPEC §6): the
             # attempt timed out, as when the Runner itself does not answer.
-            status = RunStatus.TIMED_OUT if reply.status_code == 504 else RunStatus.FAILED
+            status = RunStatus.TIMED_OUT if status_code == 504 else RunStatus.FAILED
             return done(
                 status,
                 retryable=retryable,
                 error=f"{error}: {snippet}" if snippet.strip() else error,
             )
 
-        parsed = _parse_runner_body(reply.body)
+        parsed = _parse_runner_body(reply_body)
         if isinstance(parsed, str):
             return done(RunStatus.FAILED, error=f"invalid runner response: {parsed}")
         ext_status, ext_body, ext_error = parsed
@@ -220,29 +193,9 @@ class RunnerClient:
             error = f"{error}: {ext_error}"
         return done(RunStatus.FAILED, http_status=ext_status, error=error, preview=preview)
 
-    async def _post(self, body: bytes, headers: dict[str, str]) -> _RunnerReply:
-        session = await self._get_session()
-        async with session.post(
-            self.base_url + EXECUTE_PATH, data=body, headers=headers, allow_redirects=False
-        ) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_response_bytes:
-                # Dropping the connection instead of reading (or draining) the body.
-                response.close()
-                raise _ResponseTooLarge
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    response.close()
-                    raise _ResponseTooLarge
-                chunks.append(chunk)
-            return _RunnerReply(response.status, b"".join(chunks))
-
 
 def _describe(exc: BaseException) -> str:
-    """Name the exception; fall back to its cause's text (aiohttp often wraps an OSError)."""
+    """Name the exception; fall back to its cause's text (when it wraps another)."""
     text = str(exc)
     cause = exc.__cause__ or exc.__context__
     if not text and cause is not None:
