@@ -43,6 +43,8 @@ from temporalio.client import Client
 
 from bench.common import (
     KEY,
+    CpuMeter,
+    database_backends,
     free_port,
     fresh_database,
     percentile,
@@ -52,7 +54,7 @@ from bench.common import (
     utc,
 )
 from bench.retention import insert_history, vacuum
-from bench.temporal_raw import run_raw
+from bench.temporal_raw import history_stages, run_raw
 from extsched.config import JobBackendKind, Settings
 from extsched.domain.timing import jitter_offset
 from extsched.jobs.backend import HandleSpec
@@ -350,8 +352,17 @@ def run_burst(
                 peak_rss = 0
                 deadline = fire_at.timestamp() + 300 + jitter
                 done = 0
+                # CPU per process group from the fire on (dev server, workers, stub Runner,
+                # the database's backends): what each fire costs where.
+                meter = CpuMeter(database_backends(url))
+                metering = False
                 while time.time() < deadline:
                     peak_rss = max(peak_rss, tree_rss(procs))
+                    if not metering and time.time() >= fire_at.timestamp() - 1:
+                        meter.start()
+                        metering = True
+                    elif metering:
+                        meter.update()
                     with psycopg.connect(url, autocommit=True) as conn:
                         done = conn.execute(
                             "SELECT count(*) FROM extension_schedule_run WHERE finished_at "
@@ -361,6 +372,9 @@ def run_burst(
                     if done >= n:
                         break
                     time.sleep(0.2)
+                cpu = meter.read() if metering else {}
+                if backend == "temporal":
+                    cpu.update(asyncio.run(history_stages(address, fire_at.timestamp())))
                 # Where the lag goes: when each run row was created (its uuid7 carries the
                 # millisecond) and when a worker claimed it, relative to the fire instant.
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -432,6 +446,7 @@ def run_burst(
         "drain_s": last - scheduled,
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
         "peak_rss_mb": peak_rss / 1e6,
+        **cpu,
     }
     if per_tenant is not None and len(per_tenant) > 1:
         result.update(tenant_shares(arrivals, scheduled))

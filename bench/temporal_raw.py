@@ -46,7 +46,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.common import percentile
+from bench.common import CpuMeter, percentile
 
 TASK_QUEUE = "raw-baseline"
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -149,6 +149,49 @@ async def arm(address: str, n: int, fire_at: datetime) -> None:
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
+# Where a fire's time goes, from each workflow's history: event type -> name in the result.
+_STAGES = {
+    "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED": "wf_started",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED": "wft1_started",
+    "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": "act_scheduled",
+    "EVENT_TYPE_ACTIVITY_TASK_STARTED": "act_started",
+    "EVENT_TYPE_ACTIVITY_TASK_COMPLETED": "act_completed",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED": "wf_completed",
+}
+
+
+async def history_stages(address: str, fire_ts: float, limit: int = 300) -> dict[str, float]:
+    """The median time (s after the fire) each stage of a workflow was reached, over up to
+    ``limit`` workflows: when Temporal started it, its first workflow task, its activity
+    scheduled/started/completed, its completion."""
+    from temporalio.api.enums.v1 import EventType
+
+    client = await Client.connect(address)
+    seen: dict[str, list[float]] = {}
+    handles = []
+    async for wf in client.list_workflows(limit=limit):
+        handles.append(client.get_workflow_handle(wf.id, run_id=wf.run_id))
+    gate = asyncio.Semaphore(16)
+
+    async def one(handle: Any) -> None:
+        async with gate:
+            history = await handle.fetch_history()
+        first: dict[str, float] = {}
+        for event in history.events:
+            name = _STAGES.get(EventType.Name(event.event_type))
+            if name is not None and name not in first:
+                first[name] = event.event_time.ToDatetime(tzinfo=UTC).timestamp() - fire_ts
+        for name, t in first.items():
+            seen.setdefault(name, []).append(t)
+
+    await asyncio.gather(*(one(h) for h in handles))
+    return {
+        f"{name}_p50_s": round(percentile(seen[name], 50), 3)
+        for name in _STAGES.values()
+        if name in seen
+    }
+
+
 def run_raw(
     n: int, workers: int, concurrency: int, lead: float, address: str | None = None
 ) -> dict[str, Any]:
@@ -181,14 +224,24 @@ def run_raw(
             for _ in range(workers)
         ]
         arrivals: list[dict[str, Any]] = []
+        meter = CpuMeter()  # as bench.burst: from the fire on, per process group
+        metering = False
+        cpu: dict[str, float] = {}
         try:
             deadline = fire_at.timestamp() + 300
             while time.time() < deadline:
-                time.sleep(0.3)
+                time.sleep(0.2)
+                if not metering and time.time() >= fire_at.timestamp() - 1:
+                    meter.start()
+                    metering = True
+                elif metering:
+                    meter.update()
                 if out.exists():
                     lines = out.read_text().splitlines()
                     if len(lines) >= n:
                         break
+            cpu = meter.read() if metering else {}
+            cpu.update(asyncio.run(history_stages(address, fire_at.timestamp())))
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
@@ -218,6 +271,7 @@ def run_raw(
         "peak_calls_1s": max(per_second.values(), default=0),
         "drain_s": last - scheduled,
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
+        **cpu,
         "temporal_dev_server": temporal_dev_server_config(),
     }
 
