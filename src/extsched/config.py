@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     retention_batch_pause_seconds: float = Field(default=0.1, ge=0, le=60)
     # A failing worker loop retries after 1 s, 2 s, 4 s... capped here.
     loop_backoff_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Notifications (SPEC §5, §9; docs/notifications.md).
+    notify_allow_private: bool = False
+    notify_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    notify_per_minute: int = Field(default=30, ge=1, le=6000)
+    notify_concurrency: int = Field(default=8, ge=1, le=256)
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    notify_give_up_seconds: float = Field(default=86400.0, gt=0, le=7 * 86400)
+    notify_retention_days: int = Field(default=30, ge=1, le=100 * 366)
     session_secret: str | None = None
     log_level: str = "INFO"
     # Host-platform identity (SPEC §4): JWTs signed with this HS256 secret or JWKS keys.

@@ -35,3 +35,8 @@ MAINTENANCE_PASSES = Counter(
 RETENTION_DELETED = Counter(
     "extsched_retention_deleted_total", "Rows deleted by retention", ["table"]
 )
+NOTIFICATION_ATTEMPTS = Counter(
+    "extsched_notification_attempts_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed, refused)",
+    ["type", "result"],
+)

@@ -9,19 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from extsched.api.app import create_api
 from extsched.config import Settings, load_settings
+from extsched.crypto import install_aad, opened_envelope
 from extsched.runner.client import RunnerClient
 from extsched.runner.demo import create_demo_app
-from extsched.runner.server import create_runner_app
+from extsched.runner.server import SecretsOpener, SigningSecretsLookup, create_runner_app
 from extsched.runtime import open_context
-from extsched.services import registry
+from extsched.services import registry, signing
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
 from extsched.web import mount_ui
@@ -90,6 +93,27 @@ async def running_worker(
         await client.aclose()
 
 
+def _runner_lookups(
+    holder: dict[str, AppContext],
+) -> tuple[SigningSecretsLookup, SecretsOpener]:
+    """How the reference Runner learns an install's secrets: the signing secrets from the
+    database it already reads manifests from, the install's secrets from ``secret_envelope``
+    (both sealed with the service key, which this process holds)."""
+
+    async def signing_secrets_for(tenant_id: str, install_id: str) -> list[str]:
+        try:
+            parsed = uuid.UUID(install_id)
+        except ValueError:
+            return []
+        return await signing.active_for_signing(holder["ctx"], tenant_id, parsed)
+
+    def open_secrets(envelope: dict[str, Any], tenant_id: str, install_id: str) -> dict[str, str]:
+        box = holder["ctx"].secrets
+        return opened_envelope(box, envelope, aad=install_aad(tenant_id, install_id))
+
+    return signing_secrets_for, open_secrets
+
+
 def create_service_app(
     settings: Settings, url: str, roles: Roles, executors: ExecutorProcesses | None = None
 ) -> FastAPI:
@@ -123,14 +147,11 @@ def create_service_app(
         async def resolve(content_hash: str) -> dict[str, object] | None:
             return await registry.manifest_by_content_hash(holder["ctx"].db, content_hash)
 
-        def signing_secret_for(install_id: str) -> bytes:
-            return holder["ctx"].secrets.signing_secret(install_id)
-
         app.mount(
             "/runner",
             create_runner_app(
                 resolve,
-                signing_secret_for,
+                *_runner_lookups(holder),
                 token=settings.runner_token_value,
                 # The Runner base64-encodes the upstream body (about 4/3 larger), so its cap
                 # leaves room for the client's cap on the whole response.
@@ -152,12 +173,9 @@ def create_runner_process_app(settings: Settings, url: str) -> FastAPI:
     async def resolve(content_hash: str) -> dict[str, object] | None:
         return await registry.manifest_by_content_hash(holder["ctx"].db, content_hash)
 
-    def signing_secret_for(install_id: str) -> bytes:
-        return holder["ctx"].secrets.signing_secret(install_id)
-
     app = create_runner_app(
         resolve,
-        signing_secret_for,
+        *_runner_lookups(holder),
         token=settings.runner_token_value,
         max_response_bytes=runner_body_cap(settings.runner_max_response_bytes),
         upstream_client=upstream,

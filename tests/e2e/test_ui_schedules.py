@@ -258,7 +258,7 @@ def test_it_switches_runs_now_and_shows_the_history(
     expect(row.locator("td.num")).to_have_text("2")
     expect(row.locator("td.last-failure")).to_contain_text("Failed")
     expect(row.locator("td.last-failure")).to_contain_text("500")
-    screenshot(page, "extensions")
+    screenshot(page, "extensions", doc=False)
 
 
 def test_it_deletes_after_confirmation_and_disables_all(

@@ -123,13 +123,31 @@ PAGES: list[UiPage] = [
         signed_in=False,
     ),
     UiPage(
-        "extensions",
+        "dashboard",
         lambda s: "/ui",
         lambda p: [
             *_header(p),
+            p.get_by_role("navigation", name="Main").get_by_role("link", name="Runs"),
+            p.get_by_test_id("board").get_by_role("img").first,
+            p.get_by_test_id("board").get_by_role("link", name="Nightly CRM sync"),
+            p.get_by_test_id("upcoming").locator(".lane").first,
+            p.get_by_test_id("failures").locator("li").first,
             p.get_by_role("link", name="com.example.crm-sync"),
             p.get_by_test_id("installs").locator("td.last-failure").first,
             p.get_by_role("button", name="Install"),
+        ],
+    ),
+    UiPage(
+        "runs",
+        lambda s: "/ui/runs?status=failed&status=succeeded",
+        lambda p: [
+            *_header(p),
+            p.get_by_role("link", name="Download CSV"),
+            p.get_by_role("checkbox", name="Timed out"),
+            p.get_by_role("combobox", name="Schedule"),
+            p.get_by_role("button", name="Apply filters"),
+            p.get_by_role("link", name="Remove the filter status Failed"),
+            p.get_by_test_id("tenant-runs").locator("tbody tr").first,
         ],
     ),
     UiPage(
@@ -227,6 +245,18 @@ PAGES: list[UiPage] = [
             *_header(p),
             _current_tab(p),
             p.get_by_test_id("audit").locator("tbody tr").first,
+        ],
+    ),
+    UiPage(
+        "notifications",
+        lambda s: "/ui/notifications",
+        lambda p: [
+            *_header(p),
+            p.get_by_role("navigation", name="Main").get_by_role("link", name="Notifications"),
+            p.get_by_label("Webhook URL"),
+            p.get_by_role("button", name="Save notification settings"),
+            p.get_by_role("button", name="Reveal the secret"),
+            p.get_by_role("button", name="Send test"),
         ],
     ),
     UiPage(

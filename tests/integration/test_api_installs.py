@@ -35,6 +35,7 @@ async def test_it_installs_and_reads_back(
     assert body["version"] == "1.0.0" and body["enabled"] is True
     assert body["created_at"].endswith("Z")
     assert "s3cr3t-value" not in r.text
+    assert body.pop("schedules_created") == []  # the manifest proposes no schedules
     again = await client.get(f"/api/v1/extensions/{p['extension_id']}", headers=rita.headers)
     assert again.json() == body
     dup = await client.post(

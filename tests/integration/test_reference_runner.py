@@ -13,17 +13,20 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from extsched.crypto import SecretsUnreadable
 from extsched.domain.manifest import endpoint_schedulability, parse_manifest
 from extsched.domain.runs import RunStatus
 from extsched.runner.client import RunnerClient
 from extsched.runner.demo import create_demo_app, demo_manifest
 from extsched.runner.server import create_runner_app
-from extsched.runner.signing import sign, verify_signature
 from tests.helpers.http_server import free_port, run_asgi_server
 
 INSTALL = "install-alice"
-SECRET = b"alice-signing-secret"
+SECRET = "whsec_" + base64.b64encode(b"alice-signing-secret-24b").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"someone-elses-secret-24b").decode()
+SEALED = {"ciphertext_b64": "c2VhbGVk", "algorithm": "AES-256-GCM", "version": 1}
 TOKEN = "reference-runner-test-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 RUNNER_CAP = 64 * 1024
@@ -31,6 +34,31 @@ RUNNER_CAP = 64 * 1024
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def verified(seen: dict[str, Any], secret: str = SECRET) -> bool:
+    """Whether ``seen`` (a captured request) verifies with ``secret``, as an author would."""
+    try:
+        Webhook(secret).verify(seen["body"], seen["headers"], json_parse=False)
+    except WebhookVerificationError:
+        return False
+    return True
+
+
+def unb64url(value: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(value))
+
+
+async def signing_secrets_for(tenant_id: str, install_id: str) -> list[str]:
+    if install_id == "install-unknown":
+        return []
+    return [SECRET] if (tenant_id, install_id) == ("acme", INSTALL) else [OTHER_SECRET]
+
+
+def open_secrets(envelope: dict[str, Any], tenant_id: str, install_id: str) -> dict[str, str]:
+    if envelope != SEALED or (tenant_id, install_id) != ("acme", INSTALL):
+        raise SecretsUnreadable("not ours")
+    return {"API_KEY": "k-123"}
 
 
 def make_capture_app() -> FastAPI:
@@ -103,10 +131,9 @@ def world() -> Iterator[World]:
     async def resolve(content_hash: str) -> dict[str, Any] | None:
         return by_hash.get(content_hash)
 
-    def secret_for(install_id: str) -> bytes:
-        return {INSTALL: SECRET}.get(install_id, b"someone-else")
-
-    runner = create_runner_app(resolve, secret_for, token=TOKEN, max_response_bytes=RUNNER_CAP)
+    runner = create_runner_app(
+        resolve, signing_secrets_for, open_secrets, token=TOKEN, max_response_bytes=RUNNER_CAP
+    )
     with (
         run_asgi_server(host) as demo_url,
         run_asgi_server(capture) as capture_url,
@@ -265,13 +292,17 @@ class TestForwarding:
             for name, value in world.capture.state.requests[-1]["headers"].items()
             if name.startswith("x-extsched-")
         }
-        signature = extsched.pop("x-extsched-signature")
-        assert verify_signature(SECRET, b"{}", signature)
+        assert verified(world.capture.state.requests[-1])
         assert extsched == {
             "x-extsched-trigger": "schedule",
             "x-extsched-schedule-id": "sch-1",
             "x-extsched-run-id": "run-1",
             "x-extsched-scheduled-for": "2026-11-27T09:00:00Z",
+            "x-extsched-tenant-id": "acme",
+            "x-extsched-install-id": INSTALL,
+            "x-extsched-extension-id": "ext-1",
+            "x-extsched-version": "1.0.0",
+            "x-extsched-config": base64.urlsafe_b64encode(b'{"region":"eu"}').decode(),
         }
 
     async def test_it_sends_no_extsched_header_the_context_does_not_carry(
@@ -284,8 +315,12 @@ class TestForwarding:
             del env["context"][key]
         await execute(http, world, env)
         headers = world.capture.state.requests[-1]["headers"]
-        assert [name for name in headers if name.startswith("x-extsched-")] == [
-            "x-extsched-signature"
+        assert sorted(name for name in headers if name.startswith("x-extsched-")) == [
+            "x-extsched-config",
+            "x-extsched-extension-id",
+            "x-extsched-install-id",
+            "x-extsched-tenant-id",
+            "x-extsched-version",
         ]
 
     async def test_it_signs_the_exact_body_with_the_installs_secret(
@@ -294,12 +329,14 @@ class TestForwarding:
         before = int(time.time())
         await execute(http, world, envelope(world.hash_of("capture"), path="/echo", body=b"hi"))
         seen = world.capture.state.requests[-1]
-        header = seen["headers"]["x-extsched-signature"]
-        assert verify_signature(SECRET, b"hi", header)
-        assert not verify_signature(b"someone-else", b"hi", header)
-        assert not verify_signature(SECRET, b"hi!", header)
-        t = int(header.split(",")[0].removeprefix("t="))
-        assert before <= t <= int(time.time())
+        assert seen["headers"]["webhook-id"] == "run-1:1"
+        assert before <= int(seen["headers"]["webhook-timestamp"]) <= int(time.time())
+        assert seen["headers"]["webhook-signature"].startswith("v1,")
+        assert verified(seen)
+        assert not verified(seen, OTHER_SECRET)
+        assert not verified({**seen, "body": b"hi!"})
+        forged_id = {**seen["headers"], "webhook-id": "run-1:2"}
+        assert not verified({**seen, "headers": forged_id})
 
     async def test_it_signs_an_empty_body_for_get(
         self, http: httpx.AsyncClient, world: World
@@ -308,7 +345,7 @@ class TestForwarding:
         assert result["status"] == 201
         seen = world.capture.state.requests[-1]
         assert (seen["method"], seen["path"], seen["body"]) == ("GET", "/base/items/9", b"")
-        assert verify_signature(SECRET, b"", seen["headers"]["x-extsched-signature"])
+        assert verified(seen)
 
     async def test_it_returns_only_selected_upstream_headers(
         self, http: httpx.AsyncClient, world: World
@@ -451,11 +488,11 @@ def guarded() -> Iterator[Guarded]:
         lookups.append(f"manifest {content_hash}")
         return by_hash.get(content_hash)
 
-    def secret_for(install_id: str) -> bytes:
+    async def secrets_for(tenant_id: str, install_id: str) -> list[str]:
         lookups.append(f"secret {install_id}")
-        return SECRET
+        return [SECRET]
 
-    runner = create_runner_app(resolve, secret_for, token=TOKEN)
+    runner = create_runner_app(resolve, secrets_for, open_secrets, token=TOKEN)
     with run_asgi_server(upstream) as upstream_url, run_asgi_server(runner) as runner_url:
         raw = capture_manifest(f"{upstream_url}/base/")
         content_hash = parse_manifest(raw).content_hash
@@ -521,7 +558,7 @@ class TestAuthentication:
         assert response.status_code == 200, response.text
         assert response.json()["status"] == 201
         [seen] = guarded.upstream.state.requests
-        assert verify_signature(SECRET, b"{}", seen["headers"]["x-extsched-signature"])
+        assert verified(seen)
         assert "authorization" not in seen["headers"]  # the Runner token stays here
 
     async def test_it_keeps_healthz_open(self, http: httpx.AsyncClient, guarded: Guarded) -> None:
@@ -545,32 +582,129 @@ class TestAuthentication:
             return None
 
         with pytest.raises(ValueError, match="token"):
-            create_runner_app(resolve, lambda _: SECRET, token="")
+            create_runner_app(resolve, signing_secrets_for, open_secrets, token="")
 
 
 class TestUpstreamLimits:
-    async def test_it_times_out_a_slow_upstream(
+    async def test_it_answers_504_for_a_slow_upstream(
         self, http: httpx.AsyncClient, world: World
     ) -> None:
         started = time.monotonic()
-        result = await execute(
-            http,
-            world,
-            envelope(world.hash_of("demo"), path="/slow", query={"ms": "30000"}, timeout_ms=300),
+        response = await http.post(
+            f"{world.runner_url}/v1/execute",
+            json=envelope(
+                world.hash_of("demo"), path="/slow", query={"ms": "30000"}, timeout_ms=300
+            ),
+            headers=AUTH,
         )
-        assert result == {"status": 504, "headers": {}, "error": "upstream timed out after 300 ms"}
+        assert response.status_code == 504
+        assert response.json() == {
+            "error": {
+                "code": "UPSTREAM_TIMEOUT",
+                "message": "upstream did not answer within 300 ms",
+            }
+        }
         assert 0.3 <= time.monotonic() - started < 10
 
     async def test_it_caps_the_upstream_body(self, http: httpx.AsyncClient, world: World) -> None:
         result = await execute(http, world, envelope(world.hash_of("capture"), "GET", "/big"))
         assert result == {"status": 502, "headers": {}, "error": "upstream response too large"}
 
-    async def test_it_reports_an_unreachable_upstream(
+    async def test_it_answers_502_for_an_unreachable_upstream(
         self, http: httpx.AsyncClient, world: World
     ) -> None:
-        result = await execute(http, world, envelope(world.hash_of("unreachable"), path="/echo"))
-        assert result["status"] == 502
-        assert result["error"].startswith("upstream unreachable: ")
+        response = await http.post(
+            f"{world.runner_url}/v1/execute",
+            json=envelope(world.hash_of("unreachable"), path="/echo"),
+            headers=AUTH,
+        )
+        assert response.status_code == 502
+        error = response.json()["error"]
+        assert error["code"] == "UPSTREAM_UNREACHABLE"
+        assert error["message"].startswith("upstream unreachable: ")
+
+    async def test_the_client_retries_both_as_runner_failures(self, world: World) -> None:
+        async with RunnerClient(world.runner_url, 10_000, 262_144, token=TOKEN) as client:
+            down = await client.execute(envelope(world.hash_of("unreachable"), path="/echo"), {})
+            slow = await client.execute(
+                envelope(
+                    world.hash_of("demo"), path="/slow", query={"ms": "30000"}, timeout_ms=300
+                ),
+                {},
+            )
+        assert (down.status, down.retryable, down.http_status) == (RunStatus.FAILED, True, None)
+        assert down.error is not None
+        assert down.error.startswith("runner answered HTTP 502: upstream unreachable: ")
+        assert (slow.status, slow.retryable, slow.http_status) == (
+            RunStatus.TIMED_OUT,
+            True,
+            None,
+        )
+        # Both ends enforce limits.timeout_ms: whichever gives up first words the error.
+        assert slow.error in (
+            "runner answered HTTP 504: upstream did not answer within 300 ms",
+            "runner timed out after 300 ms",
+        )
+
+
+class TestContextForTheUpstream:
+    async def test_it_sends_the_secrets_only_when_declared_and_granted(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        granted = envelope(
+            world.hash_of("capture"),
+            path="/echo",
+            providers=["cap:http.fetch", "cap:secrets.get"],
+        )
+        granted["secret_envelope"] = SEALED
+        await execute(http, world, granted)
+        headers = world.capture.state.requests[-1]["headers"]
+        assert unb64url(headers["x-extsched-secrets"]) == {"API_KEY": "k-123"}
+        assert unb64url(headers["x-extsched-config"]) == {"region": "eu"}
+
+        not_granted = envelope(world.hash_of("capture"), path="/echo")
+        not_granted["secret_envelope"] = SEALED
+        await execute(http, world, not_granted)
+        assert "x-extsched-secrets" not in world.capture.state.requests[-1]["headers"]
+
+    async def test_it_sends_an_empty_object_when_granted_without_secrets(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        env = envelope(world.hash_of("capture"), path="/echo", providers=["cap:secrets.get"])
+        await execute(http, world, env)
+        assert unb64url(world.capture.state.requests[-1]["headers"]["x-extsched-secrets"]) == {}
+
+    async def test_it_fails_as_the_runner_when_the_secret_envelope_cannot_be_opened(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        count = len(world.capture.state.requests)
+        env = envelope(world.hash_of("capture"), path="/echo", providers=["cap:secrets.get"])
+        env["secret_envelope"] = {**SEALED, "ciphertext_b64": "b3RoZXI="}
+        response = await http.post(f"{world.runner_url}/v1/execute", json=env, headers=AUTH)
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "SECRETS_UNREADABLE"
+        assert len(world.capture.state.requests) == count
+
+    async def test_it_refuses_an_unknown_install(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        env = envelope(world.hash_of("capture"), path="/echo")
+        env["context"]["install_id"] = "install-unknown"
+        result = await execute(http, world, env)
+        assert result == {"status": 404, "headers": {}, "error": "unknown install"}
+
+    async def test_it_forwards_a_valid_traceparent_only(
+        self, http: httpx.AsyncClient, world: World
+    ) -> None:
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        for sent, expected in ((traceparent, traceparent), ("00-nonsense", None)):
+            response = await http.post(
+                f"{world.runner_url}/v1/execute",
+                json=envelope(world.hash_of("capture"), path="/echo"),
+                headers={**AUTH, "traceparent": sent},
+            )
+            assert response.status_code == 200
+            assert world.capture.state.requests[-1]["headers"].get("traceparent") == expected
 
 
 class TestWithRunnerClient:
@@ -646,35 +780,28 @@ class TestDemoUpstream:
 
 
 class TestSigning:
-    def test_it_round_trips(self) -> None:
-        header = sign(SECRET, b"body", 1_700_000_000)
-        assert header.startswith("t=1700000000,v1=")
-        assert verify_signature(SECRET, b"body", header, now=1_700_000_000)
+    async def test_it_signs_with_every_active_secret_during_a_rotation(self) -> None:
+        upstream = make_capture_app()
+        current = "whsec_" + base64.b64encode(b"the-new-secret-24-bytes!").decode()
 
-    def test_it_matches_the_documented_formula(self) -> None:
-        import hashlib
-        import hmac
+        async def resolve(_: str) -> dict[str, Any] | None:
+            return raw
 
-        expected = hmac.new(SECRET, b"1700000000.body", hashlib.sha256).hexdigest()
-        assert sign(SECRET, b"body", 1_700_000_000) == f"t=1700000000,v1={expected}"
+        async def both(tenant_id: str, install_id: str) -> list[str]:
+            return [current, SECRET]
 
-    def test_it_refuses_other_bodies_secrets_and_stale_times(self) -> None:
-        header = sign(SECRET, b"body", 1000)
-        assert not verify_signature(SECRET, b"body2", header, now=1000)
-        assert not verify_signature(b"other", b"body", header, now=1000)
-        assert verify_signature(SECRET, b"body", header, now=1300)
-        assert not verify_signature(SECRET, b"body", header, now=1301)
-        assert not verify_signature(SECRET, b"body", header, now=699)
-        assert verify_signature(SECRET, b"body", header, now=1400, tolerance_s=400)
-
-    def test_it_accepts_any_of_several_v1_values(self) -> None:
-        header = sign(SECRET, b"x", 5)
-        rotated = header.replace("v1=", "v1=" + "0" * 64 + ",v1=")
-        assert verify_signature(SECRET, b"x", rotated, now=5)
-
-    @pytest.mark.parametrize(
-        "header",
-        ["", "garbage", "t=5", "v1=abc", "t=x,v1=abc", "t=5,t=5,v1=abc", "t=-5,v1=a", "t=5,v1=é"],
-    )
-    def test_it_treats_malformed_headers_as_invalid(self, header: str) -> None:
-        assert not verify_signature(SECRET, b"x", header, now=5)
+        runner = create_runner_app(resolve, both, open_secrets, token=TOKEN)
+        with run_asgi_server(upstream) as upstream_url, run_asgi_server(runner) as runner_url:
+            raw = capture_manifest(f"{upstream_url}/base/")
+            async with httpx.AsyncClient(timeout=30) as http:
+                response = await http.post(
+                    f"{runner_url}/v1/execute",
+                    json=envelope(parse_manifest(raw).content_hash, path="/echo", body=b"{}"),
+                    headers=AUTH,
+                )
+        assert response.status_code == 200, response.text
+        [seen] = upstream.state.requests
+        assert len(seen["headers"]["webhook-signature"].split(" ")) == 2
+        assert verified(seen, current)
+        assert verified(seen, SECRET)
+        assert not verified(seen, OTHER_SECRET)

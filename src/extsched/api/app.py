@@ -3,39 +3,59 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from extsched import __version__
 from extsched.api import (
+    openapi,
     routes_admin,
     routes_installs,
+    routes_notifications,
     routes_registry,
+    routes_runs,
+    routes_schedule_code,
     routes_schedules,
     routes_service,
 )
 from extsched.api.errors import BodyGuard, install_handlers
-from extsched.api.schemas import ErrorOut
 from extsched.services.context import AppContext
 
-_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
-}
+
+class Api(FastAPI):
+    """FastAPI with the document completed by ``api.openapi`` (ids checked, error answers,
+    shared components)."""
+
+    _completed: dict[str, Any] | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        doc = super().openapi()  # cached by FastAPI until the routes change
+        if doc is not self._completed:
+            openapi.check_operation_ids(self)
+            openapi.document(self, doc)
+            self._completed = doc
+        return doc
 
 
 def create_api(ctx: AppContext | None) -> FastAPI:
     """The API app; ``ctx`` may be set later by the caller's lifespan (``app.state.ctx``)."""
-    app = FastAPI(
+    app = Api(
         title="extsched",
         version=__version__,
         description="Cron schedules for the API endpoints of installed extensions.",
-        responses=_ERROR_RESPONSES,
+        openapi_tags=openapi.TAGS,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.ctx = ctx
     install_handlers(app)
     for module in (
         routes_registry,
         routes_installs,
+        routes_schedule_code,  # before routes_schedules: .../schedules/export is no id
         routes_schedules,
+        routes_runs,
+        routes_notifications,
         routes_admin,
         routes_service,
     ):

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from extsched.api.openapi import raises
 from extsched.domain.auth import Permission, Principal
-from extsched.errors import Forbidden, Unauthenticated
+from extsched.errors import BackendUnavailable, Forbidden, Unauthenticated
 from extsched.services import identity
 from extsched.services.context import AppContext
 
@@ -22,6 +23,7 @@ async def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
+@raises(Unauthenticated, BackendUnavailable)
 async def get_principal(request: Request, ctx: Ctx) -> Principal:
     """The caller of this request: a bearer token, or the UI's session (set by the UI layer)."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -40,6 +42,7 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 def _tenant_perm(perm: Permission):  # type: ignore[no-untyped-def]
+    @raises(Forbidden)
     async def check(principal: CurrentPrincipal) -> Principal:
         if principal.tenant_id is None or not principal.has(perm):
             raise Forbidden(f"this call needs the {perm.value} permission of a tenant user")
@@ -48,6 +51,7 @@ def _tenant_perm(perm: Permission):  # type: ignore[no-untyped-def]
     return check
 
 
+@raises(Forbidden)
 async def _admin(principal: CurrentPrincipal) -> Principal:
     if not principal.has(Permission.ADMIN):
         raise Forbidden("this call needs the platform:admin permission")

@@ -33,12 +33,17 @@ def error_response(exc: ExtschedError) -> JSONResponse:
 
 
 def _field_key(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    # Union members appear as tags like "dict[str,any]"; the field is what precedes them.
-    parts = [p for p in parts if "[" not in p]
-    return ".".join(parts) or "body"
+    """``("body", "schedules", 0, "cron")`` -> ``schedules[0].cron``."""
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    key = ""
+    for part in loc:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif "[" not in str(part):
+            # Union members appear as tags like "dict[str,any]"; the field precedes them.
+            key += f".{part}" if key else str(part)
+    return key or "body"
 
 
 def validation_to_error(exc: RequestValidationError) -> ExtschedError:

@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Query, Response
 
 from extsched.api.deps import Admin, Ctx
+from extsched.api.openapi import raises
 from extsched.api.schemas import (
     AdminScheduleListOut,
     AdminScheduleOut,
@@ -24,14 +25,15 @@ from extsched.api.schemas import (
     TokenOut,
 )
 from extsched.domain.auth import TENANT_ID_RE
-from extsched.errors import field_error
+from extsched.errors import NotFound, field_error
 from extsched.services import admin, lifecycle, reconcile, registry, schedules, tenants, tokens
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.put("/tenants/{tenant_id}", response_model=TenantOut)
-async def put_tenant(ctx: Ctx, _: Admin, tenant_id: str, body: TenantPutIn) -> TenantOut:
+@raises(NotFound)
+async def admin_put_tenant(ctx: Ctx, _: Admin, tenant_id: str, body: TenantPutIn) -> TenantOut:
     """Create or update a tenant's default time zone and scheduled-tasks feature flag."""
     tenant = await tenants.put(
         ctx.db,
@@ -44,7 +46,10 @@ async def put_tenant(ctx: Ctx, _: Admin, tenant_id: str, body: TenantPutIn) -> T
 
 
 @router.post("/tenants/{tenant_id}/kill-switch", response_model=KillSwitchOut)
-async def kill_switch(ctx: Ctx, a: Admin, tenant_id: str, body: KillSwitchIn) -> KillSwitchOut:
+@raises(NotFound)
+async def admin_set_kill_switch(
+    ctx: Ctx, a: Admin, tenant_id: str, body: KillSwitchIn
+) -> KillSwitchOut:
     """On: nothing of the tenant fires or runs now (handles paused); off: restores."""
     tenants.check_tenant_id(tenant_id)
     changed = await lifecycle.set_kill_switch(ctx, a.actor, tenant_id, body.enabled)
@@ -52,7 +57,7 @@ async def kill_switch(ctx: Ctx, a: Admin, tenant_id: str, body: KillSwitchIn) ->
 
 
 @router.get("/schedules", response_model=AdminScheduleListOut)
-async def list_schedules(
+async def admin_list_schedules(
     ctx: Ctx,
     _: Admin,
     tenant: str | None = Query(default=None, max_length=64),
@@ -82,14 +87,19 @@ async def list_schedules(
 
 
 @router.delete("/tenants/{tenant_id}/schedules/{schedule_id}", status_code=204)
-async def delete_schedule(ctx: Ctx, a: Admin, tenant_id: str, schedule_id: uuid.UUID) -> Response:
+@raises(NotFound)
+async def admin_delete_schedule(
+    ctx: Ctx, a: Admin, tenant_id: str, schedule_id: uuid.UUID
+) -> Response:
+    """Delete any tenant's schedule (even with the tenant's feature flag off)."""
     tenants.check_tenant_id(tenant_id)
     await schedules.delete(ctx, a.actor, tenant_id, schedule_id, check_feature=False)
     return Response(status_code=204)
 
 
 @router.post("/reconcile", response_model=ReconcileOut)
-async def run_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOut:
+async def admin_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOut:
+    """Compare the database with the job backend; ``repair`` fixes what differs."""
     r = await reconcile.reconcile(ctx, repair=repair, actor=a.actor)
     return ReconcileOut(
         orphan_schedules=r.orphan_schedules,
@@ -102,13 +112,17 @@ async def run_reconcile(ctx: Ctx, a: Admin, repair: bool = False) -> ReconcileOu
 
 
 @router.post("/registry/backfill-endpoints", response_model=BackfillOut)
-async def backfill(ctx: Ctx, _: Admin, version_id: uuid.UUID | None = None) -> BackfillOut:
+@raises(NotFound)
+async def admin_backfill_endpoints(
+    ctx: Ctx, _: Admin, version_id: uuid.UUID | None = None
+) -> BackfillOut:
+    """Write the endpoint rows of every version (or one); idempotent."""
     versions, written = await registry.backfill_endpoints(ctx.db, version_id)
     return BackfillOut(versions=versions, endpoints_written=written)
 
 
 @router.post("/tokens", response_model=TokenCreatedOut, status_code=201)
-async def create_token(ctx: Ctx, a: Admin, body: TokenCreateIn) -> TokenCreatedOut:
+async def admin_create_token(ctx: Ctx, a: Admin, body: TokenCreateIn) -> TokenCreatedOut:
     """Create a tenant user's or an admin's token; its value is shown only in this answer."""
     new = await tokens.create_token(
         ctx.db,
@@ -124,7 +138,7 @@ async def create_token(ctx: Ctx, a: Admin, body: TokenCreateIn) -> TokenCreatedO
 
 
 @router.get("/tokens", response_model=TokenListOut)
-async def list_tokens(
+async def admin_list_tokens(
     ctx: Ctx, _: Admin, tenant: str | None = Query(default=None, max_length=64)
 ) -> TokenListOut:
     """Tokens that are not revoked (expired ones included), oldest first; never their value."""
@@ -135,7 +149,8 @@ async def list_tokens(
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def revoke_token(ctx: Ctx, a: Admin, token_id: uuid.UUID) -> Response:
+@raises(NotFound)
+async def admin_revoke_token(ctx: Ctx, a: Admin, token_id: uuid.UUID) -> Response:
     """Revoke a token at once; the UI sessions opened with it end with it."""
     await tokens.revoke_or_404(ctx.db, token_id, a.actor)
     return Response(status_code=204)

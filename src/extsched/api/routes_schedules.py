@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from enum import Enum
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from extsched.api.deps import Ctx, CurrentPrincipal, Reader, Writer
+from extsched.api.openapi import raises
 from extsched.api.schemas import (
     AuditEntryOut,
     AuditPageOut,
@@ -18,8 +21,6 @@ from extsched.api.schemas import (
     FireOut,
     RunNowIn,
     RunNowOut,
-    RunOut,
-    RunPageOut,
     ScheduleCreateIn,
     ScheduleListOut,
     ScheduleOut,
@@ -32,43 +33,85 @@ from extsched.domain.pagination import (
     before_id,
     encode_cursor,
 )
-from extsched.errors import ValidationFailed, field_error
+from extsched.errors import (
+    FeatureDisabled,
+    InstallDisabled,
+    NotFound,
+    NotInstalled,
+    QuotaExceeded,
+    RateLimited,
+    RevisionConflict,
+    SchedulesPaused,
+    ValidationFailed,
+    field_error,
+)
 from extsched.services import audit, runs, schedules
 from extsched.services.schedules import ScheduleInput
 
-router = APIRouter(prefix="/api/v1", tags=["schedules"])
+router = APIRouter(prefix="/api/v1")
+SCHEDULES: list[str | Enum] = ["schedules"]
+RUNS: list[str | Enum] = ["runs"]
 
 
-@router.get("/extensions/{extension_id}/schedules", response_model=ScheduleListOut)
+@router.get("/extensions/{extension_id}/schedules", response_model=ScheduleListOut, tags=SCHEDULES)
+@raises(NotInstalled, FeatureDisabled)
 async def list_schedules(ctx: Ctx, p: Reader, extension_id: uuid.UUID) -> ScheduleListOut:
+    """The install's schedules."""
     items = await schedules.list_for_extension(ctx, p, extension_id)
     return ScheduleListOut(items=[ScheduleOut.of(s) for s in items])
 
 
-@router.post("/extensions/{extension_id}/schedules", status_code=201, response_model=ScheduleOut)
+@router.post(
+    "/extensions/{extension_id}/schedules",
+    status_code=201,
+    response_model=ScheduleOut,
+    tags=SCHEDULES,
+)
+@raises(NotInstalled, FeatureDisabled, InstallDisabled, QuotaExceeded)
 async def create_schedule(
     ctx: Ctx, p: Writer, extension_id: uuid.UUID, body: ScheduleCreateIn
 ) -> ScheduleOut:
+    """Schedule one of the install's endpoints."""
     data = ScheduleInput(**body.model_dump(exclude_unset=True))
     return ScheduleOut.of(await schedules.create(ctx, p, extension_id, data))
 
 
-@router.post("/extensions/{extension_id}/schedules/disable-all", response_model=DisableAllOut)
-async def disable_all(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> DisableAllOut:
+@router.post(
+    "/extensions/{extension_id}/schedules/disable-all", response_model=DisableAllOut, tags=SCHEDULES
+)
+@raises(NotInstalled, FeatureDisabled)
+async def disable_all_schedules(ctx: Ctx, p: Writer, extension_id: uuid.UUID) -> DisableAllOut:
+    """Disable every schedule of the install; idempotent."""
     return DisableAllOut(disabled=await schedules.disable_all(ctx, p, extension_id))
 
 
 # Single-schedule routes answer both at /api/v1/schedules/{id} (the SPEC's form) and nested
-# under their extension (which must then match).
-@router.get("/schedules/{schedule_id}", response_model=ScheduleOut)
+# under their extension (which must then match). The nested form is not documented, and its
+# extension id is read here so that the documented form shows no such parameter.
+def _nested_extension_id(request: Request) -> uuid.UUID | None:
+    raw = request.path_params.get("extension_id")
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise field_error("extension_id", "must be a UUID") from None
+
+
+NestedExtensionId = Annotated[uuid.UUID | None, Depends(_nested_extension_id)]
+
+
+@router.get("/schedules/{schedule_id}", response_model=ScheduleOut, tags=SCHEDULES)
 @router.get(
     "/extensions/{extension_id}/schedules/{schedule_id}",
     response_model=ScheduleOut,
     include_in_schema=False,
 )
+@raises(NotFound, FeatureDisabled)
 async def get_schedule(
-    ctx: Ctx, p: Reader, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+    ctx: Ctx, p: Reader, schedule_id: uuid.UUID, extension_id: NestedExtensionId
 ) -> ScheduleOut:
+    """A schedule with its next 5 fires."""
     return ScheduleOut.of(await schedules.get(ctx, p, schedule_id, extension_id))
 
 
@@ -84,21 +127,23 @@ def _revision(if_match: str | None, body_revision: int | None) -> int | None:
     return body_revision if body_revision is not None else header_rev
 
 
-@router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
+@router.patch("/schedules/{schedule_id}", response_model=ScheduleOut, tags=SCHEDULES)
 @router.patch(
     "/extensions/{extension_id}/schedules/{schedule_id}",
     response_model=ScheduleOut,
     include_in_schema=False,
 )
-async def patch_schedule(
+@raises(NotFound, FeatureDisabled, RevisionConflict)
+async def update_schedule(
     ctx: Ctx,
     p: Writer,
     schedule_id: uuid.UUID,
     body: SchedulePatchIn,
     response: Response,
-    extension_id: uuid.UUID | None = None,
+    extension_id: NestedExtensionId,
     if_match: str | None = Header(default=None),
 ) -> ScheduleOut:
+    """Change any of a schedule's fields; a stale revision is refused."""
     given = body.model_fields_set
     data = ScheduleInput(**{f: getattr(body, f) for f in given if f != "revision"})
     updated = await schedules.update(
@@ -113,31 +158,40 @@ async def patch_schedule(
     return ScheduleOut.of(updated)
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204)
+@router.delete("/schedules/{schedule_id}", status_code=204, tags=SCHEDULES)
 @router.delete(
     "/extensions/{extension_id}/schedules/{schedule_id}", status_code=204, include_in_schema=False
 )
+@raises(NotFound, FeatureDisabled)
 async def delete_schedule(
-    ctx: Ctx, p: Writer, schedule_id: uuid.UUID, extension_id: uuid.UUID | None = None
+    ctx: Ctx, p: Writer, schedule_id: uuid.UUID, extension_id: NestedExtensionId
 ) -> Response:
+    """Delete a schedule and its backend handle."""
     assert p.tenant_id is not None
     await schedules.delete(ctx, p.actor, p.tenant_id, schedule_id, extension_id)
     return Response(status_code=204)
 
 
-@router.post("/schedules/{schedule_id}/run-now", status_code=202, response_model=RunNowOut)
+@router.post(
+    "/schedules/{schedule_id}/run-now",
+    status_code=202,
+    response_model=RunNowOut,
+    tags=RUNS,
+    responses={200: {"model": RunNowOut, "description": "The run first started with this key"}},
+)
 @router.post(
     "/extensions/{extension_id}/schedules/{schedule_id}/run-now",
     status_code=202,
     response_model=RunNowOut,
     include_in_schema=False,
 )
+@raises(NotFound, FeatureDisabled, InstallDisabled, SchedulesPaused, RateLimited)
 async def run_now(
     ctx: Ctx,
     p: Writer,
     schedule_id: uuid.UUID,
     response: Response,
-    extension_id: uuid.UUID | None = None,
+    extension_id: NestedExtensionId,
     idempotency_key: str | None = Header(default=None),
     body: RunNowIn | None = None,
 ) -> RunNowOut:
@@ -156,7 +210,8 @@ async def run_now(
     return RunNowOut(run_id=result.run.id, status=result.run.status)
 
 
-@router.post("/runs/{run_id}/replay", status_code=202, response_model=RunNowOut)
+@router.post("/runs/{run_id}/replay", status_code=202, response_model=RunNowOut, tags=RUNS)
+@raises(NotFound, FeatureDisabled, InstallDisabled, SchedulesPaused, RateLimited)
 async def replay_run(ctx: Ctx, p: Writer, run_id: uuid.UUID) -> RunNowOut:
     """Run a past run again: a new run of its schedule for the same ``scheduled_for``
     (``trigger: "replay"``), with today's payload and configuration."""
@@ -164,28 +219,8 @@ async def replay_run(ctx: Ctx, p: Writer, run_id: uuid.UUID) -> RunNowOut:
     return RunNowOut(run_id=result.run.id, status=result.run.status)
 
 
-@router.get("/schedules/{schedule_id}/runs", response_model=RunPageOut)
-@router.get(
-    "/extensions/{extension_id}/schedules/{schedule_id}/runs",
-    response_model=RunPageOut,
-    include_in_schema=False,
-)
-async def list_runs(
-    ctx: Ctx,
-    p: Reader,
-    schedule_id: uuid.UUID,
-    extension_id: uuid.UUID | None = None,
-    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(default=None, max_length=200),
-) -> RunPageOut:
-    items, next_cursor = await runs.history(
-        ctx, p, schedule_id, limit=limit, cursor=cursor, extension_id=extension_id
-    )
-    return RunPageOut(items=[RunOut.of(r) for r in items], next_cursor=next_cursor)
-
-
-@router.post("/cron/preview", response_model=CronPreviewOut)
-async def cron_preview(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> CronPreviewOut:
+@router.post("/cron/preview", response_model=CronPreviewOut, tags=["cron"])
+async def preview_cron(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> CronPreviewOut:
     """Validate a cron expression and show its fires from ``from`` (default now) with the
     DST choice, and the next fires a clock change moves, drops or doubles."""
     tz = body.timezone or p.user_timezone or "UTC"
@@ -219,14 +254,16 @@ async def cron_preview(ctx: Ctx, p: CurrentPrincipal, body: CronPreviewIn) -> Cr
     )
 
 
-@router.get("/extensions/{extension_id}/audit", response_model=AuditPageOut)
-async def audit_log(
+@router.get("/extensions/{extension_id}/audit", response_model=AuditPageOut, tags=["audit"])
+@raises(NotInstalled)
+async def list_audit_entries(
     ctx: Ctx,
     p: Reader,
     extension_id: uuid.UUID,
     limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     cursor: str | None = Query(default=None, max_length=200),
 ) -> AuditPageOut:
+    """A page of the extension's audit log, newest first (it outlives an uninstall)."""
     assert p.tenant_id is not None
     entries = await audit.extension_page(
         ctx.db,

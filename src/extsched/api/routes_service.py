@@ -7,19 +7,26 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extsched.api.deps import Ctx
+from extsched.api.schemas import HealthOut, ReadyOut
 from extsched.errors import BackendUnavailable
 from extsched.metrics import SCHEDULES
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", response_model=HealthOut)
+async def get_health() -> dict[str, str]:
+    """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(ctx: Ctx) -> JSONResponse:
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "The database or job backend is down"}},
+)
+async def get_readiness(ctx: Ctx) -> JSONResponse:
+    """The database and the job backend are reachable, and no worker loop keeps failing."""
     database = await ctx.db.ping()
     backend = await ctx.backend.ping() if database or ctx.backend.name != "postgres" else False
     # The worker loops this process runs (none for `extsched api`); one that keeps failing
@@ -46,7 +53,7 @@ async def readyz(ctx: Ctx) -> JSONResponse:
         }
     },
 )
-async def metrics(ctx: Ctx) -> Response:
+async def get_metrics(ctx: Ctx) -> Response:
     """Prometheus metrics; schedule counts by state are read at scrape time."""
     try:
         async with ctx.db.connection() as conn:

@@ -15,6 +15,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
 )
 
 from extsched.domain import cron
@@ -22,7 +23,9 @@ from extsched.services import registry, tokens
 from extsched.services.audit import AuditEntry
 from extsched.services.endpoints import EndpointPage
 from extsched.services.installs import Install
+from extsched.services.runs import ListedRun, Run
 from extsched.services.schedules import Schedule
+from extsched.services.signing import SigningSecret
 from extsched.services.tenants import Tenant
 
 
@@ -39,6 +42,25 @@ them: a Python formatter per value was a third of a 50-schedule listing's CPU.""
 
 ConfigMap = dict[StrictStr, StrictStr]
 
+# A schedule's payload: any JSON object or array, checked by the service (SPEC §5 Validation)
+# so that a wrong type is a field error with a clear message.
+_PAYLOAD_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "object"}, {"type": "array", "items": {}}, {"type": "null"}],
+    "description": "A JSON object or array sent as the request body to the endpoint.",
+}
+Payload = Annotated[Any, WithJsonSchema(_PAYLOAD_SCHEMA)]
+
+Overlap = Literal["skip", "buffer_one", "allow"]
+DstGap = Literal["shift", "skip"]
+DstRepeat = Literal["first", "last", "both"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out", "skipped"]
+
+
+def _documented_range(description: str, **bounds: int) -> Any:
+    """A field whose range the service checks (its message names the field); the document
+    states the range."""
+    return Field(default=None, description=description, json_schema_extra=dict(bounds))
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -46,13 +68,44 @@ class Strict(BaseModel):
 
 # ----------------------------------------------------------------- requests
 class InstallCreateIn(Strict):
+    """Install a published version for the caller's tenant."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version_id": "0193a5c4-7d2e-7c41-9f0e-2b6f8f1f4a10",
+                    "config": {"region": "eu"},
+                    "secrets": {"api_key": "s3cr3t"},
+                    "providers": ["cap:http.fetch"],
+                }
+            ]
+        }
+    )
+
     version_id: uuid.UUID
-    config: ConfigMap | None = None
-    secrets: ConfigMap | None = None
-    providers: list[StrictStr] | None = None
+    config: ConfigMap | None = Field(default=None, description="Plain settings, by name.")
+    secrets: ConfigMap | None = Field(
+        default=None, description="Write-only: stored encrypted, only their names are shown."
+    )
+    providers: list[StrictStr] | None = Field(
+        default=None,
+        description="The manifest's capabilities granted to the install (default: all).",
+    )
+    default_schedules: StrictBool = Field(
+        default=True,
+        description="Create the manifest's default schedules with the install (SPEC §7).",
+    )
 
 
 class InstallPatchIn(Strict):
+    """Change an install's settings: ``config`` is replaced whole, ``secrets`` are merged
+    (``null`` deletes one), ``providers`` replaced."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"config": {"region": "us"}, "secrets": {"old": None}}]}
+    )
+
     config: ConfigMap | None = None
     secrets: dict[StrictStr, StrictStr | None] | None = None
     providers: list[StrictStr] | None = None
@@ -62,46 +115,101 @@ class PoliciesIn(Strict):
     """Schedule policies (SPEC §5); ``null`` or absent means the default. Ranges are checked
     by the service, so every error is a field error under the field's name."""
 
-    overlap: Literal["skip", "buffer_one", "allow"] | None = None
-    max_attempts: StrictInt | None = None
-    timeout_ms: StrictInt | None = None
-    jitter_seconds: StrictInt | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    paused_until: AwareDatetime | None = None
-    dst_gap: Literal["shift", "skip"] | None = None
-    dst_repeat: Literal["first", "last", "both"] | None = None
+    overlap: Overlap | None = Field(
+        default=None,
+        description="A fire while a run is running: skip (default), buffer_one, allow.",
+    )
+    max_attempts: StrictInt | None = _documented_range(
+        "Attempts per run for retryable failures.", minimum=1, maximum=10
+    )
+    timeout_ms: StrictInt | None = _documented_range(
+        "Per-invocation timeout, at most EXTSCHED_MAX_TIMEOUT_MS.", minimum=1000
+    )
+    jitter_seconds: StrictInt | None = _documented_range(
+        "Fixed pseudo-random delay of each fire; less than half the shortest gap.",
+        minimum=0,
+        maximum=3600,
+    )
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="Fires only from this instant (before ends_at)."
+    )
+    ends_at: AwareDatetime | None = Field(default=None, description="Fires only before it.")
+    paused_until: AwareDatetime | None = Field(
+        default=None, description="No fire before it; a past instant or null resumes."
+    )
+    dst_gap: DstGap | None = Field(
+        default=None, description="Fixed-time schedules: a fire in a DST gap (default shift)."
+    )
+    dst_repeat: DstRepeat | None = Field(
+        default=None,
+        description="Fixed-time schedules: a fire in a repeated hour (default first).",
+    )
 
 
 class ScheduleCreateIn(PoliciesIn):
-    name: StrictStr | None = None
-    endpoint_id: uuid.UUID
-    cron: StrictStr
-    timezone: StrictStr | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Nightly CRM sync",
+                    "endpoint_id": "0193a5c4-7d2e-7c41-9f0e-2b6f8f1f4a11",
+                    "cron": "30 2 * * *",
+                    "timezone": "Europe/Paris",
+                    "payload": {"full": False},
+                    "overlap": "skip",
+                    "max_attempts": 3,
+                }
+            ]
+        }
+    )
+
+    name: StrictStr | None = Field(default=None, description="1-128 characters, unique.")
+    endpoint_id: uuid.UUID = Field(
+        description="A GET or POST endpoint, without path parameters, of the installed version."
+    )
+    cron: StrictStr = Field(description="Five fields: minute hour day-of-month month weekday.")
+    timezone: StrictStr | None = Field(
+        default=None, description="IANA name; default: the user's, else the tenant's, else UTC."
+    )
     enabled: StrictBool = True
-    payload: Any = None  # object or array; checked by the service with a clear message
+    payload: Payload = None
 
 
 class SchedulePatchIn(PoliciesIn):
+    """Any subset of the schedule's fields (``payload: null`` clears it). The revision read,
+    in ``revision`` or an ``If-Match`` header, guards against concurrent changes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"cron": "0 6 * * 1-5", "enabled": True, "revision": 3}]}
+    )
+
     name: StrictStr | None = None
     endpoint_id: uuid.UUID | None = None
     cron: StrictStr | None = None
     timezone: StrictStr | None = None
     enabled: StrictBool | None = None
-    payload: Any = None  # object or array; checked by the service with a clear message
+    payload: Payload = None
     revision: StrictInt | None = None
 
 
 class RunNowIn(Strict):
     """Run-now's optional body: a payload for this run only (validated like a schedule's)."""
 
-    payload: Any = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{"payload": {"full": True}}]})
+
+    payload: Payload = None
 
 
 _MAX_PREVIEW = cron.MAX_PREVIEW  # the field ``cron`` hides the module in the class body
 
 
 class CronPreviewIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"cron": "30 2 * * *", "timezone": "Europe/Paris", "count": 5}]
+        }
+    )
+
     cron: StrictStr
     timezone: StrictStr | None = None
     count: StrictInt = Field(default=5, ge=1, le=_MAX_PREVIEW)
@@ -109,8 +217,8 @@ class CronPreviewIn(Strict):
     from_: AwareDatetime | None = Field(default=None, alias="from")
     # Checked against the expression by the route (cron.validate_dst), so bad values are
     # field errors with the same messages as on schedules.
-    dst_gap: StrictStr | None = None
-    dst_repeat: StrictStr | None = None
+    dst_gap: StrictStr | None = Field(default=None, description="shift or skip")
+    dst_repeat: StrictStr | None = Field(default=None, description="first, last or both")
 
 
 class TenantPutIn(Strict):
@@ -120,13 +228,17 @@ class TenantPutIn(Strict):
 
 # ----------------------------------------------------------------- responses
 class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field_errors: dict[str, str] | None = None
+    code: str = Field(description="Stable machine-readable code, e.g. NOT_FOUND.")
+    message: str = Field(description="Human-readable explanation.")
+    field_errors: dict[str, str] | None = Field(
+        default=None, description="Message by request field (VALIDATION_FAILED)."
+    )
     details: dict[str, Any] | None = None
 
 
-class ErrorOut(BaseModel):
+class ErrorResponse(BaseModel):
+    """The body of every error answer (SPEC §5 Errors)."""
+
     error: ErrorBody
 
 
@@ -233,6 +345,31 @@ class InstallOut(BaseModel):
         )
 
 
+class InstallCreatedOut(InstallOut):
+    schedules_created: list[uuid.UUID]
+
+
+class SigningSecretOut(BaseModel):
+    secret: str
+    created_at: UtcTime
+    expires_at: UtcTime | None
+
+
+class SigningSecretsOut(BaseModel):
+    """The install's Standard Webhooks signing secrets, newest first."""
+
+    secrets: list[SigningSecretOut]
+
+    @classmethod
+    def of(cls, items: list[SigningSecret]) -> SigningSecretsOut:
+        return cls(
+            secrets=[
+                SigningSecretOut(secret=s.secret, created_at=s.created_at, expires_at=s.expires_at)
+                for s in items
+            ]
+        )
+
+
 class InstallListOut(BaseModel):
     items: list[InstallOut]
 
@@ -298,7 +435,7 @@ class ScheduleOut(BaseModel):
     timezone: str
     enabled: bool
     disabled_reason: str | None
-    payload: Any
+    payload: Payload
     revision: int
     next_run_at: UtcTime | None
     next_runs: list[FireOut] | None = None
@@ -309,15 +446,15 @@ class ScheduleOut(BaseModel):
     consecutive_failures: int
     created_at: UtcTime
     updated_at: UtcTime
-    overlap: str | None
+    overlap: Overlap | None
     max_attempts: int | None
     timeout_ms: int | None
     jitter_seconds: int | None
     starts_at: UtcTime | None
     ends_at: UtcTime | None
     paused_until: UtcTime | None
-    dst_gap: str | None
-    dst_repeat: str | None
+    dst_gap: DstGap | None
+    dst_repeat: DstRepeat | None
     origin: Literal["user", "manifest"]
 
     @classmethod
@@ -442,7 +579,7 @@ class RunOut(BaseModel):
     trigger: Literal["schedule", "run_now", "replay"]
     replay_of: uuid.UUID | None = None
     scheduled_for: UtcTime
-    status: Literal["queued", "running", "succeeded", "failed", "timed_out", "skipped"]
+    status: RunStatus
     skip_reason: str | None = None
     skipped_count: int | None = None
     attempts: int
@@ -462,15 +599,56 @@ class RunPageOut(BaseModel):
     items: list[RunOut]
     next_cursor: str | None
 
+    @classmethod
+    def of(cls, items: list[ListedRun], next_cursor: str | None) -> RunPageOut:
+        return cls(items=[RunOut.of(i.run) for i in items], next_cursor=next_cursor)
+
+
+class TenantRunOut(RunOut):
+    """A run in the tenant-wide listing: also its schedule's name and extension."""
+
+    extension_id: uuid.UUID | None
+    schedule_name: str | None
+
+    @classmethod
+    def of(cls, r: Any) -> TenantRunOut:
+        assert isinstance(r, ListedRun)
+        return cls.model_validate(
+            {
+                **{k: getattr(r.run, k) for k in Run.__dataclass_fields__},
+                "extension_id": r.extension_id,
+                "schedule_name": r.schedule_name,
+            }
+        )
+
+
+class TenantRunPageOut(BaseModel):
+    items: list[TenantRunOut]
+    next_cursor: str | None
+
 
 class RunNowOut(BaseModel):
     run_id: uuid.UUID
-    status: str
+    status: RunStatus
 
 
 class UpdateIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version_id": "0193a5c4-7d2e-7c41-9f0e-2b6f8f1f4a12",
+                    "disable_missing_schedules": False,
+                }
+            ]
+        }
+    )
+
     version_id: uuid.UUID
-    disable_missing_schedules: StrictBool = False
+    disable_missing_schedules: StrictBool = Field(
+        default=False,
+        description="Disable the schedules whose endpoint the version lacks instead of refusing.",
+    )
 
 
 class RemappedOut(BaseModel):
@@ -485,14 +663,23 @@ class UpdateOut(BaseModel):
     disabled: list[uuid.UUID]
 
 
+class UnmatchedScheduleOut(BaseModel):
+    schedule_id: uuid.UUID
+    name: str | None
+    method: str
+    path: str
+
+
 class UpdatePreviewOut(UpdateOut):
     would_block: bool
-    schedules: list[dict[str, Any]] = Field(
+    schedules: list[UnmatchedScheduleOut] = Field(
         default_factory=list, description="Schedules with no matching endpoint (method, path)."
     )
 
 
 class KillSwitchIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": True}]})
+
     enabled: StrictBool
 
 
@@ -514,12 +701,24 @@ class AdminScheduleListOut(BaseModel):
     items: list[AdminScheduleOut]
 
 
+class OrphanScheduleOut(BaseModel):
+    tenant_id: str
+    schedule_id: uuid.UUID
+    reason: Literal["install_missing", "endpoint_missing"]
+
+
+class OverdueScheduleOut(BaseModel):
+    tenant_id: str
+    schedule_id: uuid.UUID
+    expected_at: UtcTime
+
+
 class ReconcileOut(BaseModel):
-    orphan_schedules: list[dict[str, Any]]
+    orphan_schedules: list[OrphanScheduleOut]
     orphan_handles: list[str]
     missing_handles: list[str]
     stale_handles: list[str]
-    overdue: list[dict[str, Any]] = Field(
+    overdue: list[OverdueScheduleOut] = Field(
         default_factory=list, description="Active schedules whose expected fire is late."
     )
     repaired: int
@@ -533,6 +732,21 @@ class BackfillOut(BaseModel):
 # ----------------------------------------------------------------- tokens (admin)
 class TokenCreateIn(Strict):
     """A tenant user's token (``tenant_id`` + ``user``) or, with ``admin: true``, an admin's."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant_id": "acme",
+                    "user": "alice",
+                    "perms": ["extension:read", "extension:write"],
+                    "timezone": "Europe/Paris",
+                    "expires_at": "2027-01-01T00:00:00Z",
+                },
+                {"admin": True},
+            ]
+        }
+    )
 
     tenant_id: StrictStr | None = None
     user: StrictStr | None = None
@@ -572,3 +786,98 @@ class TokenOut(BaseModel):
 
 class TokenListOut(BaseModel):
     items: list[TokenOut]
+
+
+# ----------------------------------------------------------------- schedules as code
+class ScheduleDocIn(PoliciesIn):
+    """One schedule of a document (SPEC §5 "Schedules as code"): the endpoint as
+    ``"METHOD /path"``; absent policies and payload mean the default."""
+
+    name: StrictStr = Field(min_length=1, max_length=128)
+    endpoint: StrictStr = Field(description="METHOD /path, e.g. POST /sync")
+    cron: StrictStr
+    timezone: StrictStr | None = None
+    enabled: StrictBool = True
+    payload: Any = None
+
+
+class ApplyIn(Strict):
+    """A schedules-as-code document to apply to an install, all or nothing."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "schedules": [
+                        {
+                            "name": "Nightly sync",
+                            "endpoint": "POST /sync",
+                            "cron": "0 2 * * *",
+                            "timezone": "Europe/Paris",
+                            "payload": {"full": True},
+                        }
+                    ],
+                    "prune": False,
+                    "dry_run": True,
+                }
+            ]
+        }
+    )
+
+    schedules: list[ScheduleDocIn]
+    prune: StrictBool = Field(default=False, description="Delete schedules the document lacks.")
+    dry_run: StrictBool = Field(default=False, description="Only report the plan.")
+
+
+class ApplyOut(BaseModel):
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+    changes: dict[str, dict[str, Any]] = Field(
+        description="Per updated schedule: {field: {from, to}} (what a plan shows)."
+    )
+
+
+class ScheduleDocOut(BaseModel):
+    """An exported schedule; policies appear only when they differ from the default."""
+
+    name: str
+    endpoint: str
+    cron: str
+    timezone: str
+    enabled: bool
+    payload: Any
+    overlap: str | None = None
+    max_attempts: int | None = None
+    timeout_ms: int | None = None
+    jitter_seconds: int | None = None
+    starts_at: UtcTime | None = None
+    ends_at: UtcTime | None = None
+    paused_until: UtcTime | None = None
+    dst_gap: str | None = None
+    dst_repeat: str | None = None
+
+
+class ExportOut(BaseModel):
+    extension: str
+    schedules: list[ScheduleDocOut]
+
+
+# ----------------------------------------------------------------- service
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class BackendStatusOut(BaseModel):
+    name: str
+    status: Literal["ok", "unavailable"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    job_backend: BackendStatusOut
+    worker_loops: dict[str, str] | None = Field(
+        default=None, description="State of each worker loop this process runs, by name."
+    )

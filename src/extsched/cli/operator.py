@@ -19,12 +19,15 @@ from extsched.runtime import open_context
 from extsched.services import registry, tokens
 
 app = typer.Typer()
+admin_app = typer.Typer(
+    help="Operator commands: work on the database directly (EXTSCHED_DATABASE_URL)."
+)
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 registry_app = typer.Typer(
     help="Publish manifests and maintain the registry.", no_args_is_help=True
 )
-app.add_typer(token_app, name="token")
-app.add_typer(registry_app, name="registry")
+admin_app.add_typer(token_app, name="token")
+admin_app.add_typer(registry_app, name="registry")
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -233,7 +236,7 @@ def registry_backfill(
 
 # ----------------------------------------------------------------------------- operations
 schedules_app = typer.Typer(help="Inspect schedules across tenants.", no_args_is_help=True)
-app.add_typer(schedules_app, name="schedules")
+admin_app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()
@@ -271,6 +274,10 @@ def reconcile(
             for i in items[:3]
         )
         table.add_row(key.replace("_", " "), str(len(items)), examples)
+    found = sum(len(v) for k, v in data.items() if isinstance(v, list))
+    if not found:
+        out.print("nothing to repair: database and job backend agree")
+        return
     out.print(table)
     out.print(f"repaired: {r.repaired}" if repair else "run with --repair to fix")
 
@@ -360,3 +367,6 @@ def schedules_list(
             sc.last_run_status or "-",
         )
     out.print(table)
+
+
+admin_app.registered_commands += app.registered_commands  # reconcile, kill-switch

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import set_json_loads
 
 from extsched.db.queries import QUERIES
@@ -81,10 +81,29 @@ class Database:
         return await cur.fetchone()
 
     async def fetch_all(
-        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+        self,
+        conn: Conn,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        prepare: bool = True,
     ) -> list[Row]:
-        cur = await self._execute(conn, name, params)
+        """Every row of a named query. ``prepare=False`` plans it with this call's values each
+        time: for statements whose optional filters (``%(x)s IS NULL OR ...``) must fold away
+        so each combination reaches its index, which a cached generic plan would not do."""
+        cur = await self._execute(conn, name, params, prepare=prepare)
         return await cur.fetchall()
+
+    async def fetch_tuples(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Every row of a named query as plain tuples (bulk exports: no dict per row),
+        planned with this call's values like ``fetch_all(prepare=False)``."""
+        self.query_count += 1
+        with translate_errors():
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                await cur.execute(QUERIES[name], params or {}, prepare=False)
+                return await cur.fetchall()
 
     async def fetch_val(
         self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
@@ -98,11 +117,11 @@ class Database:
         return cur.rowcount
 
     async def _execute(
-        self, conn: Conn, name: str, params: Mapping[str, Any] | None
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None, *, prepare: bool = True
     ) -> psycopg.AsyncCursor[Row]:
         self.query_count += 1
         with translate_errors():
-            return await conn.execute(QUERIES[name], params or {}, prepare=True)
+            return await conn.execute(QUERIES[name], params or {}, prepare=prepare)
 
     async def ping(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109 - bounded probe
         """Whether the database answers within ``timeout`` seconds (for /readyz)."""

@@ -148,9 +148,10 @@ SELECT id FROM extension_version
 WHERE (%(version_id)s::uuid IS NULL OR id = %(version_id)s) ORDER BY created_at, id;
 
 -- name: registry_list
--- Admin and the UI's catalogue: every extension with its versions (and their descriptions).
+-- Admin and the UI's catalogue: every extension with its versions (descriptions, default
+-- schedules).
 SELECT e.id AS extension_id, e.name, e.publisher, v.id AS version_id, v.version, v.created_at,
-       v.manifest->>'description' AS description
+       v.manifest->>'description' AS description, v.manifest->'schedules' AS schedules
 FROM extension e LEFT JOIN extension_version v ON v.extension_id = e.id
 ORDER BY e.name, v.created_at, v.id;
 
@@ -192,15 +193,36 @@ DELETE FROM extension_api_endpoint WHERE version_id = %(version_id)s;
 -- name: install_insert
 -- Installs an extension version for a tenant (unique per tenant and extension).
 INSERT INTO tenant_extension_install
-    (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted, providers)
+    (tenant_id, id, extension_id, version_id, enabled, config, secret_names, secrets_encrypted,
+     providers, signing_secrets_encrypted)
 VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(version_id)s, true, %(config)s,
-        %(secret_names)s, %(secrets_encrypted)s, %(providers)s);
+        %(secret_names)s, %(secrets_encrypted)s, %(providers)s, %(signing_secrets_encrypted)s);
+
+-- name: install_signing_secrets_get
+-- The sealed signing secrets of an install, by id (the reference Runner signs with them).
+SELECT tenant_id, id, signing_secrets_encrypted
+FROM tenant_extension_install
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
+
+-- name: install_signing_secrets_init
+-- Gives an install made before signing secrets existed its first one; keeps one already set
+-- (two first readers race: both see the winner's). Returns the blob now stored.
+UPDATE tenant_extension_install
+SET signing_secrets_encrypted = COALESCE(signing_secrets_encrypted, %(blob)s)
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+RETURNING signing_secrets_encrypted;
+
+-- name: install_signing_secrets_set
+-- Replaces the sealed signing secrets of an install (rotation, under the install row lock).
+UPDATE tenant_extension_install
+SET signing_secrets_encrypted = %(blob)s, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
 -- name: install_get
 -- A tenant's install of an extension, with its version and extension name.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id
@@ -210,7 +232,7 @@ WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s;
 -- The same, locked for a settings change, update or uninstall.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id
@@ -221,7 +243,7 @@ FOR UPDATE OF i;
 -- Every install of a tenant.
 SELECT i.tenant_id, i.id, i.extension_id, i.version_id, i.enabled, i.config, i.secret_names,
        i.secrets_encrypted, i.providers, i.created_at, i.updated_at,
-       e.name, v.version, v.content_hash, v.manifest
+       i.signing_secrets_encrypted, e.name, v.version, v.content_hash, v.manifest
 FROM tenant_extension_install i
 JOIN extension e ON e.id = i.extension_id
 JOIN extension_version v ON v.id = i.version_id
@@ -267,12 +289,23 @@ VALUES (%(tenant_id)s, %(id)s, %(extension_id)s, %(actor_type)s, %(actor_id)s, %
         %(target_type)s, %(target_id)s, %(target_name)s, %(changes)s);
 
 -- name: audit_page
--- An install's audit entries, newest first, one keyset page.
-SELECT id, at, actor_type, actor_id, action, target_type, target_id, target_name, changes
-FROM extension_audit_log
-WHERE tenant_id = %(tenant_id)s AND extension_id = %(extension_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
+-- An install's audit entries, newest first, one keyset page, each saying whether its schedule
+-- or install target still exists (so a UI links only to what is there; one PK probe a row).
+SELECT a.id, a.at, a.actor_type, a.actor_id, a.action, a.target_type, a.target_id,
+       a.target_name, a.changes,
+       CASE a.target_type
+           WHEN 'schedule' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_schedule s
+               WHERE s.tenant_id = a.tenant_id AND s.id = a.target_id::uuid)
+           WHEN 'install' THEN EXISTS (
+               SELECT 1 FROM tenant_extension_install i
+               WHERE i.tenant_id = a.tenant_id AND i.id = a.target_id::uuid)
+           ELSE false
+       END AS target_exists
+FROM extension_audit_log a
+WHERE a.tenant_id = %(tenant_id)s AND a.extension_id = %(extension_id)s
+  AND (%(before_id)s::uuid IS NULL OR a.id < %(before_id)s)
+ORDER BY a.id DESC
 LIMIT %(limit)s;
 
 -- ================================================================ postgres job backend
@@ -513,13 +546,75 @@ WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
 -- One run of a tenant.
 SELECT * FROM extension_schedule_run WHERE tenant_id = %(tenant_id)s AND id = %(id)s;
 
--- name: runs_page
--- A schedule's runs, newest first, one keyset page.
-SELECT * FROM extension_schedule_run
-WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s
-  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s)
-ORDER BY id DESC
-LIMIT %(limit)s;
+-- name: runs_list
+-- The run listings (SPEC §5), one keyset page newest first by (scheduled_for, id), the order of
+-- the indexes of migration 0007: a tenant's runs, or one schedule's or
+-- one extension's, filtered by status, trigger and [since, until) on scheduled_for, each with its
+-- schedule's name and extension. A NULL parameter is no filter; the statement is planned with
+-- its values (Database.fetch_all(prepare=False)), so each filter reaches its index (0007).
+SELECT r.*, s.name AS schedule_name, s.extension_id
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
+
+-- name: runs_csv_batch
+-- The CSV export (SPEC §5): one keyset batch of runs_list's rows (same filters, same order, same
+-- indexes; keep the two WHERE clauses alike), formatted by the database: times as RFC 3339 UTC
+-- with whole seconds, and text a spreadsheet would run as a formula prefixed with an apostrophe
+-- (OWASP "CSV injection"). The first two columns are the keyset, not part of the file.
+SELECT r.scheduled_for AS k_at, r.id AS k_id,
+       r.id::text, r.schedule_id::text,
+       CASE WHEN s.name ~ '^[=+@\t\r-]' THEN '''' || s.name ELSE s.name END,
+       s.extension_id::text, r.trigger, r.replay_of::text,
+       to_char(r.scheduled_for AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.status, r.skip_reason, r.skipped_count, r.attempts,
+       to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       to_char(r.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       r.duration_ms, r.http_status,
+       CASE WHEN r.error ~ '^[=+@\t\r-]' THEN '''' || r.error ELSE r.error END,
+       CASE WHEN r.response_preview ~ '^[=+@\t\r-]' THEN '''' || r.response_preview
+            ELSE r.response_preview END
+FROM (
+    SELECT * FROM extension_schedule_run
+    WHERE tenant_id = %(tenant_id)s
+      AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
+      AND (%(extension_id)s::uuid IS NULL OR install_id = (
+          SELECT i.id FROM tenant_extension_install i
+          WHERE i.tenant_id = %(tenant_id)s AND i.extension_id = %(extension_id)s))
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR scheduled_for >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR scheduled_for < %(until)s)
+      AND (%(before_at)s::timestamptz IS NULL
+           OR (scheduled_for, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+    ORDER BY scheduled_for DESC, id DESC
+    LIMIT %(limit)s
+) r
+LEFT JOIN tenant_extension_schedule s ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+ORDER BY r.scheduled_for DESC, r.id DESC;
+
+-- name: runs_filter_options
+-- The Runs page's pickers: every schedule of a tenant with its extension's name.
+SELECT s.id, s.name, s.endpoint_method, s.endpoint_path, s.extension_id, e.name AS extension_name
+FROM tenant_extension_schedule s
+JOIN extension e ON e.id = s.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, lower(coalesce(s.name, s.endpoint_path)), s.id;
 
 -- name: runs_active_for_schedule
 -- How many runs of a schedule are queued or running.
@@ -796,10 +891,34 @@ LEFT JOIN LATERAL (
     FROM extension_schedule_run r
     WHERE r.tenant_id = i.tenant_id AND r.install_id = i.id
       AND r.status IN ('failed', 'timed_out')
-    ORDER BY r.id DESC
+    ORDER BY r.scheduled_for DESC, r.id DESC
     LIMIT 1
 ) f ON true
 WHERE i.tenant_id = %(tenant_id)s;
+
+-- name: dashboard_schedules
+-- The dashboard: every schedule of a tenant, across its installs, with its extension's name and
+-- whether its install is enabled (one statement, whatever the number of extensions).
+SELECT s.*, e.name AS extension_name, i.enabled AS install_enabled
+FROM tenant_extension_schedule s
+JOIN tenant_extension_install i ON i.tenant_id = s.tenant_id AND i.id = s.install_id
+JOIN extension e ON e.id = i.extension_id
+WHERE s.tenant_id = %(tenant_id)s
+ORDER BY e.name, s.created_at, s.id;
+
+-- name: dashboard_recent_runs
+-- The dashboard's charts: each schedule's last runs, newest first, in one statement (one
+-- range of the history index per schedule; colocated by tenant_id for Citus).
+SELECT s.id AS schedule_id, r.id, r.status, r.trigger, r.scheduled_for, r.duration_ms
+FROM tenant_extension_schedule s
+CROSS JOIN LATERAL (
+    SELECT x.id, x.status, x.trigger, x.scheduled_for, x.duration_ms
+    FROM extension_schedule_run x
+    WHERE x.tenant_id = s.tenant_id AND x.schedule_id = s.id
+    ORDER BY x.scheduled_for DESC, x.id DESC
+    LIMIT %(per_schedule)s
+) r
+WHERE s.tenant_id = %(tenant_id)s;
 
 -- name: ui_active_run_schedules
 -- Schedules of an install with a queued or running run (their "run now" waits).
@@ -908,16 +1027,20 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
 
 -- name: runs_complete
 -- [cross-tenant] Finish a batch of runs (each only by its lease holder), release their
--- schedules' locks and do the bookkeeping of SPEC §9, in one statement. The caller sends each
--- schedule at most once per batch; `tenants` as in runs_prepare. A run with no row lost its lease: nothing was changed.
+-- schedules' locks, do the bookkeeping of SPEC §9 and queue the notifications the outcomes
+-- cause (run_failed, schedule_recovered; only for tenants subscribed to them), in one
+-- statement, so an event is queued exactly when its outcome commits. The caller sends each
+-- schedule at most once per batch (so a folded notification row is touched once); `tenants`
+-- as in runs_prepare. A run with no row lost its lease: nothing was changed.
 WITH v AS (
     SELECT * FROM unnest(%(tenant_ids)s::text[], %(run_ids)s::uuid[], %(owners)s::text[],
                          %(statuses)s::text[], %(skip_reasons)s::text[],
                          %(finished_ats)s::timestamptz[], %(duration_ms)s::int[],
                          %(http_statuses)s::int[], %(errors)s::text[],
-                         %(response_previews)s::text[], %(last_errors)s::text[])
+                         %(response_previews)s::text[], %(last_errors)s::text[],
+                         %(notify_ids)s::uuid[])
         AS v(tenant_id, run_id, owner, status, skip_reason, finished_at, duration_ms,
-             http_status, error, response_preview, last_error)
+             http_status, error, response_preview, last_error, notify_id)
 ),
 r AS (
     UPDATE extension_schedule_run x
@@ -927,25 +1050,65 @@ r AS (
     FROM v
     WHERE x.tenant_id = ANY(%(tenants)s::text[]) AND x.tenant_id = v.tenant_id
       AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
-    RETURNING x.tenant_id, x.id, x.schedule_id
+    RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
+),
+-- The schedules as they were before this statement (every CTE sees the same snapshot).
+before AS (
+    SELECT s.tenant_id, s.id, s.consecutive_failures
+    FROM tenant_extension_schedule s JOIN r ON s.tenant_id = r.tenant_id AND s.id = r.schedule_id
+    WHERE s.tenant_id = ANY(%(tenants)s::text[])
+),
+u AS (
+    UPDATE tenant_extension_schedule s SET
+        running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
+        running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
+        last_run_at = v.finished_at,
+        last_run_status = v.status,
+        last_error = v.last_error,
+        last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
+                               ELSE s.last_success_at END,
+        consecutive_failures = CASE
+            WHEN v.status = 'succeeded' THEN 0
+            WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
+            ELSE s.consecutive_failures END
+    FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
+    WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
+      AND s.id = r.schedule_id
+    RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
+              s.consecutive_failures, s.name, v.status, v.finished_at, v.http_status, v.error,
+              v.notify_id, r.scheduled_for
+),
+events AS (
+    SELECT u.*, CASE
+            WHEN u.status IN ('failed', 'timed_out') THEN 'run_failed'
+            WHEN u.status = 'succeeded' AND b.consecutive_failures > 0 THEN 'schedule_recovered'
+        END AS type
+    FROM u JOIN before b ON b.tenant_id = u.tenant_id AND b.id = u.id
+),
+queued AS (
+    INSERT INTO notification_delivery AS d
+        (tenant_id, id, type, at, payload, coalesce_key, next_attempt_at, created_at)
+    SELECT e.tenant_id, e.notify_id, e.type, e.finished_at,
+           jsonb_build_object(
+               'extension_id', e.extension_id,
+               'schedule', jsonb_build_object('id', e.id, 'name', e.name),
+               'run', jsonb_build_object('id', e.run_id, 'status', e.status,
+                                         'scheduled_for', e.scheduled_for,
+                                         'http_status', e.http_status, 'error', e.error)),
+           CASE WHEN e.type = 'run_failed' THEN 'run_failed:' || e.id::text END,
+           e.finished_at, e.finished_at
+    FROM events e JOIN tenant_notification t ON t.tenant_id = e.tenant_id
+    WHERE t.tenant_id = ANY(%(tenants)s::text[]) AND e.type IS NOT NULL
+      AND t.enabled AND t.webhook_url IS NOT NULL AND e.type = ANY(t.events)
+    ON CONFLICT (tenant_id, coalesce_key)
+        WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL
+              AND coalesce_key IS NOT NULL
+    DO UPDATE SET count = d.count + 1, at = EXCLUDED.at, payload = EXCLUDED.payload
+    RETURNING d.id
 )
-UPDATE tenant_extension_schedule s SET
-    running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
-    running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
-    last_run_at = v.finished_at,
-    last_run_status = v.status,
-    last_error = v.last_error,
-    last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
-                           ELSE s.last_success_at END,
-    consecutive_failures = CASE
-        WHEN v.status = 'succeeded' THEN 0
-        WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
-        ELSE s.consecutive_failures END
-FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
-WHERE s.tenant_id = ANY(%(tenants)s::text[]) AND s.tenant_id = r.tenant_id
-  AND s.id = r.schedule_id
-RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
-          s.consecutive_failures;
+SELECT run_id, tenant_id, id, install_id, extension_id, enabled, consecutive_failures,
+       (SELECT count(*) FROM queued) AS notifications_queued
+FROM u;
 
 -- ===== temporal backend
 -- The Temporal activity records the fire its workflow delivers and claims its run by id.
@@ -1026,7 +1189,7 @@ WITH flagged AS (
     UPDATE tenant_extension_schedule s SET overdue_since = %(now)s
     FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id)
     WHERE s.tenant_id = o.tenant_id AND s.id = o.id AND s.overdue_since IS NULL
-    RETURNING s.tenant_id, s.id, s.extension_id
+    RETURNING s.tenant_id, s.id, s.extension_id, s.name
 ), cleared AS (
     UPDATE tenant_extension_schedule s SET overdue_since = NULL
     WHERE s.overdue_since IS NOT NULL
@@ -1035,7 +1198,7 @@ WITH flagged AS (
           FROM unnest(%(tenant_ids)s::text[], %(schedule_ids)s::uuid[]) AS o(tenant_id, id))
     RETURNING s.id
 )
-SELECT tenant_id, id, extension_id FROM flagged;
+SELECT tenant_id, id, extension_id, name FROM flagged;
 
 -- ================================================================ maintenance and retention
 -- name: maintenance_try_lock
@@ -1054,7 +1217,8 @@ SELECT tenant_id FROM tenant ORDER BY tenant_id;
 -- name: runs_prune
 -- Deletes one batch of one tenant's finished runs created before the cutoff (ids are UUIDv7,
 -- so the primary key is the age index), oldest first from the keyset cursor ``after``; a run
--- is kept while it is its schedule's newest (so last_run_* stays explainable: history index).
+-- is kept while it is its schedule's newest, in the listings' order (so last_run_* stays
+-- explainable; one range of the history index).
 -- Returns how many went and the last id, where the next batch starts.
 WITH doomed AS (
     SELECT r.id FROM extension_schedule_run r
@@ -1062,7 +1226,7 @@ WITH doomed AS (
       AND r.status IN ('succeeded', 'failed', 'timed_out', 'skipped')
       AND EXISTS (SELECT 1 FROM extension_schedule_run n
                   WHERE n.tenant_id = %(tenant_id)s AND n.schedule_id = r.schedule_id
-                    AND n.id > r.id)
+                    AND (n.scheduled_for, n.id) > (r.scheduled_for, r.id))
     ORDER BY r.id
     LIMIT %(limit)s
 ), gone AS (
@@ -1086,3 +1250,139 @@ WITH doomed AS (
     RETURNING a.id
 )
 SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
+
+-- name: notifications_prune
+-- Deletes one batch of one tenant's finished deliveries (delivered or failed) queued before the
+-- cutoff (UUIDv7 ids), oldest first from the keyset cursor ``after``; pending ones stay.
+WITH doomed AS (
+    SELECT n.id FROM notification_delivery n
+    WHERE n.tenant_id = %(tenant_id)s AND n.id > %(after)s AND n.id < %(cutoff)s
+      AND n.status <> 'pending'
+    ORDER BY n.id
+    LIMIT %(limit)s
+), gone AS (
+    DELETE FROM notification_delivery n USING doomed d
+    WHERE n.tenant_id = %(tenant_id)s AND n.id = d.id
+    RETURNING n.id
+)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT id FROM gone ORDER BY id DESC LIMIT 1) AS last;
+
+-- ================================================================ notifications
+-- name: notification_settings_get
+-- A tenant's notification settings (no row: never configured).
+SELECT tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint, updated_at
+FROM tenant_notification WHERE tenant_id = %(tenant_id)s;
+
+-- name: notification_settings_lock
+-- The settings row locked for a change (None: never configured).
+SELECT tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint
+FROM tenant_notification WHERE tenant_id = %(tenant_id)s FOR UPDATE;
+
+-- name: notification_settings_put
+-- Creates or changes a tenant's settings; a secret is stored only when none exists yet.
+INSERT INTO tenant_notification
+    (tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint)
+VALUES (%(tenant_id)s, %(webhook_url)s, %(events)s, %(enabled)s, %(secret_encrypted)s,
+        %(secret_hint)s)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    webhook_url = EXCLUDED.webhook_url, events = EXCLUDED.events, enabled = EXCLUDED.enabled,
+    secret_encrypted = coalesce(tenant_notification.secret_encrypted, EXCLUDED.secret_encrypted),
+    secret_hint = coalesce(tenant_notification.secret_hint, EXCLUDED.secret_hint),
+    updated_at = now()
+RETURNING tenant_id, webhook_url, events, enabled, secret_encrypted, secret_hint, updated_at;
+
+-- name: notification_secret_init
+-- Gives a tenant its signing secret if it has none (a row is created, notifications off);
+-- returns the stored secret, the existing one when another request stored it first.
+INSERT INTO tenant_notification (tenant_id, secret_encrypted, secret_hint)
+VALUES (%(tenant_id)s, %(secret_encrypted)s, %(secret_hint)s)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    secret_encrypted = coalesce(tenant_notification.secret_encrypted, EXCLUDED.secret_encrypted),
+    secret_hint = coalesce(tenant_notification.secret_hint, EXCLUDED.secret_hint)
+RETURNING secret_encrypted;
+
+-- name: notification_enqueue
+-- Queues one event for a tenant, on the caller's transaction, if the tenant subscribed to it
+-- (``force``: the test event, sent whenever a URL is set). A run_failed of a schedule whose
+-- previous one still waits for its first attempt is folded into it (count + 1, latest facts).
+INSERT INTO notification_delivery AS d
+    (tenant_id, id, type, at, payload, coalesce_key, next_attempt_at, created_at)
+SELECT t.tenant_id, %(id)s, %(type)s, %(at)s, %(payload)s, %(coalesce_key)s, %(at)s, %(at)s
+FROM tenant_notification t
+WHERE t.tenant_id = %(tenant_id)s AND t.webhook_url IS NOT NULL
+  AND (%(force)s OR (t.enabled AND %(type)s = ANY(t.events)))
+ON CONFLICT (tenant_id, coalesce_key)
+    WHERE status = 'pending' AND attempts = 0 AND lease_owner IS NULL
+          AND coalesce_key IS NOT NULL
+DO UPDATE SET count = d.count + 1, at = EXCLUDED.at, payload = EXCLUDED.payload
+RETURNING d.id, d.status;
+
+-- name: notification_deliveries_page
+-- A page of a tenant's deliveries, newest first, before the keyset cursor.
+SELECT id, type, at, status, attempts, last_error, http_status, count, created_at,
+       delivered_at, next_attempt_at
+FROM notification_delivery
+WHERE tenant_id = %(tenant_id)s
+  AND (%(before_id)s::uuid IS NULL OR id < %(before_id)s::uuid)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: notify_due_tenants
+-- [cross-tenant] Tenants with a delivery due now, the longest waiting first (a plain read, so
+-- it runs on Citus too; each tenant is then leased with notify_lease_tenant, on its shard).
+SELECT d.tenant_id FROM notification_delivery d
+WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s
+GROUP BY d.tenant_id
+ORDER BY min(d.next_attempt_at)
+LIMIT %(limit)s;
+
+-- name: notify_lease_tenant
+-- Lease one tenant's deliveries to this worker if it has room in its pace: no delivery of
+-- its own in flight (lease free or lapsed) and fewer than ``per_minute`` attempts in its
+-- current one-minute window. The UPDATE matches that old state, so of two workers racing for
+-- a tenant exactly one gets a row back: one delivery per tenant in flight, none sent twice.
+UPDATE tenant_notification t SET
+    lease_owner = %(owner)s,
+    lease_until = %(now)s + make_interval(secs => %(lease_seconds)s),
+    window_start = CASE WHEN t.window_start IS NULL
+                          OR t.window_start <= %(now)s - interval '1 minute'
+                        THEN %(now)s ELSE t.window_start END,
+    window_count = CASE WHEN t.window_start IS NULL
+                          OR t.window_start <= %(now)s - interval '1 minute'
+                        THEN 1 ELSE t.window_count + 1 END
+WHERE t.tenant_id = %(tenant_id)s
+  AND (t.lease_until IS NULL OR t.lease_until < %(now)s)
+  AND (t.window_start IS NULL OR t.window_start <= %(now)s - interval '1 minute'
+       OR t.window_count < %(per_minute)s)
+RETURNING t.tenant_id, t.webhook_url, t.events, t.enabled, t.secret_encrypted;
+
+-- name: notify_take_next
+-- The leased tenant's oldest due delivery, taken out of folding (lease_owner set), so the
+-- payload about to be sent no longer changes; later events queue a new row.
+UPDATE notification_delivery d SET lease_owner = %(owner)s
+WHERE d.tenant_id = %(tenant_id)s AND d.id = (
+    SELECT x.id FROM notification_delivery x
+    WHERE x.tenant_id = %(tenant_id)s AND x.status = 'pending'
+      AND x.next_attempt_at <= %(now)s
+    ORDER BY x.next_attempt_at, x.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING d.*;
+
+-- name: notify_record_attempt
+-- The outcome of one attempt: delivered, retried at ``next_attempt_at``, or failed for good.
+UPDATE notification_delivery SET
+    status = %(status)s, attempts = attempts + 1, lease_owner = NULL,
+    last_attempt_at = %(now)s, last_error = %(error)s, http_status = %(http_status)s,
+    next_attempt_at = coalesce(%(next_attempt_at)s, next_attempt_at),
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'pending';
+
+-- name: notify_release_tenant
+-- Ends this worker's lease on a tenant's deliveries (only its own).
+UPDATE tenant_notification SET lease_owner = NULL, lease_until = NULL
+WHERE tenant_id = %(tenant_id)s AND lease_owner = %(owner)s;
+
+-- name: notify_next_due
+-- [cross-tenant] When the next pending delivery is due (the delivery loop's wake-up).
+SELECT min(next_attempt_at) FROM notification_delivery WHERE status = 'pending';

@@ -20,15 +20,28 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from extsched.domain import cron
+from extsched.domain.manifest_schema import (
+    ApiDoc,
+    DefaultScheduleDoc,
+    EndpointDoc,
+    ManifestDocument,
+    RuntimeDoc,
+    fields_of,
+)
+
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 SCHEDULABLE_METHODS = frozenset({"GET", "POST"})
+# The capability that lets the reference Runner hand the install's secrets to the upstream.
+SECRETS_CAPABILITY = "cap:secrets.get"
 
-TOP_LEVEL_FIELDS = frozenset(
-    {"name", "publisher", "version", "description", "capabilities", "runtime", "api"}
-)
-_RUNTIME_FIELDS = frozenset({"upstream_url"})
-_API_FIELDS = frozenset({"endpoints"})
-_ENDPOINT_FIELDS = frozenset({"method", "path", "handler"})
+# One list of field names: the published JSON Schema's (domain.manifest_schema).
+TOP_LEVEL_FIELDS = fields_of(ManifestDocument)
+_RUNTIME_FIELDS = fields_of(RuntimeDoc)
+_API_FIELDS = fields_of(ApiDoc)
+_ENDPOINT_FIELDS = fields_of(EndpointDoc)
+_SCHEDULE_FIELDS = fields_of(DefaultScheduleDoc)
+MAX_SCHEDULE_NAME_CHARS = 128
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,127}")
 _CAPABILITY_RE = re.compile(r"cap:[a-z0-9][a-z0-9._-]*")
@@ -82,6 +95,19 @@ class SkippedEndpoint:
 
 
 @dataclass(frozen=True)
+class DefaultSchedule:
+    """A schedule the manifest proposes (SPEC §7), its endpoint resolved in this manifest."""
+
+    name: str
+    method: str
+    path: str
+    cron: str
+    timezone: str | None
+    payload: Any
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated manifest. ``raw`` is a private copy of the input; hashing covers it exactly."""
 
@@ -95,6 +121,7 @@ class Manifest:
     skipped: tuple[SkippedEndpoint, ...]
     raw: dict[str, Any] = field(compare=False, hash=False, repr=False)
     content_hash: str
+    schedules: tuple[DefaultSchedule, ...] = ()
 
 
 def content_hash(raw: dict[str, Any]) -> str:
@@ -395,6 +422,99 @@ def _parse_endpoints(
     return tuple(endpoints), tuple(skipped)
 
 
+def _parse_schedule_endpoint(
+    value: str, endpoints: tuple[EndpointSpec, ...], key: str, errors: _Errors
+) -> tuple[str, str] | None:
+    method_text, _, path_text = value.strip().partition(" ")
+    method = normalize_method(method_text)
+    path = normalize_path(path_text)
+    if method is None or path is None:
+        errors.add(key, 'must be "METHOD /path", e.g. "POST /sync"')
+        return None
+    if not any(e.method == method and e.path == path for e in endpoints):
+        errors.add(key, f"{method} {path} is not an endpoint of this manifest")
+        return None
+    if endpoint_schedulability(method, path) is not None:
+        errors.add(key, f"{method} {path} cannot be scheduled (GET or POST, no path parameters)")
+        return None
+    return method, path
+
+
+def _parse_one_schedule(
+    entry: dict[str, Any], endpoints: tuple[EndpointSpec, ...], prefix: str, errors: _Errors
+) -> DefaultSchedule | None:
+    _check_unknown(entry, _SCHEDULE_FIELDS, prefix, errors)
+    name = _required_str(entry, "name", prefix, errors)
+    if name is not None and not 1 <= len(name.strip()) <= MAX_SCHEDULE_NAME_CHARS:
+        errors.add(f"{prefix}name", f"must be 1 to {MAX_SCHEDULE_NAME_CHARS} characters")
+        name = None
+    ref = _required_str(entry, "endpoint", prefix, errors)
+    target = (
+        None
+        if ref is None
+        else _parse_schedule_endpoint(ref, endpoints, f"{prefix}endpoint", errors)
+    )
+    cron_text = _required_str(entry, "cron", prefix, errors)
+    if cron_text is not None:
+        try:
+            cron.parse_cron(cron_text)
+        except cron.CronError as exc:
+            errors.add(f"{prefix}cron", exc.message)
+    timezone = entry.get("timezone")
+    if timezone is not None:
+        if not isinstance(timezone, str):
+            errors.add(f"{prefix}timezone", "must be a string")
+        else:
+            try:
+                cron.load_zone(timezone)
+            except cron.CronError as exc:
+                errors.add(f"{prefix}timezone", exc.message)
+    payload = entry.get("payload")
+    if payload is not None and not isinstance(payload, dict | list):
+        errors.add(f"{prefix}payload", "must be a JSON object or array")
+    enabled = entry.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        errors.add(f"{prefix}enabled", "must be true or false")
+    if name is None or target is None or cron_text is None:
+        return None
+    return DefaultSchedule(
+        name=name.strip(),
+        method=target[0],
+        path=target[1],
+        cron=cron_text,
+        timezone=timezone if isinstance(timezone, str) else None,
+        payload=payload,
+        enabled=enabled is not False,
+    )
+
+
+def _parse_schedules(
+    data: dict[str, Any], endpoints: tuple[EndpointSpec, ...], errors: _Errors
+) -> tuple[DefaultSchedule, ...]:
+    entries = data.get("schedules")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        errors.add("schedules", "must be a list of objects")
+        return ()
+    result: list[DefaultSchedule] = []
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        prefix = f"schedules.{index}."
+        if not isinstance(entry, dict):
+            errors.add(f"schedules.{index}", "must be an object")
+            continue
+        schedule = _parse_one_schedule(entry, endpoints, prefix, errors)
+        if schedule is None:
+            continue
+        if schedule.name.casefold() in names:
+            errors.add(f"{prefix}name", "duplicate schedule name")
+            continue
+        names.add(schedule.name.casefold())
+        result.append(schedule)
+    return tuple(result)
+
+
 def parse_manifest(data: object) -> Manifest:
     """Validate ``data`` (decoded JSON) and return a ``Manifest``.
 
@@ -413,6 +533,7 @@ def parse_manifest(data: object) -> Manifest:
     capabilities = _parse_capabilities(data, errors)
     upstream_url = _parse_runtime(data, errors)
     endpoints, skipped = _parse_endpoints(data, errors)
+    schedules = _parse_schedules(data, endpoints, errors)
     _check_unknown(data, TOP_LEVEL_FIELDS, "", errors)
     if errors.items:
         raise ManifestInvalid(errors.items)
@@ -428,4 +549,5 @@ def parse_manifest(data: object) -> Manifest:
         skipped=skipped,
         raw=raw,
         content_hash=content_hash(raw),
+        schedules=schedules,
     )

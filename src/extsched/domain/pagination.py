@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from extsched.errors import ValidationFailed
@@ -47,3 +48,23 @@ def before_id(cursor: str | None) -> uuid.UUID | None:
         return uuid.UUID(str(decode_cursor(cursor, 1)[0]))
     except ValueError:
         raise BadCursor() from None
+
+
+def after_time_id(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) a page ordered by (time DESC, id DESC) continues after; None for the
+    first page. Raises BadCursor for a cursor that is not one of ours."""
+    if not cursor:
+        return None
+    at, id_ = decode_cursor(cursor, 2)
+    try:
+        when = datetime.fromisoformat(str(at))
+        key = uuid.UUID(str(id_))
+    except ValueError:
+        raise BadCursor() from None
+    if when.tzinfo is None:
+        raise BadCursor()
+    return when, key
+
+
+def time_id_cursor(at: datetime, id_: uuid.UUID) -> str:
+    return encode_cursor([at.isoformat(), str(id_)])

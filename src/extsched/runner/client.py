@@ -193,10 +193,13 @@ class RunnerClient:
 
         if not 200 <= reply.status_code < 300:
             retryable = reply.status_code >= 500 or reply.status_code == 429
-            snippet = reply.body[:200].decode("utf-8", errors="replace")
+            snippet = _error_message(reply.body)
             error = f"runner answered HTTP {reply.status_code}"
+            # A Runner's 504 says the extension did not answer in time (SPEC §6): the
+            # attempt timed out, as when the Runner itself does not answer.
+            status = RunStatus.TIMED_OUT if reply.status_code == 504 else RunStatus.FAILED
             return done(
-                RunStatus.FAILED,
+                status,
                 retryable=retryable,
                 error=f"{error}: {snippet}" if snippet.strip() else error,
             )
@@ -245,6 +248,18 @@ def _describe(exc: BaseException) -> str:
     if not text and cause is not None:
         text = str(cause) or type(cause).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_message(body: bytes) -> str:
+    """The message of an error body in the SPEC shape, else the body's first 200 bytes."""
+    try:
+        data = json.loads(body)
+        message = data["error"]["message"]
+        if isinstance(message, str):
+            return message[:300]
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+        pass
+    return body[:200].decode("utf-8", errors="replace")
 
 
 def _parse_runner_body(body: bytes) -> tuple[int, bytes | None, str | None] | str:

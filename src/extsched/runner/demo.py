@@ -1,9 +1,9 @@
 """Demo upstream for the demo extension, and its manifest.
 
 Routes are relative: ``serve`` mounts the app at ``/demo`` and the manifest's
-``runtime.upstream_url`` points there. The upstream does not verify signatures (it cannot know
-the install id the Runner signed for); ``/sync`` reports whether a well-formed signature header
-arrived so the forwarding is visible.
+``runtime.upstream_url`` points there. The upstream does not verify signatures (it has no
+install's secret; ``docs/extension-authors.md`` shows an upstream that does); ``/sync`` reports
+whether a well-formed Standard Webhooks signature arrived so the forwarding is visible.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from extsched.runner.signing import SIGNATURE_HEADER
-
 DEMO_NAME = "com.example.demo"
 DEMO_PUBLISHER = "extsched demo"
 MAX_SLOW_MS = 60_000
-_SIGNATURE_RE = re.compile(r"t=[0-9]+,v1=[0-9a-f]{64}")
+_SIGNATURE_RE = re.compile(r"v1,[A-Za-z0-9+/]{43}=( v1,[A-Za-z0-9+/]{43}=)*")
 
 
 def demo_manifest(
@@ -60,7 +58,13 @@ def demo_manifest(
 
 
 def _extsched_headers(request: Request) -> dict[str, str]:
-    return {k: v for k, v in request.headers.items() if k.lower().startswith("x-extsched-")}
+    """The context headers, echoed for the demo; never the secrets (the answer is kept in
+    the run history)."""
+    return {
+        k: v
+        for k, v in request.headers.items()
+        if k.lower().startswith("x-extsched-") and k.lower() != "x-extsched-secrets"
+    }
 
 
 def _count_items(payload: object) -> int:
@@ -84,7 +88,7 @@ async def _sync_summary(request: Request, api: str) -> Response:
             "synced": _count_items(payload),
             "received": payload,
             "headers": _extsched_headers(request),
-            "signed": bool(_SIGNATURE_RE.fullmatch(request.headers.get(SIGNATURE_HEADER, ""))),
+            "signed": bool(_SIGNATURE_RE.fullmatch(request.headers.get("webhook-signature", ""))),
         }
     )
 

@@ -1,21 +1,29 @@
 """Reference Runner: a real ``POST /v1/execute`` server (SPEC §6) that forwards to an upstream.
 
-Transport status is 200 for every well-formed envelope; what happened to the extension call is
-in the JSON body's ``status`` (the extension's status, or the Runner's own verdict for it):
+Transport status is 200 whenever the upstream answered (or the Runner itself refused the call
+on the extension's behalf); the JSON body's ``status`` is then the extension's status, or the
+Runner's own verdict for it:
 
-- 404 unknown ``content_hash`` or an endpoint the manifest does not declare;
+- 404 unknown ``content_hash``, unknown install, or an endpoint the manifest does not declare;
 - 400 a provider (capability) the manifest does not declare;
 - 501 the manifest has no ``runtime.upstream_url``; 500 the stored manifest is invalid;
-- 504 the upstream did not answer within ``limits.timeout_ms``;
-- 502 the upstream is unreachable, broke the connection, or sent more than
-  ``max_response_bytes``.
+- 502 the upstream answered with more than ``max_response_bytes``.
+
+When there is no upstream answer the call is a Runner failure, never the extension's status
+(SPEC §6, retried per §9): transport 502 ``UPSTREAM_UNREACHABLE`` (refused, reset, broken
+exchange) and transport 504 ``UPSTREAM_TIMEOUT`` (no answer within ``limits.timeout_ms``).
 
 A malformed envelope is transport 400 with ``{"error": {"code": "BAD_REQUEST", ...}}``. A call
 without ``authorization: Bearer <runner token>`` is transport 401 (``UNAUTHENTICATED``), answered
 before the body is read: only the service can make this Runner sign a call. ``/healthz`` is open.
 
-The ``x-extsched-*`` headers the upstream receives are computed here from ``context``; any the
-caller put in ``http.headers`` are dropped, so they cannot be forged through the Runner.
+What the upstream receives (SPEC §6) is computed here from ``context``, never taken from the
+caller's ``http.headers`` (only ``content-type`` is): the ``x-extsched-*`` headers, the install's
+config (``x-extsched-config``) and, with ``cap:secrets.get`` declared and granted, its decrypted
+secrets (``x-extsched-secrets``), the caller's ``traceparent``, and a Standard Webhooks
+signature with each of the install's active signing secrets. The signing secrets are read from
+the database by ``signing_secrets_for`` (they never travel in the envelope); the install's
+secrets are opened from ``secret_envelope`` by ``open_secrets``. Neither is ever logged.
 
 The upstream client is created on first use. Sub-app lifespans do not run when this app is
 mounted inside another one, so a host that mounts it should pass ``upstream_client`` and close
@@ -28,23 +36,28 @@ import asyncio
 import base64
 import binascii
 import hmac
-import time
+import json
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from standardwebhooks.webhooks import Webhook
 
+from extsched.crypto import SecretsUnreadable
 from extsched.domain.manifest import (
+    SECRETS_CAPABILITY,
     ManifestInvalid,
     find_endpoint,
     normalize_path,
     parse_manifest,
 )
-from extsched.runner.signing import SIGNATURE_HEADER, sign
 
 DEFAULT_MAX_RESPONSE_BYTES = 262_144
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
@@ -63,8 +76,13 @@ RETURNED_HEADERS = frozenset(
     }
 )
 
+_TRACEPARENT_RE = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
 ManifestResolver = Callable[[str], Awaitable[dict[str, Any] | None]]
-SecretLookup = Callable[[str], bytes]
+# (tenant_id, install_id) -> the install's active whsec_ secrets, newest first; [] if unknown.
+SigningSecretsLookup = Callable[[str, str], Awaitable[list[str]]]
+# (secret_envelope, tenant_id, install_id) -> the install's secrets.
+SecretsOpener = Callable[[dict[str, Any], str, str], dict[str, str]]
 
 
 def _no_line_breaks(value: str) -> bool:
@@ -76,11 +94,23 @@ class EnvelopeContext(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
     content_hash: str = Field(min_length=1)
-    install_id: str = Field(min_length=1)
+    tenant_id: str = Field(min_length=1, max_length=256)
+    install_id: str = Field(min_length=1, max_length=256)
+    extension_id: str | None = Field(default=None, max_length=256)
+    request_id: str | None = Field(default=None, max_length=256)
+    config: dict[str, str] = Field(default_factory=dict)
     trigger: str | None = Field(default=None, max_length=64)
     schedule_id: str | None = Field(default=None, max_length=256)
     run_id: str | None = Field(default=None, max_length=256)
     scheduled_for: str | None = Field(default=None, max_length=64)
+    attempt: int | None = Field(default=None, ge=1)
+
+    @field_validator("tenant_id", "install_id", "extension_id", "request_id")
+    @classmethod
+    def _id_safe(cls, value: str | None) -> str | None:
+        if value is not None and not _no_line_breaks(value):
+            raise ValueError("must not contain line breaks")
+        return value
 
     @field_validator("trigger", "schedule_id", "run_id", "scheduled_for")
     @classmethod
@@ -98,6 +128,13 @@ class EnvelopeContext(BaseModel):
             "x-extsched-scheduled-for": self.scheduled_for,
         }
         return {name: value for name, value in values.items() if value is not None}
+
+    def webhook_id(self) -> str:
+        """``<run_id>:<attempt>`` (stable across redeliveries of one attempt), else the
+        request id: what an upstream deduplicates on."""
+        if self.run_id is not None and self.attempt is not None:
+            return f"{self.run_id}:{self.attempt}"
+        return self.request_id or str(uuid.uuid4())
 
 
 class EnvelopeHttp(BaseModel):
@@ -180,6 +217,22 @@ def _bearer_matches(authorization: str, expected: bytes) -> bool:
     return hmac.compare_digest(presented.strip().encode("latin-1", "replace"), expected)
 
 
+def _runner_failure(status_code: int, code: str, message: str) -> JSONResponse:
+    """No upstream answer: a transport error, so the service retries it (SPEC §6, §9)."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
+
+
+def _b64url_json(value: object) -> str:
+    """base64url (RFC 4648 §5, padded) of compact UTF-8 JSON: safe in a header value."""
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+
+def sign_webhook(secrets: list[str], msg_id: str, timestamp: datetime, body: str) -> str:
+    """The ``webhook-signature`` value: one ``v1,<base64>`` per secret, space-separated."""
+    return " ".join(Webhook(secret).sign(msg_id, timestamp, body) for secret in secrets)
+
+
 def _bad_request(message: str, status_code: int = 400) -> JSONResponse:
     code = "BAD_REQUEST" if status_code == 400 else "REQUEST_TOO_LARGE"
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status_code)
@@ -206,7 +259,8 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 def create_runner_app(
     resolve_manifest: ManifestResolver,
-    signing_secret_for: SecretLookup,
+    signing_secrets_for: SigningSecretsLookup,
+    open_secrets: SecretsOpener,
     *,
     token: str,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -215,8 +269,10 @@ def create_runner_app(
     """Build the reference Runner.
 
     ``resolve_manifest(content_hash)`` returns the raw manifest of that version (None if
-    unknown); ``signing_secret_for(install_id)`` returns the key for ``x-extsched-signature``;
-    ``token`` is the bearer token every ``/v1/execute`` call must carry.
+    unknown); ``signing_secrets_for(tenant_id, install_id)`` the install's active signing
+    secrets; ``open_secrets(secret_envelope, tenant_id, install_id)`` the install's secrets
+    (raising ``SecretsUnreadable``); ``token`` is the bearer token every ``/v1/execute`` call
+    must carry.
     """
     if not token:
         raise ValueError("the Runner token must not be empty")
@@ -256,12 +312,16 @@ def create_runner_app(
         try:
             envelope = Envelope.model_validate_json(raw)
             body = envelope.http.body()
+            body_text = body.decode("utf-8")
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             return _bad_request(f"invalid envelope: {where}: {first['msg']}")
+        except UnicodeDecodeError:
+            return _bad_request("invalid envelope: http.body_b64 must hold UTF-8 text")
         except ValueError as exc:
             return _bad_request(f"invalid envelope: {exc}")
+        context = envelope.context
 
         manifest_raw = await resolve_manifest(envelope.context.content_hash)
         if manifest_raw is None:
@@ -289,9 +349,41 @@ def create_runner_app(
             for name, value in envelope.http.headers.items()
             if name.lower() == "content-type"
         }
-        headers.update(envelope.context.extsched_headers())
-        secret = signing_secret_for(envelope.context.install_id)
-        headers[SIGNATURE_HEADER] = sign(secret, body, int(time.time()))
+        headers.update(context.extsched_headers())
+        headers["x-extsched-tenant-id"] = context.tenant_id
+        headers["x-extsched-install-id"] = context.install_id
+        if context.extension_id is not None:
+            headers["x-extsched-extension-id"] = context.extension_id
+        headers["x-extsched-version"] = manifest.version
+        headers["x-extsched-config"] = _b64url_json(context.config)
+        if SECRETS_CAPABILITY in manifest.capabilities and SECRETS_CAPABILITY in envelope.providers:
+            secrets: dict[str, str] = {}
+            if envelope.secret_envelope is not None:
+                try:
+                    secrets = open_secrets(
+                        envelope.secret_envelope, context.tenant_id, context.install_id
+                    )
+                except SecretsUnreadable:
+                    return _runner_failure(
+                        500, "SECRETS_UNREADABLE", "the secret envelope cannot be opened"
+                    )
+            headers["x-extsched-secrets"] = _b64url_json(secrets)
+        traceparent = request.headers.get("traceparent", "").strip().lower()
+        if _TRACEPARENT_RE.fullmatch(traceparent):
+            headers["traceparent"] = traceparent
+        try:
+            signing_secrets = await signing_secrets_for(context.tenant_id, context.install_id)
+        except SecretsUnreadable:
+            return _runner_failure(
+                500, "SECRETS_UNREADABLE", "the install's signing secrets cannot be read"
+            )
+        if not signing_secrets:
+            return _result(404, error="unknown install")
+        msg_id = context.webhook_id()
+        now = datetime.now(UTC).replace(microsecond=0)
+        headers["webhook-id"] = msg_id
+        headers["webhook-timestamp"] = str(int(now.timestamp()))
+        headers["webhook-signature"] = sign_webhook(signing_secrets, msg_id, now, body_text)
         url = manifest.upstream_url.rstrip("/") + path
         timeout_ms = envelope.limits.timeout_ms
         try:
@@ -300,13 +392,21 @@ def create_runner_app(
                     client(), method, url, envelope.http.query, headers, body, max_response_bytes
                 )
         except TimeoutError:
-            return _result(504, error=f"upstream timed out after {timeout_ms} ms")
+            return _runner_failure(
+                504, "UPSTREAM_TIMEOUT", f"upstream did not answer within {timeout_ms} ms"
+            )
         except _UpstreamTooLarge:
             return _result(502, error="upstream response too large")
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            return _result(502, error=f"upstream unreachable: {_describe(exc)}")
+            return _runner_failure(
+                502, "UPSTREAM_UNREACHABLE", f"upstream unreachable: {_describe(exc)}"
+            )
         except httpx.HTTPError as exc:
-            return _result(502, error=f"upstream error: {type(exc).__name__}: {_describe(exc)}")
+            return _runner_failure(
+                502,
+                "UPSTREAM_UNREACHABLE",
+                f"upstream error: {type(exc).__name__}: {_describe(exc)}",
+            )
 
     return app
 

@@ -29,12 +29,14 @@ class AuditAction(enum.StrEnum):
     INSTALL_ENABLE = "install.enable"
     INSTALL_DISABLE = "install.disable"
     INSTALL_DELETE = "install.delete"
+    SIGNING_SECRET_ROTATE = "install.signing_secret_rotate"
     SCHEDULE_CREATE = "schedule.create"
     SCHEDULE_UPDATE = "schedule.update"
     SCHEDULE_ENABLE = "schedule.enable"
     SCHEDULE_DISABLE = "schedule.disable"
     SCHEDULE_DELETE = "schedule.delete"
     SCHEDULE_DISABLE_ALL = "schedule.disable_all"
+    SCHEDULE_APPLY = "schedule.apply"
     SCHEDULE_RUN_NOW = "schedule.run_now"
     SCHEDULE_REPLAY = "schedule.replay"
     SCHEDULE_REMAP = "schedule.remap"
@@ -46,6 +48,7 @@ class AuditAction(enum.StrEnum):
     TENANT_KILL_SWITCH = "tenant.kill_switch"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    NOTIFICATIONS_UPDATE = "notifications.update"
 
 
 class TargetType(enum.StrEnum):
@@ -53,6 +56,7 @@ class TargetType(enum.StrEnum):
     INSTALL = "install"
     TENANT = "tenant"
     TOKEN = "token"
+    NOTIFICATIONS = "notifications"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,8 @@ class AuditEntry:
     target_id: str | None
     target_name: str | None
     changes: dict[str, Any]
+    # Whether the schedule or install it names still exists (a UI links only to those).
+    target_exists: bool = False
 
 
 async def record(

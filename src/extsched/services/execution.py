@@ -18,19 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from extsched import metrics
+from extsched import metrics, tracing
 from extsched.config import JobBackendKind
 from extsched.crypto import SecretsUnreadable, install_aad
 from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason, RunStatus, SkipReason, Trigger
 from extsched.domain.timing import backoff_seconds
 from extsched.errors import BackendUnavailable
 from extsched.runner import envelope
 from extsched.runner.client import RunnerClient, RunnerOutcome, one_line
-from extsched.services import audit, handles
+from extsched.services import audit, handles, notifications
 from extsched.services.context import AppContext
 
 log = logging.getLogger("extsched.jobs")
@@ -218,7 +219,17 @@ class InvocationHandler:
                 error="install configuration cannot be loaded: secrets cannot be decrypted",
             )
         body, headers = envelope.build(self.invocation(run, prepared, secret_envelope))
-        outcome = await self.runner.execute(body, headers)
+        span_attributes: dict[str, str | int] = {
+            "extsched.run.id": str(run.id),
+            "extsched.run.trigger": run.trigger.value,
+            "extsched.run.attempt": run.attempts,
+            "extsched.schedule.id": str(run.schedule_id),
+            "extsched.tenant.id": run.tenant_id,
+        }
+        with tracing.attempt(run.id, run.attempts, span_attributes) as span:
+            headers["traceparent"] = span.traceparent
+            outcome = await self.runner.execute(body, headers)
+            span.outcome(outcome.status.value, outcome.http_status, outcome.error)
         log.debug(
             "runner answered",
             extra={
@@ -453,6 +464,19 @@ class InvocationHandler:
             log.warning("lost the lease before finishing", extra={"run_id": run.id})
             return AttemptResult(final=True)
         skip = completion.skip_reason
+        tracing.run_finished(
+            run.id,
+            scheduled_for=run.scheduled_for,
+            started_at=run.started_at or completion.finished_at,
+            finished_at=completion.finished_at,
+            attributes={
+                "extsched.run.id": str(run.id),
+                "extsched.run.trigger": run.trigger.value,
+                "extsched.run.status": status.value,
+                "extsched.run.attempts": run.attempts,
+                "extsched.schedule.id": str(run.schedule_id),
+            },
+        )
         metrics.RUNS_TOTAL.labels(status=status.value, trigger=run.trigger.value).inc()
         if status is RunStatus.SKIPPED:
             metrics.RUNS_SKIPPED.labels(reason=skip or "unknown").inc()
@@ -519,6 +543,8 @@ class InvocationHandler:
                 "errors": [c.error for c in items],
                 "response_previews": [c.response_preview for c in items],
                 "last_errors": [c.last_error for c in items],
+                # Ids for the notifications an outcome may queue (used only if one is).
+                "notify_ids": [uuid7() for _ in items],
                 "tenants": sorted({c.tenant_id for c in items}),
             },
         )
@@ -548,11 +574,30 @@ class InvocationHandler:
             return False
         key = {"tenant_id": tenant_id, "schedule_id": failed["schedule_id"]}
         await db.execute(conn, "schedule_lock_release", {**key, "run_id": run_id})
-        await db.fetch_one(
+        schedule = await db.fetch_one(
             conn,
             "schedule_record_outcome",
             {**key, "at": now, "status": RunStatus.FAILED.value, "error": failed["error"]},
         )
+        if schedule is not None:
+            await notifications.enqueue(
+                db,
+                conn,
+                tenant_id,
+                EventType.RUN_FAILED,
+                now,
+                notifications.schedule_facts(
+                    schedule,
+                    run={
+                        "id": failed["id"],
+                        "status": RunStatus.FAILED.value,
+                        "scheduled_for": failed["scheduled_for"],
+                        "http_status": None,
+                        "error": failed["error"],
+                    },
+                ),
+                coalesce_key=f"run_failed:{schedule['id']}",
+            )
         return True
 
     async def disable(
@@ -579,6 +624,14 @@ class InvocationHandler:
                 "disabled_reason": reason.value,
                 "consecutive_failures": row["consecutive_failures"],
             },
+        )
+        await notifications.enqueue(
+            db,
+            conn,
+            tenant_id,
+            EventType.SCHEDULE_DISABLED,
+            self.ctx.clock(),
+            notifications.schedule_facts(row, disabled_reason=reason.value),
         )
 
 

@@ -16,8 +16,9 @@ from extsched import metrics
 from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.auth import Actor
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason
-from extsched.services import audit, handles
+from extsched.services import audit, handles, notifications
 from extsched.services.context import AppContext
 
 log = logging.getLogger("extsched.jobs")
@@ -80,6 +81,14 @@ async def disable_invalid(
                 "disabled_reason": DisabledReason.INVALID.value,
                 "error": reason,
             },
+        )
+        await notifications.enqueue(
+            db,
+            conn,
+            tenant_id,
+            EventType.SCHEDULE_DISABLED,
+            ctx.clock(),
+            notifications.schedule_facts(row, disabled_reason=DisabledReason.INVALID.value),
         )
     metrics.SCHEDULES_INVALID.inc()
     log.error(

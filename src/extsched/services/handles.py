@@ -7,6 +7,7 @@ service that changes one of those three facts calls into here, inside its transa
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from extsched.db.pool import Conn
 from extsched.jobs.backend import HandleSpec
 from extsched.services.context import AppContext
+
+log = logging.getLogger(__name__)
 
 
 def pause_note(schedule_enabled: bool, install_enabled: bool, kill_switch: bool) -> str | None:
@@ -87,3 +90,32 @@ async def sync_install(ctx: AppContext, conn: Conn, tenant_id: str, install_id: 
         conn, "schedules_for_install", {"tenant_id": tenant_id, "install_id": install_id}
     )
     await sync_schedules(ctx, conn, tenant_id, install_id, rows)
+
+
+async def change_atomically(
+    ctx: AppContext,
+    conn: Conn,
+    tenant_id: str,
+    install_id: uuid.UUID,
+    *,
+    put: Sequence[dict[str, Any]],
+    previous: Sequence[dict[str, Any]],
+    delete: Sequence[tuple[uuid.UUID, uuid.UUID]],
+) -> None:
+    """Put the handles of ``put`` rows and delete ``delete`` ones as one change: if the
+    deletes fail after the puts went through, the puts are undone (``previous`` holds the
+    rows as they were before, for the schedules of ``put`` that existed) and the error is
+    raised, so the caller's transaction rolls back with the backend as before. The postgres
+    backend writes on ``conn`` and needs no undo; a remote one does."""
+    await sync_schedules(ctx, conn, tenant_id, install_id, put)
+    try:
+        await ctx.backend.delete_handles(conn, tenant_id, delete)
+    except Exception:
+        existed = {r["id"] for r in previous}
+        new = [(r["install_id"], r["id"]) for r in put if r["id"] not in existed]
+        try:
+            await sync_schedules(ctx, conn, tenant_id, install_id, previous)
+            await ctx.backend.delete_handles(conn, tenant_id, new)
+        except Exception:  # best effort: reconcile repairs what an undo could not
+            log.warning("could not undo handle changes after a failed delete", exc_info=True)
+        raise

@@ -14,7 +14,7 @@ from extsched.domain import inputs
 from extsched.domain.auth import Actor
 from extsched.domain.ids import uuid7
 from extsched.errors import NotFound, NotInstalled, ValidationFailed
-from extsched.services import audit, handles
+from extsched.services import audit, handles, signing
 from extsched.services.context import AppContext
 
 
@@ -35,6 +35,7 @@ class Install:
     providers: list[str]
     created_at: datetime
     updated_at: datetime
+    signing_secrets_encrypted: bytes | None = None
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Install:
@@ -54,6 +55,7 @@ class Install:
             providers=list(r["providers"]),
             created_at=r["created_at"],
             updated_at=r["updated_at"],
+            signing_secrets_encrypted=r.get("signing_secrets_encrypted"),
         )
 
     @property
@@ -155,54 +157,68 @@ async def install(
     settings: InstallSettings,
 ) -> Install:
     """Install an extension version for a tenant (ALREADY_INSTALLED if it is)."""
+    async with ctx.db.transaction() as conn:
+        return await install_on(ctx, conn, actor, tenant_id, extension_id, version_id, settings)
+
+
+async def install_on(
+    ctx: AppContext,
+    conn: Conn,
+    actor: Actor,
+    tenant_id: str,
+    extension_id: uuid.UUID,
+    version_id: uuid.UUID,
+    settings: InstallSettings,
+) -> Install:
+    """``install`` inside the caller's transaction (so more can be done atomically with it)."""
     _check_settings(settings)
     db = ctx.db
-    async with db.transaction() as conn:
-        if await db.fetch_one(conn, "extension_get", {"id": extension_id}) is None:
-            raise NotFound("unknown extension")
-        await db.execute(conn, "tenant_ensure", {"tenant_id": tenant_id})
-        version = await db.fetch_one(conn, "version_get", {"id": version_id})
-        if version is None or version["extension_id"] != extension_id:
-            raise ValidationFailed(
-                "unknown version",
-                field_errors={"version_id": "not a published version of this extension"},
-            )
-        await db.fetch_one(conn, "version_lock_shared", {"id": version_id})
-        capabilities = list(version["manifest"].get("capabilities") or [])
-        providers = capabilities if settings.providers is None else settings.providers
-        _check_providers(providers, capabilities)
-        install_id = uuid7()
-        secrets = {k: v for k, v in (settings.secrets or {}).items() if v is not None}
-        # ALREADY_INSTALLED comes from the unique constraint (db.pool.UNIQUE_VIOLATIONS).
-        await db.execute(
-            conn,
-            "install_insert",
-            {
-                "tenant_id": tenant_id,
-                "id": install_id,
-                "extension_id": extension_id,
-                "version_id": version_id,
-                "config": json.dumps(settings.config or {}),
-                "secret_names": sorted(secrets),
-                "secrets_encrypted": _encrypt_secrets(ctx, tenant_id, install_id, secrets),
-                "providers": list(dict.fromkeys(providers)),
-            },
+    if await db.fetch_one(conn, "extension_get", {"id": extension_id}) is None:
+        raise NotFound("unknown extension")
+    await db.execute(conn, "tenant_ensure", {"tenant_id": tenant_id})
+    version = await db.fetch_one(conn, "version_get", {"id": version_id})
+    if version is None or version["extension_id"] != extension_id:
+        raise ValidationFailed(
+            "unknown version",
+            field_errors={"version_id": "not a published version of this extension"},
         )
-        await audit.record(
-            db,
-            conn,
-            actor,
-            audit.AuditAction.INSTALL_CREATE,
-            audit.Target.install(tenant_id, extension_id, install_id, version["name"]),
-            {
-                "version": version["version"],
-                "version_id": str(version_id),
-                "config_keys": sorted(settings.config or {}),
-                "secret_names": sorted(secrets),
-                "providers": providers,
-            },
-        )
-        return await get(ctx, conn, tenant_id, extension_id)
+    await db.fetch_one(conn, "version_lock_shared", {"id": version_id})
+    capabilities = list(version["manifest"].get("capabilities") or [])
+    providers = capabilities if settings.providers is None else settings.providers
+    _check_providers(providers, capabilities)
+    install_id = uuid7()
+    secrets = {k: v for k, v in (settings.secrets or {}).items() if v is not None}
+    # ALREADY_INSTALLED comes from the unique constraint (db.pool.UNIQUE_VIOLATIONS).
+    await db.execute(
+        conn,
+        "install_insert",
+        {
+            "tenant_id": tenant_id,
+            "id": install_id,
+            "extension_id": extension_id,
+            "version_id": version_id,
+            "config": json.dumps(settings.config or {}),
+            "secret_names": sorted(secrets),
+            "secrets_encrypted": _encrypt_secrets(ctx, tenant_id, install_id, secrets),
+            "providers": list(dict.fromkeys(providers)),
+            "signing_secrets_encrypted": signing.initial(ctx, tenant_id, install_id),
+        },
+    )
+    await audit.record(
+        db,
+        conn,
+        actor,
+        audit.AuditAction.INSTALL_CREATE,
+        audit.Target.install(tenant_id, extension_id, install_id, version["name"]),
+        {
+            "version": version["version"],
+            "version_id": str(version_id),
+            "config_keys": sorted(settings.config or {}),
+            "secret_names": sorted(secrets),
+            "providers": providers,
+        },
+    )
+    return await get(ctx, conn, tenant_id, extension_id)
 
 
 async def update_settings(

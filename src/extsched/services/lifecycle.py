@@ -1,4 +1,5 @@
-"""Install lifecycle across schedules: version update with remap, the kill switch."""
+"""Install lifecycle across schedules: install with the manifest's default schedules, version
+update with remap, the kill switch."""
 
 from __future__ import annotations
 
@@ -7,12 +8,43 @@ from dataclasses import dataclass
 from typing import Any
 
 from extsched.db.pool import Conn
-from extsched.domain.auth import Actor
+from extsched.domain.auth import Actor, Principal
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason
 from extsched.errors import NotFound, ScheduleRemapFailed, ValidationFailed
-from extsched.services import audit, handles, installs, registry
+from extsched.services import audit, handles, installs, notifications, registry, schedules
 from extsched.services.context import AppContext
-from extsched.services.installs import Install
+from extsched.services.installs import Install, InstallSettings
+
+
+@dataclass(frozen=True)
+class Installed:
+    install: Install
+    schedules_created: list[uuid.UUID]
+
+
+async def install(
+    ctx: AppContext,
+    principal: Principal,
+    extension_id: uuid.UUID,
+    version_id: uuid.UUID,
+    settings: InstallSettings,
+    *,
+    default_schedules: bool = True,
+) -> Installed:
+    """Install a version and, unless ``default_schedules`` is false, create the manifest's
+    default schedules (SPEC §7), all in one transaction: a default that is invalid for this
+    tenant (minimum interval, payload size) or over a quota refuses the whole install."""
+    assert principal.tenant_id is not None
+    async with ctx.db.transaction() as conn:
+        created = await installs.install_on(
+            ctx, conn, principal.actor, principal.tenant_id, extension_id, version_id, settings
+        )
+        ids: list[uuid.UUID] = []
+        if default_schedules:
+            manifest = registry.parse_stored(created.manifest)
+            ids = await schedules.create_defaults(ctx, conn, principal, created, manifest.schedules)
+        return Installed(created, ids)
 
 
 @dataclass(frozen=True)
@@ -29,6 +61,7 @@ class Unmatched:
     name: str | None
     method: str
     path: str
+    was_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -209,12 +242,26 @@ async def update_version(
                     "missing_endpoint": f"{u.method} {u.path}",
                 },
             )
+            if u.was_enabled:
+                await notifications.enqueue(
+                    db,
+                    conn,
+                    tenant_id,
+                    EventType.SCHEDULE_DISABLED,
+                    ctx.clock(),
+                    notifications.schedule_facts(
+                        {"id": u.schedule_id, "name": u.name, "extension_id": extension_id},
+                        disabled_reason=DisabledReason.ENDPOINT_MISSING.value,
+                    ),
+                )
         updated = await installs.get(ctx, conn, tenant_id, extension_id)
     return UpdateReport(updated, remapped, [u.schedule_id for u in unm], unm)
 
 
 def _unmatched(s: dict[str, Any]) -> Unmatched:
-    return Unmatched(s["id"], s["name"], s["endpoint_method"], s["endpoint_path"])
+    return Unmatched(
+        s["id"], s["name"], s["endpoint_method"], s["endpoint_path"], bool(s["enabled"])
+    )
 
 
 async def set_kill_switch(ctx: AppContext, actor: Actor, tenant_id: str, enabled: bool) -> bool:

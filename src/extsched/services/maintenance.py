@@ -1,9 +1,11 @@
 """Periodic maintenance that every worker runs, on both backends (SPEC §9 self-healing, §10
 retention): the reconciler with repair (which also flags overdue schedules and, on Temporal,
-re-pins the DST compensation) and the retention pass.
+re-pins the DST compensation), the retention pass, and the delivery of notifications.
 
 Any number of workers may run these loops: each pass takes a PostgreSQL advisory lock first
 (``pg_try_advisory_lock``), so one pass of a kind runs at a time and the others skip theirs.
+Notifications are delivered by every worker at once: they split the work by leasing tenants
+(``services.webhooks``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from extsched.services.context import AppContext
 from extsched.services.reconcile import ReconcileReport, reconcile
 from extsched.services.retention import RetentionReport, prune
 from extsched.services.supervision import Supervisor
+from extsched.services.webhooks import Deliverer
 
 log = logging.getLogger("extsched.jobs")
 T = TypeVar("T")
@@ -33,6 +36,7 @@ class Maintenance:
     def __init__(self, ctx: AppContext, supervisor: Supervisor) -> None:
         self.ctx = ctx
         self.supervisor = supervisor
+        self.deliverer = Deliverer(ctx)
 
     def loops(self) -> list[Coroutine[Any, Any, None]]:
         """The loops to run beside the worker's own (an interval of 0 turns one off)."""
@@ -42,7 +46,20 @@ class Maintenance:
             loops.append(self._every("reconcile", s.reconcile_interval_seconds, self.reconcile))
         if s.retention_interval_seconds > 0:
             loops.append(self._every("retention", s.retention_interval_seconds, self.retention))
+        loops.append(self._notify_loop())
         return loops
+
+    async def _notify_loop(self) -> None:
+        """Deliver due notifications; after a pass with nothing to send, wait one poll."""
+        stop = self.supervisor.stop
+        try:
+            while not stop.is_set():
+                sent = await self.supervisor.guard("notifications", self.deliverer.pass_once)
+                if not sent and not stop.is_set():
+                    await self.supervisor.sleep(self.ctx.settings.notify_poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.deliverer.aclose()
 
     async def reconcile(self) -> ReconcileReport | None:
         """One reconcile-with-repair pass, or None if another worker is running one."""

@@ -15,11 +15,13 @@ from typing import Any
 
 from extsched import metrics
 from extsched.db.pool import Conn
+from extsched.domain import notify
 from extsched.domain.auth import Actor
+from extsched.domain.notify import EventType
 from extsched.domain.runs import DisabledReason
 from extsched.errors import BackendUnavailable
 from extsched.jobs.backend import HandleSpec
-from extsched.services import audit, faults, handles
+from extsched.services import audit, faults, handles, notifications
 from extsched.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,16 @@ async def reconcile(
                         "disabled_reason": DisabledReason.ENDPOINT_MISSING,
                     },
                 )
+                await notifications.enqueue(
+                    db,
+                    conn,
+                    r["tenant_id"],
+                    EventType.SCHEDULE_DISABLED,
+                    ctx.clock(),
+                    notifications.schedule_facts(
+                        row, disabled_reason=DisabledReason.ENDPOINT_MISSING.value
+                    ),
+                )
                 report.repaired += 1
         fix = [wanted[h] for h in report.missing_handles + report.stale_handles]
         if fix:
@@ -244,6 +256,14 @@ async def _flag_overdue(
                 audit.AuditAction.SCHEDULE_OVERDUE,
                 audit.Target.schedule(r),
                 {"grace_seconds": ctx.settings.overdue_grace_seconds},
+            )
+            await notifications.enqueue(
+                db,
+                conn,
+                r["tenant_id"],
+                EventType.SCHEDULE_OVERDUE,
+                now,
+                notifications.schedule_facts(r, overdue_since=notify.rfc3339(now)),
             )
     if overdue:
         log.warning("overdue schedules", extra={"count": len(overdue)})

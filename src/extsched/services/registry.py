@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from extsched.db.pool import Conn, Database
@@ -51,6 +51,8 @@ class RegistryVersion:
     version_id: uuid.UUID
     version: str
     description: str | None = None
+    # The manifest's default schedules as published (SPEC §7), for the install dialog.
+    default_schedules: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,11 @@ async def list_extensions(db: Database) -> list[RegistryExtension]:
             RegistryExtension(r["extension_id"], r["name"], r["publisher"], []),
         )
         if r["version_id"] is not None:
-            ext.versions.append(RegistryVersion(r["version_id"], r["version"], r["description"]))
+            ext.versions.append(
+                RegistryVersion(
+                    r["version_id"], r["version"], r["description"], list(r["schedules"] or [])
+                )
+            )
     return list(out.values())
 
 

@@ -1,5 +1,6 @@
-"""Retention (SPEC §10): runs older than ``EXTSCHED_RUN_RETENTION_DAYS`` and audit entries
-older than ``EXTSCHED_AUDIT_RETENTION_DAYS`` are deleted, so storage stays flat.
+"""Retention (SPEC §10): runs older than ``EXTSCHED_RUN_RETENTION_DAYS``, audit entries
+older than ``EXTSCHED_AUDIT_RETENTION_DAYS`` and finished notification deliveries older than
+``EXTSCHED_NOTIFY_RETENTION_DAYS`` are deleted, so storage stays flat.
 
 Deletion goes tenant by tenant in small batches, each its own short transaction whose
 statements all filter by ``tenant_id`` (one shard on Citus), with a short pause between full
@@ -30,6 +31,7 @@ class RetentionReport:
     tenants: int = 0
     runs_deleted: int = 0
     audit_deleted: int = 0
+    deliveries_deleted: int = 0
     batches: int = 0
 
 
@@ -44,14 +46,16 @@ async def prune(ctx: AppContext, *, now: datetime | None = None) -> RetentionRep
         report.tenants += 1
         report.runs_deleted += one.runs_deleted
         report.audit_deleted += one.audit_deleted
+        report.deliveries_deleted += one.deliveries_deleted
         report.batches += one.batches
-    if report.runs_deleted or report.audit_deleted:
+    if report.runs_deleted or report.audit_deleted or report.deliveries_deleted:
         log.info(
             "retention pass",
             extra={
                 "tenants": report.tenants,
                 "runs_deleted": report.runs_deleted,
                 "audit_deleted": report.audit_deleted,
+                "deliveries_deleted": report.deliveries_deleted,
                 "batches": report.batches,
             },
         )
@@ -59,15 +63,20 @@ async def prune(ctx: AppContext, *, now: datetime | None = None) -> RetentionRep
 
 
 async def prune_tenant(ctx: AppContext, tenant_id: str, now: datetime) -> RetentionReport:
-    """One tenant's share of a pass: its old runs, then its old audit entries."""
+    """One tenant's share of a pass: its old runs, audit entries and deliveries."""
     s = ctx.settings
     report = RetentionReport(tenants=1)
     run_cutoff = uuid7_floor(now - timedelta(days=s.run_retention_days))
     audit_cutoff = uuid7_floor(now - timedelta(days=s.audit_retention_days))
     report.runs_deleted = await _prune_table(ctx, "runs_prune", tenant_id, run_cutoff, report)
     report.audit_deleted = await _prune_table(ctx, "audit_prune", tenant_id, audit_cutoff, report)
+    notify_cutoff = uuid7_floor(now - timedelta(days=s.notify_retention_days))
+    report.deliveries_deleted = await _prune_table(
+        ctx, "notifications_prune", tenant_id, notify_cutoff, report
+    )
     metrics.RETENTION_DELETED.labels(table="runs").inc(report.runs_deleted)
     metrics.RETENTION_DELETED.labels(table="audit").inc(report.audit_deleted)
+    metrics.RETENTION_DELETED.labels(table="notification_delivery").inc(report.deliveries_deleted)
     return report
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,8 +13,8 @@ from typing import Any
 from extsched.db.pool import Conn
 from extsched.domain.auth import Principal
 from extsched.domain.ids import uuid7
-from extsched.domain.pagination import before_id, encode_cursor
-from extsched.domain.runs import Trigger
+from extsched.domain.pagination import after_time_id, time_id_cursor
+from extsched.domain.runs import RunFilter, Trigger
 from extsched.errors import (
     InstallDisabled,
     NotFound,
@@ -233,42 +234,165 @@ async def _start(
         return RunNowResult(Run.from_row(row), created=True)
 
 
-async def history(
+@dataclass(frozen=True)
+class ListedRun:
+    """A run as the listings show it: with its schedule's name and extension."""
+
+    run: Run
+    schedule_name: str | None
+    extension_id: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> ListedRun:
+        return cls(Run.from_row(r), r["schedule_name"], r["extension_id"])
+
+
+CSV_BATCH = 2000
+
+
+def _list_params(
+    tenant_id: str, flt: RunFilter, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "schedule_id": flt.schedule_id,
+        "extension_id": flt.extension_id,
+        "statuses": None if flt.statuses is None else [s.value for s in flt.statuses],
+        "triggers": None if flt.triggers is None else [t.value for t in flt.triggers],
+        "since": flt.since,
+        "until": flt.until,
+        "before_at": None if after is None else after[0],
+        "before_id": None if after is None else after[1],
+        "limit": limit,
+    }
+
+
+async def _fetch(
+    ctx: AppContext,
+    conn: Conn,
+    tenant_id: str,
+    flt: RunFilter,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[ListedRun]:
+    rows = await ctx.db.fetch_all(
+        conn, "runs_list", _list_params(tenant_id, flt, after, limit), prepare=False
+    )
+    return [ListedRun.from_row(r) for r in rows]
+
+
+async def list_filtered(
+    ctx: AppContext, conn: Conn, tenant_id: str, flt: RunFilter, limit: int
+) -> list[ListedRun]:
+    """The first ``limit`` runs matching ``flt``, newest first, on the caller's connection."""
+    return await _fetch(ctx, conn, tenant_id, flt, None, limit)
+
+
+@dataclass(frozen=True)
+class FilterOption:
+    """A schedule the Runs page can narrow to, with its extension."""
+
+    schedule_id: uuid.UUID
+    label: str
+    extension_id: uuid.UUID
+    extension_name: str
+
+
+async def filter_options(ctx: AppContext, tenant_id: str) -> list[FilterOption]:
+    """Every schedule of the tenant with its extension (one query), for the filter pickers."""
+    async with ctx.db.connection() as conn:
+        rows = await ctx.db.fetch_all(conn, "runs_filter_options", {"tenant_id": tenant_id})
+    return [
+        FilterOption(
+            r["id"],
+            r["name"] or f"{r['endpoint_method']} {r['endpoint_path']}",
+            r["extension_id"],
+            r["extension_name"],
+        )
+        for r in rows
+    ]
+
+
+async def _check_scope(
+    ctx: AppContext,
+    conn: Conn,
+    tenant_id: str,
+    schedule_id: uuid.UUID | None,
+    extension_id: uuid.UUID | None,
+) -> None:
+    """The feature must be on; a schedule named in the path must be the tenant's (404)."""
+    await tenants.require_feature(ctx.db, conn, tenant_id)
+    if schedule_id is None:
+        return
+    schedule = await ctx.db.fetch_one(
+        conn, "schedule_get", {"tenant_id": tenant_id, "id": schedule_id}
+    )
+    if schedule is None or (extension_id is not None and schedule["extension_id"] != extension_id):
+        raise NotFound("unknown schedule")
+
+
+async def list_page(
     ctx: AppContext,
     principal: Principal,
-    schedule_id: uuid.UUID,
+    flt: RunFilter,
     *,
     limit: int,
     cursor: str | None,
-    extension_id: uuid.UUID | None = None,
-) -> tuple[list[Run], str | None]:
-    """Runs of a schedule, newest first, with an opaque cursor."""
+    schedule_path: tuple[uuid.UUID, uuid.UUID | None] | None = None,
+) -> tuple[list[ListedRun], str | None]:
+    """One page of the tenant's runs matching ``flt``, newest first (by ``scheduled_for``,
+    then id: the order the indexes of migration 0007 serve, so ``since``/``until`` bound the
+    same column the page is read by), with the next page's
+    cursor. ``schedule_path`` is the (schedule, extension?) of a per-schedule listing: unknown
+    there is a 404, whereas an unknown id in a filter only matches nothing."""
     assert principal.tenant_id is not None
     tenant_id = principal.tenant_id
-    before = before_id(cursor)
-    db = ctx.db
-    async with db.connection() as conn:
-        await tenants.require_feature(db, conn, tenant_id)
-        schedule = await db.fetch_one(
-            conn, "schedule_get", {"tenant_id": tenant_id, "id": schedule_id}
-        )
-        if schedule is None or (
-            extension_id is not None and schedule["extension_id"] != extension_id
-        ):
-            raise NotFound("unknown schedule")
-        rows = await db.fetch_all(
-            conn,
-            "runs_page",
-            {
-                "tenant_id": tenant_id,
-                "schedule_id": schedule_id,
-                "before_id": before,
-                "limit": limit + 1,
-            },
-        )
-    items = [Run.from_row(r) for r in rows[:limit]]
-    next_cursor = encode_cursor([str(items[-1].id)]) if len(rows) > limit else None
-    return items, next_cursor
+    after = after_time_id(cursor)
+    async with ctx.db.connection() as conn:
+        if schedule_path is not None:
+            await _check_scope(ctx, conn, tenant_id, *schedule_path)
+        else:
+            await _check_scope(ctx, conn, tenant_id, None, None)
+        items = await _fetch(ctx, conn, tenant_id, flt, after, limit + 1)
+    last = items[limit - 1].run if len(items) > limit else None
+    next_cursor = None if last is None else time_id_cursor(last.scheduled_for, last.id)
+    return items[:limit], next_cursor
+
+
+async def check_listing(
+    ctx: AppContext,
+    principal: Principal,
+    schedule_path: tuple[uuid.UUID, uuid.UUID | None] | None = None,
+) -> None:
+    """Raise what a listing would (feature off, unknown schedule) before a CSV stream starts,
+    so its errors are ordinary error responses rather than a broken download."""
+    assert principal.tenant_id is not None
+    async with ctx.db.connection() as conn:
+        if schedule_path is not None:
+            await _check_scope(ctx, conn, principal.tenant_id, *schedule_path)
+        else:
+            await _check_scope(ctx, conn, principal.tenant_id, None, None)
+
+
+async def iter_csv_rows(
+    ctx: AppContext, tenant_id: str, flt: RunFilter, *, batch: int | None = None
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Every run matching ``flt`` as CSV cells (``runs_csv_batch``: formatted by the database),
+    newest first, in keyset batches: each batch is one short query on a connection taken for it
+    alone, so a slow reader holds no connection, no transaction and never more than one batch
+    in memory."""
+    size = batch or CSV_BATCH
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        async with ctx.db.connection() as conn:
+            rows = await ctx.db.fetch_tuples(
+                conn, "runs_csv_batch", _list_params(tenant_id, flt, after, size)
+            )
+        if rows:
+            yield [r[2:] for r in rows]
+        if len(rows) < size:
+            return
+        after = (rows[-1][0], rows[-1][1])
 
 
 async def get_run(ctx: AppContext, tenant_id: str, run_id: uuid.UUID) -> Run:

@@ -16,6 +16,7 @@ from extsched.domain import cron, inputs, timing
 from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
 from extsched.domain.ids import uuid7
+from extsched.domain.manifest import DefaultSchedule
 from extsched.errors import (
     FeatureDisabled,
     InstallDisabled,
@@ -25,7 +26,7 @@ from extsched.errors import (
     RevisionConflict,
     ValidationFailed,
 )
-from extsched.services import audit, handles, installs, tenants
+from extsched.services import audit, handles, installs, registry, tenants
 from extsched.services.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,22 @@ POLICY_FIELDS = (
     "paused_until",
     "dst_gap",
     "dst_repeat",
+)
+# The columns ``schedule_update`` sets (besides the payload, stored as JSON).
+UPDATE_COLUMNS = (
+    "tenant_id",
+    "id",
+    "name",
+    "endpoint_id",
+    "endpoint_method",
+    "endpoint_path",
+    "cron",
+    "timezone",
+    "enabled",
+    "disabled_reason",
+    "consecutive_failures",
+    "revision",
+    *POLICY_FIELDS,
 )
 
 
@@ -189,6 +206,17 @@ class InstallRef:
     name: str
     version: str
     enabled: bool
+
+    @classmethod
+    def of(cls, install: installs.Install) -> InstallRef:
+        return cls(
+            install.id,
+            install.extension_id,
+            install.version_id,
+            install.name,
+            install.version,
+            install.enabled,
+        )
 
 
 @dataclass(frozen=True)
@@ -442,115 +470,173 @@ async def create(
     origin: str = "user",
 ) -> Schedule:
     """Create a schedule (``origin`` "manifest" for an extension's default schedules)."""
+    async with ctx.db.transaction() as conn:
+        return await _create_on(ctx, conn, principal, extension_id, data, origin=origin)
+
+
+async def _create_on(
+    ctx: AppContext,
+    conn: Conn,
+    principal: Principal,
+    extension_id: uuid.UUID,
+    data: ScheduleInput,
+    *,
+    origin: str,
+) -> Schedule:
     tenant_id = _tenant(principal)
     db = ctx.db
-    async with db.transaction() as conn:
-        view = await db.fetch_one(
-            conn, "install_for_change", {"tenant_id": tenant_id, "extension_id": extension_id}
+    view = await db.fetch_one(
+        conn, "install_for_change", {"tenant_id": tenant_id, "extension_id": extension_id}
+    )
+    if view is None or not view["t_enabled"]:
+        raise FeatureDisabled()
+    if view["id"] is None:
+        raise NotInstalled()
+    install = InstallRef(
+        view["id"],
+        view["extension_id"],
+        view["version_id"],
+        view["name"],
+        view["version"],
+        view["enabled"],
+    )
+    if not install.enabled:
+        raise InstallDisabled()
+    default_tz = principal.user_timezone or view["t_timezone"] or "UTC"
+    new = await _validated(
+        ctx,
+        conn,
+        install,
+        {
+            "name": None,
+            "endpoint_id": None,
+            "cron": None,
+            "timezone": default_tz,
+            "enabled": True,
+            "payload": None,
+            **dict.fromkeys(POLICY_FIELDS),
+        },
+        data,
+        creating=True,
+    )
+    schedule_id = uuid7()
+    # A taken name is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
+    row = await ctx.db.fetch_one(
+        conn,
+        "schedule_insert",
+        {
+            "tenant_id": tenant_id,
+            "id": schedule_id,
+            "install_id": install.id,
+            "extension_id": install.extension_id,
+            "name": new["name"],
+            "endpoint_id": new["endpoint_id"],
+            "endpoint_method": new["endpoint_method"],
+            "endpoint_path": new["endpoint_path"],
+            "cron": new["cron"],
+            "timezone": new["timezone"],
+            "enabled": new["enabled"],
+            "disabled_reason": None,
+            "payload": None if new["payload"] is None else json.dumps(new["payload"]),
+            "origin": origin,
+            **{f: new[f] for f in POLICY_FIELDS},
+        },
+    )
+    assert row is not None
+    await audit.record(
+        db,
+        conn,
+        principal.actor,
+        audit.AuditAction.SCHEDULE_CREATE,
+        audit.Target.schedule(row),
+        _audit_view(row),
+    )
+    # Quotas hold under concurrency because every create counts under the tenant's row
+    # lock, held to its commit: a create taking the lock sees every create that took it
+    # before. Taken last (the schedule and its audit entry are written without it, in this
+    # same transaction), so creates of one tenant wait for each other only for the count
+    # and the backend handle; a create over quota rolls back with everything it wrote.
+    # The backend handle comes after the check: on Temporal it is a call outside the
+    # database, which a rollback would not undo.
+    locked = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
+    if locked is None or not locked["scheduled_tasks_enabled"]:
+        raise FeatureDisabled()  # switched off meanwhile
+    counts = await db.fetch_one(
+        conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
+    )
+    assert counts is not None
+    limits = ctx.settings
+    if counts["per_install"] > limits.max_schedules_per_install:
+        raise QuotaExceeded(
+            f"this extension already has {counts['per_install'] - 1} schedules "
+            f"(limit {limits.max_schedules_per_install})",
+            details={"limit": limits.max_schedules_per_install, "scope": "install"},
         )
-        if view is None or not view["t_enabled"]:
-            raise FeatureDisabled()
-        if view["id"] is None:
-            raise NotInstalled()
-        install = InstallRef(
-            view["id"],
-            view["extension_id"],
-            view["version_id"],
-            view["name"],
-            view["version"],
-            view["enabled"],
+    if counts["per_tenant"] > limits.max_schedules_per_tenant:
+        raise QuotaExceeded(
+            f"this tenant already has {counts['per_tenant'] - 1} schedules "
+            f"(limit {limits.max_schedules_per_tenant})",
+            details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
         )
-        if not install.enabled:
-            raise InstallDisabled()
-        default_tz = principal.user_timezone or view["t_timezone"] or "UTC"
-        new = await _validated(
-            ctx,
-            conn,
-            install,
-            {
-                "name": None,
-                "endpoint_id": None,
-                "cron": None,
-                "timezone": default_tz,
-                "enabled": True,
-                "payload": None,
-                **dict.fromkeys(POLICY_FIELDS),
-            },
-            data,
-            creating=True,
+    # The switches as of the count, after the lock: a kill switch turned on meanwhile
+    # (it takes the same lock) pauses the new handle.
+    install_enabled = bool(counts["install_enabled"])
+    kill_switch = bool(counts["kill_switch"])
+    await handles.sync_schedules(
+        ctx, conn, tenant_id, install.id, [row], state=(install_enabled, kill_switch)
+    )
+    return Schedule.from_row(
+        row,
+        active=_active(row, install_enabled, kill_switch),
+        now=ctx.clock(),
+        with_next_runs=True,
+    )
+
+
+async def create_defaults(
+    ctx: AppContext,
+    conn: Conn,
+    principal: Principal,
+    install: installs.Install,
+    defaults: tuple[DefaultSchedule, ...],
+) -> list[uuid.UUID]:
+    """Create the manifest's default schedules (SPEC §7) for a new install, in the caller's
+    transaction, with ``origin: "manifest"``; validated and counted against the quotas like
+    any schedule. None when the tenant's scheduled tasks are switched off."""
+    if not defaults:
+        return []
+    tenant = await tenants.get(ctx.db, conn, install.tenant_id)
+    if tenant is None or not tenant.scheduled_tasks_enabled:
+        return []
+    endpoints = {
+        (e.method, e.path): e.id
+        for e in await registry.endpoints_for_version(ctx.db, conn, install.version_id)
+    }
+    created: list[uuid.UUID] = []
+    for index, default in enumerate(defaults):
+        data = ScheduleInput(
+            name=default.name,
+            endpoint_id=endpoints.get((default.method, default.path)),
+            cron=default.cron,
+            timezone=default.timezone,
+            enabled=default.enabled,
+            payload=default.payload,
         )
-        schedule_id = uuid7()
-        # A taken name is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
-        row = await ctx.db.fetch_one(
-            conn,
-            "schedule_insert",
-            {
-                "tenant_id": tenant_id,
-                "id": schedule_id,
-                "install_id": install.id,
-                "extension_id": install.extension_id,
-                "name": new["name"],
-                "endpoint_id": new["endpoint_id"],
-                "endpoint_method": new["endpoint_method"],
-                "endpoint_path": new["endpoint_path"],
-                "cron": new["cron"],
-                "timezone": new["timezone"],
-                "enabled": new["enabled"],
-                "disabled_reason": None,
-                "payload": None if new["payload"] is None else json.dumps(new["payload"]),
-                "origin": origin,
-                **{f: new[f] for f in POLICY_FIELDS},
-            },
-        )
-        assert row is not None
-        await audit.record(
-            db,
-            conn,
-            principal.actor,
-            audit.AuditAction.SCHEDULE_CREATE,
-            audit.Target.schedule(row),
-            _audit_view(row),
-        )
-        # Quotas hold under concurrency because every create counts under the tenant's row
-        # lock, held to its commit: a create taking the lock sees every create that took it
-        # before. Taken last (the schedule and its audit entry are written without it, in this
-        # same transaction), so creates of one tenant wait for each other only for the count
-        # and the backend handle; a create over quota rolls back with everything it wrote.
-        # The backend handle comes after the check: on Temporal it is a call outside the
-        # database, which a rollback would not undo.
-        locked = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
-        if locked is None or not locked["scheduled_tasks_enabled"]:
-            raise FeatureDisabled()  # switched off meanwhile
-        counts = await db.fetch_one(
-            conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
-        )
-        assert counts is not None
-        limits = ctx.settings
-        if counts["per_install"] > limits.max_schedules_per_install:
-            raise QuotaExceeded(
-                f"this extension already has {counts['per_install'] - 1} schedules "
-                f"(limit {limits.max_schedules_per_install})",
-                details={"limit": limits.max_schedules_per_install, "scope": "install"},
+        try:
+            schedule = await _create_on(
+                ctx, conn, principal, install.extension_id, data, origin="manifest"
             )
-        if counts["per_tenant"] > limits.max_schedules_per_tenant:
-            raise QuotaExceeded(
-                f"this tenant already has {counts['per_tenant'] - 1} schedules "
-                f"(limit {limits.max_schedules_per_tenant})",
-                details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
-            )
-        # The switches as of the count, after the lock: a kill switch turned on meanwhile
-        # (it takes the same lock) pauses the new handle.
-        install_enabled = bool(counts["install_enabled"])
-        kill_switch = bool(counts["kill_switch"])
-        await handles.sync_schedules(
-            ctx, conn, tenant_id, install.id, [row], state=(install_enabled, kill_switch)
-        )
-        return Schedule.from_row(
-            row,
-            active=_active(row, install_enabled, kill_switch),
-            now=ctx.clock(),
-            with_next_runs=True,
-        )
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                f"the manifest's default schedule {default.name!r} is invalid here; "
+                "install with default_schedules: false to skip the defaults",
+                field_errors={
+                    f"schedules[{index}].{key}": message
+                    for key, message in (exc.field_errors or {}).items()
+                },
+            ) from exc
+        created.append(schedule.id)
+    return created
 
 
 def _tenant(principal: Principal) -> str:
@@ -688,24 +774,7 @@ async def update(
                 now=ctx.clock(),
                 with_next_runs=True,
             )
-        params = {
-            k: new[k]
-            for k in (
-                "tenant_id",
-                "id",
-                "name",
-                "endpoint_id",
-                "endpoint_method",
-                "endpoint_path",
-                "cron",
-                "timezone",
-                "enabled",
-                "disabled_reason",
-                "consecutive_failures",
-                "revision",
-                *POLICY_FIELDS,
-            )
-        }
+        params = {k: new[k] for k in UPDATE_COLUMNS}
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
         # A taken name is a field error, by the unique constraint (no savepoint needed).
         row = await db.fetch_one(conn, "schedule_update", params)

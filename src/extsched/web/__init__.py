@@ -11,7 +11,13 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from extsched.web import routes_auth, routes_installs, routes_schedules
+from extsched.web import (
+    routes_auth,
+    routes_installs,
+    routes_notifications,
+    routes_runs,
+    routes_schedules,
+)
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -19,7 +25,14 @@ STATIC_DIR = Path(__file__).with_name("static")
 def mount_ui(app: FastAPI) -> None:
     """Add the UI's routes and its static assets (``/ui/static``) to ``app``."""
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    for module in (routes_auth, routes_schedules, routes_installs):
+    # routes_installs ends with the catch-all "not found" page: it goes last.
+    for module in (
+        routes_auth,
+        routes_schedules,
+        routes_runs,
+        routes_notifications,
+        routes_installs,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -11,9 +11,18 @@ from fastapi.responses import Response
 from extsched.api.deps import Ctx
 from extsched.domain.pagination import MAX_LIMIT
 from extsched.errors import ExtschedError, FeatureDisabled, NotFound, ValidationFailed
-from extsched.services import endpoints, installs, lifecycle, overview, registry, schedules
+from extsched.services import (
+    dashboard,
+    endpoints,
+    installs,
+    lifecycle,
+    overview,
+    registry,
+    schedules,
+    signing,
+)
 from extsched.services.registry import Endpoint
-from extsched.web import render
+from extsched.web import charts, render
 from extsched.web.forms import SettingsForm, text
 from extsched.web.routing import UiRoute
 from extsched.web.session import SignedIn, UiReader, UiWriter, Viewer
@@ -53,8 +62,11 @@ async def all_endpoints(
 @router.get("")
 @router.get("/")
 async def home(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
-    """Installed extensions (name, version, state, schedules, last failure) and the catalogue."""
+    """The dashboard (every schedule at a glance, the next 24 h, the last 24 h's failures),
+    then the installed extensions (name, version, state, schedules, last failure) and the
+    catalogue."""
     summaries = await overview.install_summaries(ctx, viewer.tenant_id) if viewer.can_read else []
+    board = await dashboard.load(ctx, viewer.principal) if viewer.can_read else None
     available: list[registry.RegistryExtension] = []
     if viewer.can_write:
         installed = {s.install.extension_id for s in summaries}
@@ -63,7 +75,16 @@ async def home(request: Request, ctx: Ctx, viewer: SignedIn) -> Response:
             for e in await registry.list_extensions(ctx.db)
             if e.extension_id not in installed and e.versions
         ]
-    return render.page(request, "home.html", viewer, summaries=summaries, available=available)
+    return render.page(
+        request,
+        "home.html",
+        viewer,
+        summaries=summaries,
+        available=available,
+        board=board,
+        charts=charts,
+        section="dashboard",
+    )
 
 
 @router.post("/extensions/{extension_id}/install")
@@ -75,21 +96,26 @@ async def install(
         version_id = uuid.UUID(text(form, "version_id"))
     except ValueError:
         return render.redirect(request, "/ui", "Pick a version to install.", "error")
+    # The dialog lists the version's default schedules with a checkbox (checked: create them).
+    default_schedules = "default_schedules_offered" not in form or "default_schedules" in form
     try:
-        created = await installs.install(
+        done = await lifecycle.install(
             ctx,
-            viewer.principal.actor,
-            viewer.tenant_id,
+            viewer.principal,
             extension_id,
             version_id,
             installs.InstallSettings(),
+            default_schedules=default_schedules,
         )
     except ExtschedError as exc:
         return render.redirect(request, "/ui", render.friendly(exc), "error")
+    created = done.install
+    count = len(done.schedules_created)
+    extra = f" with {count} default schedule{'s' if count != 1 else ''}" if count else ""
     return render.redirect(
         request,
         ext_url(extension_id),
-        f"Installed {created.name} {created.version}.",
+        f"Installed {created.name} {created.version}{extra}.",
     )
 
 
@@ -165,8 +191,9 @@ async def uninstall(
     )
 
 
-def _settings_page(
+async def _settings_page(
     request: Request,
+    ctx: Ctx,
     viewer: Viewer,
     install: installs.Install,
     form: SettingsForm,
@@ -175,6 +202,12 @@ def _settings_page(
     message: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    # The signing secrets are shown to writers only (SPEC §5: extension:write).
+    secrets = (
+        await signing.list_secrets(ctx, viewer.principal, install.extension_id)
+        if viewer.can_write
+        else []
+    )
     return render.page(
         request,
         "settings.html",
@@ -185,6 +218,7 @@ def _settings_page(
         errors=errors or {},
         message=message,
         status_code=status_code,
+        signing_secrets=secrets,
     )
 
 
@@ -193,7 +227,7 @@ async def settings(
     request: Request, ctx: Ctx, viewer: UiReader, extension_id: uuid.UUID
 ) -> Response:
     install = await installs.get_install(ctx, viewer.tenant_id, extension_id)
-    return _settings_page(request, viewer, install, SettingsForm.of(install))
+    return await _settings_page(request, ctx, viewer, install, SettingsForm.of(install))
 
 
 @router.post("/extensions/{extension_id}/settings")
@@ -211,8 +245,9 @@ async def save_settings(
             form.to_settings(secret_value),
         )
     except ValidationFailed as exc:
-        return _settings_page(
+        return await _settings_page(
             request,
+            ctx,
             viewer,
             install,
             form,
@@ -221,6 +256,18 @@ async def save_settings(
             status_code=exc.status,
         )
     return render.redirect(request, ext_url(extension_id, "/settings"), "Settings saved.")
+
+
+@router.post("/extensions/{extension_id}/signing-secret/rotate")
+async def rotate_signing_secret(
+    request: Request, ctx: Ctx, viewer: UiWriter, extension_id: uuid.UUID
+) -> Response:
+    await signing.rotate(ctx, viewer.principal, extension_id)
+    return render.redirect(
+        request,
+        ext_url(extension_id, "/settings"),
+        "New signing secret created; the previous one keeps signing for 24 hours.",
+    )
 
 
 @router.get("/extensions/{extension_id}/endpoints")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from extsched.api.deps import Ctx
 from extsched.domain import cron
 from extsched.domain.pagination import DEFAULT_LIMIT
-from extsched.domain.runs import RunStatus
+from extsched.domain.runs import RunFilter, RunStatus
 from extsched.errors import ExtschedError, Forbidden, RevisionConflict, ValidationFailed
 from extsched.services import installs, overview, runs, schedules
 from extsched.services.schedules import Schedule, ScheduleInput
@@ -168,14 +168,15 @@ async def schedule_detail(
     """A schedule's next fires and its run history (newest first)."""
     install = await installs.get_install(ctx, viewer.tenant_id, extension_id)
     schedule = await schedules.get(ctx, viewer.principal, schedule_id, extension_id)
-    items, next_cursor = await runs.history(
+    listed, next_cursor = await runs.list_page(
         ctx,
         viewer.principal,
-        schedule_id,
+        RunFilter(schedule_id=schedule_id),
         limit=DEFAULT_LIMIT,
         cursor=cursor,
-        extension_id=extension_id,
+        schedule_path=(schedule_id, extension_id),
     )
+    items = [r.run for r in listed]
     busy = any(not RunStatus(r.status).is_terminal for r in items)
     fmt = render.Formatter(viewer.timezone, ctx.clock())
     return render.page(

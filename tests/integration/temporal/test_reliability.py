@@ -228,6 +228,7 @@ async def test_the_temporal_worker_self_heals_and_prunes(
     assert r.status_code == 200, r.text
     assert r.json()["worker_loops"] == {
         "dst_compensation": "ok",
+        "notifications": "ok",
         "reconcile": "ok",
         "retention": "ok",
         "temporal_worker": "ok",

@@ -790,4 +790,22 @@
       });
     }
   }
+
+  // ------------------------------------------------------------------ install dialog
+  // Show the default schedules of the version picked (without JS, every version's show).
+  document.querySelectorAll("form .default-schedules").forEach((box) => {
+    const select = box.closest("form").querySelector("select[name=version_id]");
+    const check = box.querySelector("input[name=default_schedules]");
+    if (!select) return;
+    const show = () => {
+      let any = false;
+      box.querySelectorAll("[data-version]").forEach((el) => {
+        el.hidden = el.dataset.version !== select.value;
+        any = any || !el.hidden;
+      });
+      if (check) check.closest(".check").hidden = !any;
+    };
+    select.addEventListener("change", show);
+    show();
+  });
 })();
