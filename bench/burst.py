@@ -374,7 +374,7 @@ def run_burst(
                     time.sleep(0.2)
                 cpu = meter.read() if metering else {}
                 if backend == "temporal":
-                    cpu.update(asyncio.run(history_stages(address, fire_at.timestamp())))
+                    cpu.update(asyncio.run(history_stages(address, fire_at.timestamp(), n)))
                 # Where the lag goes: when each run row was created (its uuid7 carries the
                 # millisecond) and when a worker claimed it, relative to the fire instant.
                 with psycopg.connect(url, autocommit=True) as conn:
