@@ -44,6 +44,8 @@ from temporalio.client import Client
 
 from bench.common import (
     KEY,
+    CpuMeter,
+    database_backends,
     free_port,
     fresh_database,
     percentile,
@@ -53,7 +55,7 @@ from bench.common import (
     utc,
 )
 from bench.retention import insert_history, vacuum
-from bench.temporal_raw import run_raw
+from bench.temporal_raw import history_stages, run_raw
 from extsched.config import JobBackendKind, Settings
 from extsched.domain.timing import jitter_offset
 from extsched.jobs.backend import HandleSpec
@@ -436,8 +438,17 @@ def run_burst(
                 deadline = fire_at.timestamp() + 300 + jitter
                 done = 0
                 arrived = ArrivalCounter(arrivals_file)
+                # CPU per process group from the fire on (dev server, workers, stub Runner,
+                # the database's backends): what each fire costs where.
+                meter = CpuMeter(database_backends(url))
+                metering = False
                 while time.time() < deadline:
                     peak_rss = max(peak_rss, tree_rss(procs))
+                    if not metering and time.time() >= fire_at.timestamp() - 1:
+                        meter.start()
+                        metering = True
+                    elif metering:
+                        meter.update()
                     # Count the Runner's arrivals first (the stub's file, read incrementally):
                     # counting finished runs in the database every 0.2 s scanned the whole
                     # burst each time, a load of its own at N = 100,000.
@@ -455,6 +466,9 @@ def run_burst(
                 # (scheduler tick, claims, attempts) and the database server's.
                 cpu_used = cpu_seconds(procs) - cpu_before
                 db_cpu_used = server_cpu_seconds() - db_cpu_before
+                cpu = meter.read() if metering else {}
+                if backend == "temporal":
+                    cpu.update(asyncio.run(history_stages(address, fire_at.timestamp(), n)))
                 # Where the lag goes: when each run row was created (its uuid7 carries the
                 # millisecond) and when a worker claimed it, relative to the fire instant.
                 with psycopg.connect(url, autocommit=True) as conn:
@@ -531,6 +545,7 @@ def run_burst(
         "db_cpu_ms_per_run": db_cpu_used * 1000 / max(1, done),
         "load_1m_before": load_before[0],
         "load_1m_after": os.getloadavg()[0],
+        **cpu,
     }
     if per_tenant is not None and len(per_tenant) > 1:
         if herd:

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
 import psycopg
 
 from extsched.config import Settings
@@ -215,3 +216,77 @@ async def seed(
         # them long before a real herd): the planner picks its plans from them.
         conn.execute("ANALYZE tenant_extension_schedule")
         conn.execute("ANALYZE job_handle")
+
+
+def process_group(proc: psutil.Process) -> str | None:
+    """Which part of a bench a process is, for CpuMeter (None: not counted)."""
+    try:
+        if proc.name().startswith("postgres"):
+            return "postgres"
+        line = " ".join(proc.cmdline())
+    except psutil.Error:
+        return None
+    if "temporal" in line and "start-dev" in line:
+        return "dev_server"
+    if "runner_stub" in line:
+        return "runner_stub"
+    if "extsched.cli" in line or "--worker" in line:
+        return "worker"
+    return None
+
+
+class CpuMeter:
+    """CPU seconds (user + system) per process group used between ``start()`` and ``read()``,
+    over the bench's own child processes and the PostgreSQL backends ``extra()`` names; a
+    process that appears after ``start()`` counts from its beginning."""
+
+    def __init__(self, extra: Callable[[], Iterable[int]] = lambda: ()) -> None:
+        self._extra = extra
+        self._start: dict[int, float] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        procs = psutil.Process().children(recursive=True)
+        for pid in self._extra():
+            with suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+        seen: dict[int, tuple[str, float]] = {}
+        for proc in procs:
+            group = process_group(proc)
+            if group is None:
+                continue
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            seen[proc.pid] = (group, t.user + t.system)
+        return seen
+
+    def start(self) -> None:
+        self._start = {pid: cpu for pid, (_, cpu) in self._sample().items()}
+        self._last = {}
+
+    def update(self) -> None:
+        """Sample again (processes that exit before ``read()`` keep their last sample)."""
+        self._last.update(self._sample())
+
+    def read(self) -> dict[str, float]:
+        self.update()
+        used: dict[str, float] = {}
+        for pid, (group, cpu) in self._last.items():
+            used[group] = used.get(group, 0.0) + cpu - self._start.get(pid, 0.0)
+        return {f"cpu_{group}_s": round(v, 2) for group, v in sorted(used.items())}
+
+
+def database_backends(url: str) -> Callable[[], list[int]]:
+    """The pids of the PostgreSQL backends connected to ``url``'s database (local server)."""
+
+    def pids() -> list[int]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    return pids

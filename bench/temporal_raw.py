@@ -42,11 +42,11 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
 )
-from temporalio.common import SearchAttributeKey
+from temporalio.common import Priority, SearchAttributeKey
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bench.common import percentile
+from bench.common import CpuMeter, percentile
 
 TASK_QUEUE = "raw-baseline"
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -127,7 +127,9 @@ def _calendar(at: datetime) -> ScheduleCalendarSpec:
     )
 
 
-async def arm(address: str, n: int, fire_at: datetime) -> None:
+async def arm(address: str, n: int, fire_at: datetime, fairness_tenants: int = 0) -> None:
+    """N schedules; with ``fairness_tenants`` T each carries a fairness key of one of T tenants
+    (as extsched's do; the activity inherits it), to measure what the keys cost the server."""
     client = await Client.connect(address)
     spec = ScheduleSpec(calendars=[_calendar(fire_at)], time_zone_name="UTC")
     gate = asyncio.Semaphore(32)
@@ -139,7 +141,13 @@ async def arm(address: str, n: int, fire_at: datetime) -> None:
                 sid,
                 Schedule(
                     action=ScheduleActionStartWorkflow(
-                        "RawBaseline", sid, id=f"{sid}-wf", task_queue=TASK_QUEUE
+                        "RawBaseline",
+                        sid,
+                        id=f"{sid}-wf",
+                        task_queue=TASK_QUEUE,
+                        priority=Priority(fairness_key=f"t{i % fairness_tenants:02d}")
+                        if fairness_tenants
+                        else Priority.default,
                     ),
                     spec=spec,
                     policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
@@ -149,8 +157,56 @@ async def arm(address: str, n: int, fire_at: datetime) -> None:
     await asyncio.gather(*(one(i) for i in range(n)))
 
 
+# Where a fire's time goes, from each workflow's history: event type -> name in the result.
+_STAGES = {
+    "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED": "wf_started",
+    "EVENT_TYPE_WORKFLOW_TASK_STARTED": "wft1_started",
+    "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED": "act_scheduled",
+    "EVENT_TYPE_ACTIVITY_TASK_STARTED": "act_started",
+    "EVENT_TYPE_ACTIVITY_TASK_COMPLETED": "act_completed",
+    "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED": "wf_completed",
+}
+
+
+async def history_stages(address: str, fire_ts: float, limit: int = 300) -> dict[str, float]:
+    """The median time (s after the fire) each stage of a workflow was reached, over up to
+    ``limit`` workflows (pass N: the listing gives the newest first): when Temporal started
+    it, its first workflow task, its activity scheduled/started/completed, its completion."""
+    from temporalio.api.enums.v1 import EventType
+
+    client = await Client.connect(address)
+    seen: dict[str, list[float]] = {}
+    handles = []
+    async for wf in client.list_workflows(limit=limit):
+        handles.append(client.get_workflow_handle(wf.id, run_id=wf.run_id))
+    gate = asyncio.Semaphore(16)
+
+    async def one(handle: Any) -> None:
+        async with gate:
+            history = await handle.fetch_history()
+        first: dict[str, float] = {}
+        for event in history.events:
+            name = _STAGES.get(EventType.Name(event.event_type))
+            if name is not None and name not in first:
+                first[name] = event.event_time.ToDatetime(tzinfo=UTC).timestamp() - fire_ts
+        for name, t in first.items():
+            seen.setdefault(name, []).append(t)
+
+    await asyncio.gather(*(one(h) for h in handles))
+    return {
+        f"{name}_p50_s": round(percentile(seen[name], 50), 3)
+        for name in _STAGES.values()
+        if name in seen
+    }
+
+
 def run_raw(
-    n: int, workers: int, concurrency: int, lead: float, address: str | None = None
+    n: int,
+    workers: int,
+    concurrency: int,
+    lead: float,
+    address: str | None = None,
+    fairness_tenants: int = 0,
 ) -> dict[str, Any]:
     """One baseline burst; starts its own dev server unless ``address`` is given."""
     from bench.burst import temporal_dev_server, temporal_dev_server_config
@@ -162,7 +218,7 @@ def run_raw(
         # the next whole minute at least `lead` seconds (plus arming time) away, as bench.burst
         ahead = datetime.fromtimestamp(time.time() + lead + n / 50, UTC)
         fire_at = (ahead + timedelta(minutes=1)).replace(second=0, microsecond=0)
-        asyncio.run(arm(address, n, fire_at))
+        asyncio.run(arm(address, n, fire_at, fairness_tenants))
         env = dict(os.environ)
         procs = [
             subprocess.Popen(
@@ -181,14 +237,24 @@ def run_raw(
             for _ in range(workers)
         ]
         arrivals: list[dict[str, Any]] = []
+        meter = CpuMeter()  # as bench.burst: from the fire on, per process group
+        metering = False
+        cpu: dict[str, float] = {}
         try:
             deadline = fire_at.timestamp() + 300
             while time.time() < deadline:
-                time.sleep(0.3)
+                time.sleep(0.2)
+                if not metering and time.time() >= fire_at.timestamp() - 1:
+                    meter.start()
+                    metering = True
+                elif metering:
+                    meter.update()
                 if out.exists():
                     lines = out.read_text().splitlines()
                     if len(lines) >= n:
                         break
+            cpu = meter.read() if metering else {}
+            cpu.update(asyncio.run(history_stages(address, fire_at.timestamp(), n)))
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
@@ -207,6 +273,7 @@ def run_raw(
         "n": n,
         "workers": workers,
         "concurrency": concurrency,
+        "fairness_tenants": fairness_tenants,
         "delivered": len(set(keys)),
         "calls": len(arrivals),
         "duplicates": len(keys) - len(set(keys)),
@@ -218,6 +285,7 @@ def run_raw(
         "peak_calls_1s": max(per_second.values(), default=0),
         "drain_s": last - scheduled,
         "calls_per_s": len(arrivals) / max(1e-9, last - first),
+        **cpu,
         "temporal_dev_server": temporal_dev_server_config(),
     }
 
@@ -229,6 +297,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--lead", type=float, default=5.0)
+    ap.add_argument(
+        "--fairness-tenants",
+        type=int,
+        default=0,
+        metavar="T",
+        help="give the schedules fairness keys of T tenants (extsched's bench uses 20)",
+    )
     args = ap.parse_args()
     if args.worker:
         # The sandbox validates workflows by importing their module: use the importable copy,
@@ -237,7 +312,9 @@ def main() -> None:
 
         asyncio.run(temporal_raw.worker_main(args.worker[0], args.worker[1], args.concurrency))
         return
-    result = run_raw(args.n, args.workers, args.concurrency, args.lead)
+    result = run_raw(
+        args.n, args.workers, args.concurrency, args.lead, fairness_tenants=args.fairness_tenants
+    )
     for key, value in result.items():
         if not isinstance(value, dict):
             print(f"{key:>16} {value:,.3f}" if isinstance(value, float) else f"{key:>16} {value}")

@@ -178,11 +178,16 @@ async def test_it_takes_over_a_run_whose_worker_was_lost(
     s = await sched(cron="0 9 * * *")
     at = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     clock.set(at + timedelta(seconds=1))
-    # A worker records and claims the fire, then dies before calling the Runner.
+    # A worker records and claims the fire (one statement), then dies before calling the
+    # Runner.
     dead = Activities(ctx, activities.handler, "temporal:dead")
     found = await dead._fire("acme", uuid.UUID(s["id"]), fire(s, at))
-    assert isinstance(found, tuple)
-    assert await dead._claim("acme", found[0], None) is not None
+    assert isinstance(found, dict)
+    assert (found["status"], found["lease_owner"], found["attempts"]) == (
+        "running",
+        "temporal:dead",
+        1,
+    )
     # Temporal retries the activity: while the lease holds, nothing runs twice ...
     assert await activities.attempt(fire(s, at)) == AttemptOutcome(None)
     assert runner.calls == []

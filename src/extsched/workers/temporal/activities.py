@@ -6,12 +6,17 @@ a fire superseded by a newer due one, or older than the catch-up window, is skip
 ``missed``), records it once per (schedule, scheduled_for) through the unique index, claims
 the run with an UPDATE that matches its state, and hands it to the same handler the postgres
 backend uses. A run-now arrives with the id of its already queued run.
+
+A fresh fire (the common case, and all of a burst) is recorded and claimed in one statement,
+batched across the worker's concurrent fires of a tenant (``temporal_fires_claim``); a fire
+that is skipped, recorded before, or not recordable takes the one-fire path.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from extsched import metrics
+from extsched.db.batch import Batcher
 from extsched.db.pool import Conn
 from extsched.domain import cron
 from extsched.domain.ids import uuid7
@@ -42,11 +48,29 @@ class RunNotVisibleYet(Exception):
     """The run row is not committed yet; Temporal retries the activity."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Fire:
+    """One delivered fire for ``temporal_fires_claim``."""
+
+    tenant_id: str
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    scheduled_for: datetime
+    available_at: datetime
+
+
 class Activities:
     def __init__(self, ctx: AppContext, handler: InvocationHandler, owner: str) -> None:
         self.ctx = ctx
         self.handler = handler
         self.owner = owner
+        # One statement per tenant per batch (one shard on Citus), each schedule once.
+        self.fires: Batcher[_Fire, dict[str, Any] | None] = Batcher(
+            self._claim_fires,
+            key=lambda f: f.schedule_id,
+            lane=lambda f: f.tenant_id,
+            name="temporal_fires_claim",
+        )
 
     @activity.defn(name=ACTIVITY)
     async def attempt(self, task: AttemptInput) -> AttemptOutcome:
@@ -55,14 +79,19 @@ class Activities:
         tenant_id = request.tenant_id
         schedule_id = uuid.UUID(request.schedule_id)
         due = None
+        run: dict[str, Any] | None = None
         if task.run_id is not None:
             run_id = uuid.UUID(task.run_id)
         else:
             found = await self._fire(tenant_id, schedule_id, task)
             if isinstance(found, AttemptOutcome):
                 return found
-            run_id, due = found
-        run = await self._claim(tenant_id, run_id, due)
+            if isinstance(found, dict):
+                run, run_id = found, found["id"]  # recorded and claimed at once
+            else:
+                run_id, due = found
+        if run is None:
+            run = await self._claim(tenant_id, run_id, due)
         if run is None:
             if task.run_id is not None and await self._may_appear(tenant_id, schedule_id, run_id):
                 raise RunNotVisibleYet(f"run {run_id} is not visible yet")
@@ -74,23 +103,44 @@ class Activities:
 
     async def _fire(
         self, tenant_id: str, schedule_id: uuid.UUID, task: AttemptInput
-    ) -> tuple[uuid.UUID, datetime | None] | AttemptOutcome:
-        """The run of a delivered fire, recorded once: (run id, due) to claim, or the
-        outcome when there is nothing to run now."""
+    ) -> tuple[uuid.UUID, datetime | None] | dict[str, Any] | AttemptOutcome:
+        """The run of a delivered fire, recorded once: the run row when it was recorded and
+        claimed at once, (run id, due) to claim, or the outcome when there is nothing to run
+        now."""
         at = task.scheduled_for
         if at is None:
             raise ApplicationError("a scheduled fire needs its time", non_retryable=True)
+        skip: str | None = None
+        invalid: Exception | None = None
+        try:
+            skip = self._skip_reason(task, at)
+        except Exception as exc:
+            invalid = exc
+        if skip is None and invalid is None:
+            fire = _Fire(
+                tenant_id,
+                uuid7(),
+                schedule_id,
+                at,
+                at + jitter_offset(schedule_id, at, task.request.jitter_seconds),
+            )
+            row = await self.fires.submit(fire)
+            if row is not None:
+                if row["status"] == RunStatus.RUNNING.value:
+                    return row
+                # A jittered fire (SPEC §8): the workflow sleeps until its offset on a
+                # durable timer, then claims the run by id, as after a retry.
+                return AttemptOutcome(run_id=str(row["id"]), retry_at=row["available_at"])
+            # Recorded before, or not recordable: the one-fire path below decides.
         db = self.ctx.db
         key = {"tenant_id": tenant_id, "schedule_id": schedule_id, "scheduled_for": at}
         async with db.connection() as conn:
             existing = await db.fetch_one(conn, "run_fire_get", key)
         if existing is None:
-            try:
-                skip = self._skip_reason(task, at)
-            except Exception as exc:
+            if invalid is not None:
                 # A spec that cannot be evaluated costs this schedule, not the worker: it is
                 # disabled as invalid instead of failing on every fire (SPEC §9).
-                await self._isolate(task, exc)
+                await self._isolate(task, invalid)
                 return DONE
             if skip is not None:
                 await self._record_skip(tenant_id, schedule_id, at, skip)
@@ -145,6 +195,28 @@ class Activities:
             # window. Only the latest fire runs; fires are never replayed in bulk.
             return SkipReason.MISSED
         return None
+
+    async def _claim_fires(self, fires: list[_Fire]) -> list[dict[str, Any] | None]:
+        """``temporal_fires_claim`` for one tenant's batch; each fire's row, or None."""
+        db = self.ctx.db
+        async with db.connection() as conn:
+            rows = await db.fetch_all(
+                conn,
+                "temporal_fires_claim",
+                {
+                    "tenant_ids": [f.tenant_id for f in fires],
+                    "ids": [f.id for f in fires],
+                    "schedule_ids": [f.schedule_id for f in fires],
+                    "scheduled_fors": [f.scheduled_for for f in fires],
+                    "available_ats": [f.available_at for f in fires],
+                    "tenants": sorted({f.tenant_id for f in fires}),
+                    "now": self.ctx.clock(),
+                    "owner": self.owner,
+                    "lease_seconds": self.handler.lease_seconds,
+                },
+            )
+        by_id = {row["id"]: row for row in rows}
+        return [by_id.get(f.id) for f in fires]
 
     async def _isolate(self, task: AttemptInput, exc: Exception) -> None:
         request = task.request
