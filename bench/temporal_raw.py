@@ -47,6 +47,7 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.common import CpuMeter, percentile
+from bench.temporal_dev import temporal_dev_server, temporal_dev_server_config
 
 TASK_QUEUE = "raw-baseline"
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
@@ -209,8 +210,6 @@ def run_raw(
     fairness_tenants: int = 0,
 ) -> dict[str, Any]:
     """One baseline burst; starts its own dev server unless ``address`` is given."""
-    from bench.burst import temporal_dev_server, temporal_dev_server_config
-
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         if address is None:
             address = stack.enter_context(temporal_dev_server(Path(tmp)))
