@@ -36,7 +36,7 @@ async def _bootstrap_admin(s: Settings, url: str) -> str:
     async with open_context(s, url) as ctx:
         if path.exists():
             token = path.read_text().strip()
-            if await tokens.authenticate(ctx.db, token) is not None:
+            if await tokens.authenticate(ctx.db, token, record_use=False) is not None:
                 return token
         _, token = await tokens.create(ctx.db, admin=True)
     write_private(path, token)

@@ -45,7 +45,7 @@ async def _token(ctx: AppContext) -> str:
     path = ctx.settings.home / "demo-user.token"
     if path.exists():
         token = path.read_text().strip()
-        principal = await tokens.authenticate(ctx.db, token)
+        principal = await tokens.authenticate(ctx.db, token, record_use=False)
         # A token from an older demo may name another user; the demo's user is DEMO_USER.
         if principal is not None and principal.user_id == DEMO_USER:
             return token
@@ -61,7 +61,7 @@ async def setup(ctx: AppContext, base_url: str) -> DemoInfo:
     v1 = await _publish(ctx, upstream, "1.0.0")
     await _publish(ctx, upstream, "2.0.0")
     token = await _token(ctx)
-    principal = await tokens.authenticate(ctx.db, token)
+    principal = await tokens.authenticate(ctx.db, token, record_use=False)
     assert principal is not None
     actor = Actor.system("demo")
     with contextlib.suppress(AlreadyInstalled):

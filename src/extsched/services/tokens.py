@@ -221,15 +221,18 @@ class _Toucher:
 _toucher = _Toucher()
 
 
-async def authenticate(db: Database, token: str) -> Principal | None:
-    """The principal for a bearer token, or None if unknown, revoked or expired."""
+async def authenticate(db: Database, token: str, *, record_use: bool = True) -> Principal | None:
+    """The principal for a bearer token, or None if unknown, revoked or expired. A request
+    records the token's use (``last_used_at``, in the background); a process checking a token
+    it keeps (``record_use=False``) does not, as it may close its pool right after."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     async with db.connection() as conn:
         row = await db.fetch_one(conn, "token_by_hash", {"token_hash": hash_token(token)})
     if row is None:
         return None
-    _toucher.touch(db, row["id"], row["last_used_at"])
+    if record_use:
+        _toucher.touch(db, row["id"], row["last_used_at"])
     return Principal(
         token_id=row["id"],
         tenant_id=row["tenant_id"],
