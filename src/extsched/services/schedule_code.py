@@ -31,6 +31,7 @@ from extsched.services.schedules import (
     _audit_view,
     _tenant,
     _validated,
+    insert_params,
 )
 
 ENTRY_FIELDS = ("cron", "timezone", "enabled", "payload", *POLICY_FIELDS)
@@ -328,23 +329,9 @@ async def _write(
         inserted = await db.fetch_one(
             conn,
             "schedule_insert",
-            {
-                "tenant_id": tenant_id,
-                "id": uuid7(),
-                "install_id": install.id,
-                "extension_id": install.extension_id,
-                "name": name,
-                "endpoint_id": new["endpoint_id"],
-                "endpoint_method": new["endpoint_method"],
-                "endpoint_path": new["endpoint_path"],
-                "cron": new["cron"],
-                "timezone": new["timezone"],
-                "enabled": new["enabled"],
-                "disabled_reason": None,
-                "payload": None if new["payload"] is None else json.dumps(new["payload"]),
-                "origin": "user",
-                **{f: new[f] for f in POLICY_FIELDS},
-            },
+            insert_params(
+                tenant_id, uuid7(), InstallRef.of(install), {**new, "name": name}, origin="user"
+            ),
         )
         assert inserted is not None
         created.append(inserted)

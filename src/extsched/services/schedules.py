@@ -219,6 +219,34 @@ class InstallRef:
         )
 
 
+def insert_params(
+    tenant_id: str,
+    schedule_id: uuid.UUID,
+    install: InstallRef,
+    new: dict[str, Any],
+    *,
+    origin: str,
+) -> dict[str, Any]:
+    """``schedule_insert``'s parameters for a validated schedule (``_validated``'s result)."""
+    return {
+        "tenant_id": tenant_id,
+        "id": schedule_id,
+        "install_id": install.id,
+        "extension_id": install.extension_id,
+        "name": new["name"],
+        "endpoint_id": new["endpoint_id"],
+        "endpoint_method": new["endpoint_method"],
+        "endpoint_path": new["endpoint_path"],
+        "cron": new["cron"],
+        "timezone": new["timezone"],
+        "enabled": new["enabled"],
+        "disabled_reason": None,
+        "payload": None if new["payload"] is None else json.dumps(new["payload"]),
+        "origin": origin,
+        **{f: new[f] for f in POLICY_FIELDS},
+    }
+
+
 @dataclass(frozen=True)
 class ScheduleInput:
     """A create request, or a PATCH where absent fields are ``UNSET``."""
@@ -524,23 +552,7 @@ async def _create_on(
     row = await ctx.db.fetch_one(
         conn,
         "schedule_insert",
-        {
-            "tenant_id": tenant_id,
-            "id": schedule_id,
-            "install_id": install.id,
-            "extension_id": install.extension_id,
-            "name": new["name"],
-            "endpoint_id": new["endpoint_id"],
-            "endpoint_method": new["endpoint_method"],
-            "endpoint_path": new["endpoint_path"],
-            "cron": new["cron"],
-            "timezone": new["timezone"],
-            "enabled": new["enabled"],
-            "disabled_reason": None,
-            "payload": None if new["payload"] is None else json.dumps(new["payload"]),
-            "origin": origin,
-            **{f: new[f] for f in POLICY_FIELDS},
-        },
+        insert_params(tenant_id, schedule_id, install, new, origin=origin),
     )
     assert row is not None
     await audit.record(
