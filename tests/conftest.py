@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -35,6 +35,14 @@ from extsched.services.context import AppContext
 TEST_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 # What the service sends to the Runner and what the fake and reference Runners require.
 TEST_RUNNER_TOKEN = "test-runner-token-0123456789"
+
+
+def without_node_tools(reason: str) -> NoReturn:
+    """Skip a test that needs Node.js and npm where they are missing. ``scripts/test`` (hence
+    CI) installs them and sets EXTSCHED_REQUIRE_NODE=1, and then a missing tool fails instead."""
+    if os.environ.get("EXTSCHED_REQUIRE_NODE") == "1":
+        pytest.fail(f"{reason} (EXTSCHED_REQUIRE_NODE=1: scripts/test installs them)")
+    pytest.skip(reason)
 
 
 def _server_url() -> str:

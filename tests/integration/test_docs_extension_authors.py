@@ -27,6 +27,7 @@ from extsched.config import Settings
 from extsched.server import Roles, create_runner_process_app, create_service_app
 from extsched.services import tokens
 from extsched.services.context import AppContext
+from tests.conftest import without_node_tools
 from tests.helpers.http_server import free_port, run_asgi_server
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "extension-authors.md"
@@ -190,7 +191,7 @@ async def test_the_upstream_refuses_a_call_that_is_not_signed(service: Service) 
 
 async def test_the_javascript_example_runs_as_documented(service: Service) -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are not installed here")
+        without_node_tools("node and npm are not installed here")
     write_example(service, "manifest.json", "upstream.js")
     npm = await asyncio.to_thread(
         subprocess.run,
@@ -201,7 +202,7 @@ async def test_the_javascript_example_runs_as_documented(service: Service) -> No
         check=False,
     )
     if npm.returncode != 0:
-        pytest.skip(f"npm install standardwebhooks failed: {npm.stderr[-300:]!r}")
+        without_node_tools(f"npm install standardwebhooks failed: {npm.stderr[-300:]!r}")
     start = blocks()["start-upstream.sh"]
     node_start = start.replace("python upstream.py", "node upstream.js")
     assert node_start != start

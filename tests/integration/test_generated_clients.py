@@ -35,7 +35,14 @@ from extsched.config import Settings
 from extsched.db.pool import Database
 from extsched.server import Roles, create_service_app
 from extsched.services import tokens
-from tests.conftest import TEST_KEY, TEST_RUNNER_TOKEN, _with_db, endpoint_id, manifest
+from tests.conftest import (
+    TEST_KEY,
+    TEST_RUNNER_TOKEN,
+    _with_db,
+    endpoint_id,
+    manifest,
+    without_node_tools,
+)
 from tests.fake_runner import FakeRunner, fake_runner
 from tests.helpers.http_server import run_asgi_server
 
@@ -96,7 +103,7 @@ def node_tools() -> Path:
     """A directory with node_modules holding the pinned TypeScript tools."""
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm is not installed (scripts/test installs Debian's nodejs and npm)")
+        without_node_tools("npm is not installed")
 
     def build(target: Path) -> None:
         for name in ("package.json", "package-lock.json"):
