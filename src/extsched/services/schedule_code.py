@@ -31,6 +31,7 @@ from extsched.services.schedules import (
     _audit_view,
     _tenant,
     _validated,
+    delete_row,
     insert_params,
 )
 
@@ -291,17 +292,7 @@ async def _write(
     tenant_id = install.tenant_id
     actor = principal.actor
     for row in plan.deletes:
-        params = {"tenant_id": tenant_id, "schedule_id": row["id"]}
-        await db.execute(conn, "runs_delete_for_schedule", params)
-        await db.execute(conn, "schedule_delete", {"tenant_id": tenant_id, "id": row["id"]})
-        await audit.record(
-            db,
-            conn,
-            actor,
-            audit.AuditAction.SCHEDULE_DELETE,
-            audit.Target.schedule(row),
-            _audit_view(row),
-        )
+        await delete_row(db, conn, actor, row)
     written: list[dict[str, Any]] = []
     previous: list[dict[str, Any]] = []
     for _, current, new, changes in plan.updates:

@@ -11,7 +11,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from extsched.db.pool import Conn
+from extsched.db.pool import Conn, Database
 from extsched.domain import cron, inputs, timing
 from extsched.domain.auth import Actor, Principal
 from extsched.domain.cron import Fire
@@ -651,6 +651,24 @@ async def create_defaults(
     return created
 
 
+async def delete_row(db: Database, conn: Conn, actor: Actor, row: dict[str, Any]) -> None:
+    """Delete a schedule (locked by the caller) with its runs, and audit it; its backend handle
+    is the caller's to remove."""
+    tenant_id = row["tenant_id"]
+    await db.execute(
+        conn, "runs_delete_for_schedule", {"tenant_id": tenant_id, "schedule_id": row["id"]}
+    )
+    await db.execute(conn, "schedule_delete", {"tenant_id": tenant_id, "id": row["id"]})
+    await audit.record(
+        db,
+        conn,
+        actor,
+        audit.AuditAction.SCHEDULE_DELETE,
+        audit.Target.schedule(row),
+        _audit_view(row),
+    )
+
+
 def _tenant(principal: Principal) -> str:
     assert principal.tenant_id is not None, "tenant routes require a tenant token"
     return principal.tenant_id
@@ -834,18 +852,7 @@ async def delete(
             await tenants.require_feature(db, conn, tenant_id)
         row = await _load(ctx, conn, tenant_id, schedule_id, extension_id, for_update=True)
         await ctx.backend.delete_handles(conn, tenant_id, [(row["install_id"], schedule_id)])
-        await db.execute(
-            conn, "runs_delete_for_schedule", {"tenant_id": tenant_id, "schedule_id": schedule_id}
-        )
-        await db.execute(conn, "schedule_delete", {"tenant_id": tenant_id, "id": schedule_id})
-        await audit.record(
-            db,
-            conn,
-            actor,
-            audit.AuditAction.SCHEDULE_DELETE,
-            audit.Target.schedule(row),
-            _audit_view(row),
-        )
+        await delete_row(db, conn, actor, row)
 
 
 async def disable_all(ctx: AppContext, principal: Principal, extension_id: uuid.UUID) -> int:
