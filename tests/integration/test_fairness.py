@@ -10,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from extsched.db.queries import QUERIES
 from extsched.domain.ids import uuid7
 from extsched.jobs.backend import handle_id
 from extsched.services.context import AppContext
@@ -222,3 +223,66 @@ async def test_it_interleaves_tenants_when_a_herd_of_handles_is_due(
             "GROUP BY tenant_id ORDER BY tenant_id"
         ).fetchall()
     assert rows == [("acme", 100, 100), ("globex", 5, 5)]
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+@pytest.mark.settings(worker_concurrency=64)
+async def test_a_claim_reads_runs_by_primary_key_and_the_lease_index_without_a_bitmap(
+    ctx: AppContext,
+    clock: Clock,
+    alice: Actor,
+    install,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """In a herd the claim's plan must not depend on statistics that have not seen it: each
+    picked run is locked through the primary key (status_idx would read every queued entry
+    of the tenant, dead ones included), and the runs in flight are counted by a plain scan
+    of the lease index (a bitmap scan visits every finished run's dead entry in the heap)."""
+    clock.set(T0)
+    published, inst = await install(alice)
+    endpoint = next(e for e in published["endpoints"] if e["path"] == "/sync")
+    _seed_due_runs(db_url, "acme", {**inst, "endpoint": endpoint}, 3000)
+    with fake_runner() as runner:
+        h = Harness(ctx, clock, runner)
+        try:
+            for _ in range(3):  # finished runs leave dead entries behind, as in a drain
+                claimed = await h.executor.claim(64)
+                with psycopg.connect(db_url, autocommit=True) as conn:
+                    conn.execute(
+                        "UPDATE extension_schedule_run SET status = 'succeeded', "
+                        "lease_owner = NULL WHERE tenant_id = 'acme' AND id = ANY(%s)",
+                        ([r["id"] for r in claimed],),
+                    )
+            with psycopg.connect(db_url) as conn:
+                plan = conn.execute(
+                    "EXPLAIN (FORMAT JSON) " + QUERIES["runs_claim"],
+                    {
+                        "owner": "w",
+                        "now": T0,
+                        "limit": 64,
+                        "lease_seconds": 60,
+                        "salt": "0",
+                        "after": "",
+                        "max_tenants": 64,
+                    },
+                ).fetchone()[0][0]["Plan"]  # type: ignore[index]
+                conn.rollback()
+                # The function's own plan, as auto_explain reports it to this session.
+                notices: list[str] = []
+                conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+                conn.execute("LOAD 'auto_explain'")
+                conn.execute("SET auto_explain.log_min_duration = 0")
+                conn.execute("SET auto_explain.log_nested_statements = on")
+                conn.execute("SET auto_explain.log_level = notice")
+                conn.execute("SELECT * FROM extension_runs_in_flight(%s)", (T0,)).fetchall()
+        finally:
+            await h.client.aclose()
+    used = {n.get("Index Name") for n in _plan_nodes(plan)}
+    assert "extension_schedule_run_status_idx" not in used
+    assert "extension_schedule_run_pkey" in used
+    inner = next(n for n in notices if "extension_schedule_run" in n and "lease_expires_at" in n)
+    assert "Index Scan using extension_schedule_run_lease_idx" in inner
+    assert "Bitmap" not in inner

@@ -661,10 +661,9 @@ WITH RECURSIVE tenants(tenant_id, first, depth) AS (
 ),
 in_flight AS (
     -- Leased runs per tenant, on every worker process (a scan of the running-runs index: at
-    -- most the workers' total concurrency); a lapsed lease no longer counts.
-    SELECT tenant_id, count(*) AS n FROM extension_schedule_run
-    WHERE status = 'running' AND lease_expires_at > %(now)s
-    GROUP BY tenant_id
+    -- most the workers' total concurrency, and the dead entries finished runs left there, see
+    -- migration 0010); a lapsed lease no longer counts.
+    SELECT tenant_id, n FROM extension_runs_in_flight(%(now)s)
 ),
 waiting AS (
     SELECT t.tenant_id, coalesce(f.n, 0) AS n
@@ -694,14 +693,18 @@ candidates AS (
 ),
 picked AS (
     -- Candidates in fair order, each locked by its primary key (a lateral lookup, so the plan
-    -- stays O(picked) even when the statistics have not seen the burst yet).
+    -- stays O(picked) even when the statistics have not seen the burst yet). `status || ''`
+    -- keeps the status out of the index lookup: matched as an index column, the planner
+    -- rates status_idx (tenant_id, status, ...) as good as the primary key, and that index
+    -- reads every queued entry of the tenant, dead ones included, to find one id (a herd's
+    -- claim grew from 13 to 160 ms as it drained). Every lookup of a run by id that checks
+    -- its status is written so.
     SELECT r.tenant_id, r.id
     FROM (SELECT * FROM candidates
           ORDER BY level, available_at, hashtext(tenant_id || %(salt)s), id) c
     CROSS JOIN LATERAL (
         SELECT q.tenant_id, q.id FROM extension_schedule_run q
-        WHERE q.tenant_id = c.tenant_id AND q.available_at = c.available_at AND q.id = c.id
-          AND q.status = 'queued'
+        WHERE q.tenant_id = c.tenant_id AND q.id = c.id AND q.status || '' = 'queued'
         FOR UPDATE SKIP LOCKED
     ) r
     LIMIT %(limit)s
@@ -711,7 +714,7 @@ SET status = 'running', lease_owner = %(owner)s,
     lease_expires_at = %(now)s + make_interval(secs => %(lease_seconds)s),
     started_at = coalesce(r.started_at, %(now)s), attempts = r.attempts + 1
 FROM picked p
-WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status = 'queued'
+WHERE r.tenant_id = p.tenant_id AND r.id = p.id AND r.status || '' = 'queued'
 -- Only what an attempt needs (ClaimedRun): every column read costs the worker per run.
 RETURNING r.tenant_id, r.id, r.schedule_id, r.trigger, r.scheduled_for, r.attempts,
           r.started_at,
@@ -731,7 +734,8 @@ UPDATE extension_schedule_run
 SET status = %(status)s, skip_reason = %(skip_reason)s, finished_at = %(now)s,
     duration_ms = %(duration_ms)s, http_status = %(http_status)s, error = %(error)s,
     response_preview = %(response_preview)s, lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
+  AND lease_owner = %(owner)s
 RETURNING *;
 
 -- name: run_requeue
@@ -739,7 +743,8 @@ RETURNING *;
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(available_at)s, error = %(error)s,
     http_status = %(http_status)s, lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s;
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
+  AND lease_owner = %(owner)s;
 
 -- name: runs_expired_leases
 -- [cross-tenant] runs whose worker died: their lease lapsed while running; with the attempts
@@ -759,7 +764,7 @@ FOR UPDATE OF r SKIP LOCKED;
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
     error = %(error)s
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running';
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running';
 
 -- name: run_fail_lost
 -- A run whose last allowed attempt lost its worker fails once (not re-sent).
@@ -767,7 +772,7 @@ UPDATE extension_schedule_run
 SET status = 'failed', finished_at = %(now)s, error = %(error)s, lease_owner = NULL,
     lease_expires_at = NULL,
     duration_ms = (extract(epoch FROM (%(now)s - started_at)) * 1000)::int
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
 RETURNING *;
 
 -- name: runs_handback
@@ -775,7 +780,8 @@ RETURNING *;
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL,
     attempts = greatest(attempts - 1, 0)
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running' AND lease_owner = %(owner)s;
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
+  AND lease_owner = %(owner)s;
 
 -- ================================================================ schedule run bookkeeping
 -- name: schedule_lock_acquire
@@ -1088,7 +1094,7 @@ buffer AS (
       AND (ts.buffered_run_id IS NULL OR ts.buffered_run_id = s.p_run_id
            OR NOT EXISTS (SELECT 1 FROM extension_schedule_run b
                           WHERE b.tenant_id = ts.tenant_id AND b.id = ts.buffered_run_id
-                            AND b.status IN ('queued', 'running')))
+                            AND b.status || '' IN ('queued', 'running')))
     RETURNING ts.buffered_run_id, ts.running_until
 ),
 lease AS (
@@ -1096,7 +1102,7 @@ lease AS (
     UPDATE extension_schedule_run x SET lease_expires_at = s.p_until
     FROM s
     WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = s.tenant_id
-      AND x.id = s.p_run_id AND x.status = 'running' AND s.p_checks
+      AND x.id = s.p_run_id AND x.status || '' = 'running' AND s.p_checks
       AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
     RETURNING x.id
 )
@@ -1118,7 +1124,7 @@ FROM s;
 UPDATE extension_schedule_run
 SET status = 'queued', available_at = %(available_at)s, lease_owner = NULL,
     lease_expires_at = NULL, attempts = greatest(attempts - 1, 0), started_at = NULL
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status = 'running'
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
   AND lease_owner = %(owner)s;
 
 -- name: runs_complete
@@ -1145,7 +1151,7 @@ r AS (
         response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
     FROM v
     WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = v.tenant_id
-      AND x.id = v.run_id AND x.status = 'running' AND x.lease_owner = v.owner
+      AND x.id = v.run_id AND x.status || '' = 'running' AND x.lease_owner = v.owner
     RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
 ),
 -- The schedules as they were before this statement (every CTE sees the same snapshot).
