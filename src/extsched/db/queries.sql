@@ -1149,9 +1149,13 @@ r AS (
     SET status = v.status, skip_reason = v.skip_reason, finished_at = v.finished_at,
         duration_ms = v.duration_ms, http_status = v.http_status, error = v.error,
         response_preview = v.response_preview, lease_owner = NULL, lease_expires_at = NULL
+    -- Each run by its primary key. No `tenant_id = ANY(tenants)` here: given that clause, a
+    -- planner whose statistics have not seen a herd read every row of the batch's tenants
+    -- through it (57,000 index entries for 64 runs, 23 -> 11 ms a batch). On Citus the run
+    -- update is therefore not pruned to one shard (see docs/data-model.md).
     FROM v
-    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = v.tenant_id
-      AND x.id = v.run_id AND x.status || '' = 'running' AND x.lease_owner = v.owner
+    WHERE x.tenant_id = v.tenant_id AND x.id = v.run_id AND x.status || '' = 'running'
+      AND x.lease_owner = v.owner
     RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
 ),
 -- The schedules as they were before this statement (every CTE sees the same snapshot).

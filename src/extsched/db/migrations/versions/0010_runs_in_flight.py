@@ -1,4 +1,4 @@
-"""Runs in flight per tenant by a plain index scan, for the fair claim (runs_claim).
+"""The fair claim counts runs in flight by a plain index scan; schedules leave room for HOT updates.
 
 Revision ID: 0010
 Revises: 0009
