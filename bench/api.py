@@ -28,7 +28,7 @@ import httpx
 import psutil
 import psycopg
 
-from bench.common import free_port, fresh_database, percentile, print_table
+from bench.common import free_port, fresh_database, machine_speed, percentile, print_table
 from extsched.config import Settings
 from extsched.runtime import open_context
 from extsched.server import create_app
@@ -331,6 +331,7 @@ def main() -> None:
         rows,
     )
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"machine speed (10M Python additions on one core): {machine_speed():.2f} s")
     print(json.dumps(result))
 
 

@@ -46,6 +46,7 @@ from bench.common import (
     database_backends,
     free_port,
     fresh_database,
+    machine_speed,
     percentile,
     read_arrivals,
     runner_stub,
@@ -416,6 +417,7 @@ def run_burst(
                 for spy in spies:
                     spy.wait(timeout=60)
         arrivals = read_arrivals(arrivals_file)
+    speed = machine_speed()
     scheduled = fire_at.timestamp()
     lags = [a["t"] - scheduled for a in arrivals]
     queued = [int(r[0].hex[:12], 16) / 1000 - scheduled for r in stages]
@@ -467,6 +469,7 @@ def run_burst(
         "worker_cpu_ms_per_run": cpu_used * 1000 / max(1, done),
         "db_cpu_ms_per_run": db_cpu_used * 1000 / max(1, done),
         "load_1m_before": load_before[0],
+        "machine_speed_s": speed,
         "load_1m_after": os.getloadavg()[0],
         **cpu,
     }
