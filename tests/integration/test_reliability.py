@@ -373,6 +373,42 @@ async def test_retention_deletes_old_rows_in_batches_and_keeps_each_latest_run(
     assert (again.runs_deleted, again.audit_deleted) == (0, 0)
 
 
+async def test_retention_deletes_run_now_rate_windows_an_hour_old(
+    ctx: AppContext, clock: Clock, make: Any, alice: Actor, charlie: Actor
+) -> None:
+    """Each minute with a run-now leaves a counter row per schedule and tenant; a pass deletes
+    the windows that ended more than an hour ago, for every tenant, and keeps the recent ones."""
+    await make(alice)
+    await make(charlie)
+    now = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+    clock.set(now)
+    rows = [
+        ("acme", "tenant", now - timedelta(hours=3)),
+        ("acme", "schedule:x", now - timedelta(minutes=61)),
+        ("acme", "tenant", now - timedelta(minutes=59)),
+        ("globex", "tenant", now - timedelta(days=30)),
+        ("globex", "tenant", now),
+    ]
+    for tenant_id, bucket, window in rows:
+        await sql(
+            ctx,
+            "INSERT INTO rate_limit_counter (tenant_id, bucket, window_start, hits) "
+            "VALUES (%s, %s, %s, 1)",
+            tenant_id,
+            bucket,
+            window,
+        )
+
+    report = await retention.prune(ctx)
+
+    left = await sql(ctx, "SELECT tenant_id, window_start FROM rate_limit_counter ORDER BY 1, 2")
+    assert [(r["tenant_id"], r["window_start"]) for r in left] == [
+        ("acme", now - timedelta(minutes=59)),
+        ("globex", now),
+    ]
+    assert report.rate_windows_deleted == 3
+
+
 @pytest.mark.settings(retention_interval_seconds=1, run_retention_days=1)
 async def test_the_worker_prunes_on_its_own(
     worker: PostgresWorker, ctx: AppContext, clock: Clock, make: Any, alice: Actor

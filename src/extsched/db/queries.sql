@@ -356,11 +356,6 @@ FROM job_handle
 WHERE (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
 ORDER BY tenant_id, schedule_id;
 
--- name: handles_for_schedules
--- postgres backend: the handles of some schedules (admin listing, reconcile).
-SELECT schedule_id, handle_id, paused, next_fire_at FROM job_handle
-WHERE tenant_id = %(tenant_id)s AND schedule_id = ANY(%(schedule_ids)s::uuid[]);
-
 -- name: version_lock_shared
 -- Held while installing or updating onto a version, so a concurrent delete waits.
 SELECT id FROM extension_version WHERE id = %(id)s FOR SHARE;
@@ -490,11 +485,6 @@ SET enabled = false, disabled_reason = NULL, revision = revision + 1, updated_at
 WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s AND enabled
 RETURNING *;
 
--- name: schedules_endpoint_names
--- An install's schedule names (update preview details).
-SELECT id, name FROM tenant_extension_schedule
-WHERE tenant_id = %(tenant_id)s AND install_id = %(install_id)s;
-
 -- name: install_state
 -- Whether an install would fire now: its enabled flag and the tenant's kill switch.
 SELECT i.enabled AS install_enabled, t.kill_switch
@@ -616,11 +606,6 @@ JOIN extension e ON e.id = s.extension_id
 WHERE s.tenant_id = %(tenant_id)s
 ORDER BY e.name, lower(coalesce(s.name, s.endpoint_path)), s.id;
 
--- name: runs_active_for_schedule
--- How many runs of a schedule are queued or running.
-SELECT count(*) AS n FROM extension_schedule_run
-WHERE tenant_id = %(tenant_id)s AND schedule_id = %(schedule_id)s AND status IN ('queued', 'running');
-
 -- name: runs_claim
 -- [cross-tenant] The executor's queue, fair across tenants and work-conserving: a loose index
 -- scan finds each tenant with due runs (O(tenants), not O(queue)); a tenant's k-th due run
@@ -726,17 +711,6 @@ RETURNING r.tenant_id, r.id, r.schedule_id, r.trigger, r.scheduled_for, r.attemp
 -- retries), so an idle executor wakes for it; a scan of the queued-runs index only.
 SELECT min(available_at) AS at FROM extension_schedule_run
 WHERE status = 'queued' AND available_at > %(now)s;
-
--- name: run_finish
--- Only the lease holder may finish a run: a worker whose lease lapsed (and whose run was
--- handed to another) changes nothing.
-UPDATE extension_schedule_run
-SET status = %(status)s, skip_reason = %(skip_reason)s, finished_at = %(now)s,
-    duration_ms = %(duration_ms)s, http_status = %(http_status)s, error = %(error)s,
-    response_preview = %(response_preview)s, lease_owner = NULL, lease_expires_at = NULL
-WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND status || '' = 'running'
-  AND lease_owner = %(owner)s
-RETURNING *;
 
 -- name: run_requeue
 -- A retryable failure with attempts left: back to the queue at its retry time.
@@ -912,9 +886,15 @@ VALUES (%(tenant_id)s, %(schedule_bucket)s, %(window_start)s, 1),
 ON CONFLICT (tenant_id, bucket, window_start) DO UPDATE SET hits = rate_limit_counter.hits + 1
 RETURNING bucket, hits;
 
--- name: rate_limit_gc
--- [cross-tenant] housekeeping: windows older than the cutoff can no longer matter.
-DELETE FROM rate_limit_counter WHERE window_start < %(cutoff)s;
+-- name: rate_limit_prune
+-- Retention: a tenant's run-now windows that ended before the cutoff can no longer matter
+-- (one-minute windows; without this the table grows with every minute a run-now was made).
+WITH gone AS (
+    DELETE FROM rate_limit_counter
+    WHERE tenant_id = %(tenant_id)s AND window_start < %(cutoff)s
+    RETURNING 1
+)
+SELECT count(*) AS deleted FROM gone;
 
 -- ================================================================ lifecycle
 -- name: schedule_remap

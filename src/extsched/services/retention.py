@@ -1,6 +1,7 @@
 """Retention (SPEC §10): runs older than ``EXTSCHED_RUN_RETENTION_DAYS``, audit entries
 older than ``EXTSCHED_AUDIT_RETENTION_DAYS`` and finished notification deliveries older than
-``EXTSCHED_NOTIFY_RETENTION_DAYS`` are deleted, so storage stays flat.
+``EXTSCHED_NOTIFY_RETENTION_DAYS`` are deleted, and run-now rate-limit windows once they are
+an hour old, so storage stays flat.
 
 Deletion goes tenant by tenant in small batches, each its own short transaction whose
 statements all filter by ``tenant_id`` (one shard on Citus), with a short pause between full
@@ -32,7 +33,13 @@ class RetentionReport:
     runs_deleted: int = 0
     audit_deleted: int = 0
     deliveries_deleted: int = 0
+    rate_windows_deleted: int = 0
     batches: int = 0
+
+
+# Run-now rate limits count hits in one-minute windows (services/runs.py); an hour-old window
+# can no longer matter.
+RATE_WINDOW_KEEP = timedelta(hours=1)
 
 
 async def prune(ctx: AppContext, *, now: datetime | None = None) -> RetentionReport:
@@ -47,6 +54,7 @@ async def prune(ctx: AppContext, *, now: datetime | None = None) -> RetentionRep
         report.runs_deleted += one.runs_deleted
         report.audit_deleted += one.audit_deleted
         report.deliveries_deleted += one.deliveries_deleted
+        report.rate_windows_deleted += one.rate_windows_deleted
         report.batches += one.batches
     if report.runs_deleted or report.audit_deleted or report.deliveries_deleted:
         log.info(
@@ -63,7 +71,8 @@ async def prune(ctx: AppContext, *, now: datetime | None = None) -> RetentionRep
 
 
 async def prune_tenant(ctx: AppContext, tenant_id: str, now: datetime) -> RetentionReport:
-    """One tenant's share of a pass: its old runs, audit entries and deliveries."""
+    """One tenant's share of a pass: its old runs, audit entries, deliveries and run-now
+    rate-limit windows."""
     s = ctx.settings
     report = RetentionReport(tenants=1)
     run_cutoff = uuid7_floor(now - timedelta(days=s.run_retention_days))
@@ -74,9 +83,17 @@ async def prune_tenant(ctx: AppContext, tenant_id: str, now: datetime) -> Retent
     report.deliveries_deleted = await _prune_table(
         ctx, "notifications_prune", tenant_id, notify_cutoff, report
     )
+    async with ctx.db.connection() as conn:
+        report.rate_windows_deleted = int(
+            await ctx.db.fetch_val(
+                conn, "rate_limit_prune", {"tenant_id": tenant_id, "cutoff": now - RATE_WINDOW_KEEP}
+            )
+            or 0
+        )
     metrics.RETENTION_DELETED.labels(table="runs").inc(report.runs_deleted)
     metrics.RETENTION_DELETED.labels(table="audit").inc(report.audit_deleted)
     metrics.RETENTION_DELETED.labels(table="notification_delivery").inc(report.deliveries_deleted)
+    metrics.RETENTION_DELETED.labels(table="rate_limit_counter").inc(report.rate_windows_deleted)
     return report
 
 
