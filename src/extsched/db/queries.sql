@@ -494,15 +494,20 @@ WHERE i.tenant_id = %(tenant_id)s AND i.id = %(install_id)s;
 -- ================================================================ runs
 -- name: runs_insert_fires
 -- A fire is recorded once per (schedule, scheduled_for): a repeated delivery inserts nothing.
-INSERT INTO extension_schedule_run
-    (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
-     skipped_count, available_at, finished_at)
-SELECT * FROM unnest(%(tenant_ids)b::text[], %(ids)b::uuid[], %(schedule_ids)b::uuid[],
-    %(install_ids)b::uuid[], %(triggers)b::text[], %(scheduled_fors)b::timestamptz[],
-    %(statuses)b::text[], %(skip_reasons)b::text[], %(skipped_counts)b::int[],
-    %(available_ats)b::timestamptz[], %(finished_ats)b::timestamptz[])
-ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
-RETURNING tenant_id, id, schedule_id, status;
+-- Returns only the missed fires it recorded (status skipped), the ones the caller books: a herd's
+-- tick writes 500 queued runs and reads back none.
+WITH inserted AS (
+    INSERT INTO extension_schedule_run
+        (tenant_id, id, schedule_id, install_id, trigger, scheduled_for, status, skip_reason,
+         skipped_count, available_at, finished_at)
+    SELECT * FROM unnest(%(tenant_ids)b::text[], %(ids)b::uuid[], %(schedule_ids)b::uuid[],
+        %(install_ids)b::uuid[], %(triggers)b::text[], %(scheduled_fors)b::timestamptz[],
+        %(statuses)b::text[], %(skip_reasons)b::text[], %(skipped_counts)b::int[],
+        %(available_ats)b::timestamptz[], %(finished_ats)b::timestamptz[])
+    ON CONFLICT (tenant_id, schedule_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
+    RETURNING tenant_id, id, schedule_id, status
+)
+SELECT tenant_id, id, schedule_id FROM inserted WHERE status = 'skipped';
 
 -- name: run_fire_get
 -- The run recorded for one fire of a schedule, if any (exactly once per fire).

@@ -159,12 +159,10 @@ class Scheduler:
                 adv["schedule_ids"].append(h["schedule_id"])
                 adv["next_fire_ats"].append(plan.next_fire_at)
                 adv["last_fire_ats"].append(plan.last_due)
-            inserted = await db.fetch_all(conn, "runs_insert_fires", runs)
+            missed = await db.fetch_all(conn, "runs_insert_fires", runs)
             await db.execute(conn, "handles_advance", adv)
-            if skipped:
-                await _record_missed(
-                    self.ctx, conn, [r for r in inserted if r["status"] == "skipped"]
-                )
+            if missed:
+                await _record_missed(self.ctx, conn, missed)
             for h, error in invalid:
                 await _isolate(ctx, conn, h, error)
             if queued:
