@@ -348,6 +348,8 @@ async def test_it_skips_everything_when_the_outage_outlasts_the_window(
     runs = await runs_of(client, alice, s["id"])
     assert harness.runner.calls == []
     assert [(r["status"], r["skipped_count"]) for r in runs] == [("skipped", 3)]
+    got = (await client.get(f"/api/v1/schedules/{s['id']}", headers=alice.headers)).json()
+    assert got["last_run_status"] == "skipped"  # the missed fires are booked on the schedule
 
 
 async def test_it_records_a_fire_once_under_two_concurrent_schedulers(
