@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from extsched.config import ConfigError, Settings
 from extsched.domain.runs import RunStatus
+from extsched.runner.envelope import compact_json
 from extsched.runner.http import HttpClient, ProtocolError, ResponseTooLarge
 
 MAX_ERROR_CHARS = 1000
@@ -130,7 +131,7 @@ class RunnerClient:
                 duration_ms=int((time.monotonic() - started) * 1000),
             )
 
-        body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = compact_json(envelope)
         request_headers = {
             name: value
             for name, value in headers.items()
