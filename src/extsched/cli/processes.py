@@ -12,7 +12,7 @@ import typer
 from extsched import logs
 from extsched.cli.common import Host, database, fail, out, require_runner_token, run, settings
 from extsched.config import Settings, write_private
-from extsched.runtime import bootstrap_token_file, open_context
+from extsched.runtime import bootstrap_token_file, open_context, tune_gc_for_worker
 from extsched.server import Roles
 from extsched.services import tokens
 from extsched.workers.processes import ExecutorProcesses, stop_when_orphaned
@@ -282,6 +282,7 @@ def worker(
             logging.getLogger("extsched").info(
                 "worker started", extra={"backend": s.job_backend.value}
             )
+            tune_gc_for_worker()
             await stop.wait()
             logging.getLogger("extsched").info("worker stopping")
         for task in watch:
