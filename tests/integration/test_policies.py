@@ -135,6 +135,33 @@ async def test_max_attempts_and_timeout_are_the_schedules_own(
     assert elapsed < 1.4
 
 
+async def test_a_schedules_longer_timeout_stretches_its_runs_lease(
+    harness: Harness,
+    sched,
+    ctx: AppContext,  # type: ignore[no-untyped-def]
+) -> None:
+    """A run is claimed with the service's lease (its timeout + grace); a schedule whose
+    timeout is longer stretches the lease when the attempt starts, so no reaper hands a
+    legitimately long call to another worker."""
+    harness.runner.behaviour = {"/hang": "hang"}
+    s = await sched(path="/hang", max_attempts=1, timeout_ms=120_000)
+    await harness.tick(NINE)
+    assert await harness.executor.claim_and_start() == 1
+    await _until_called(harness, "/hang")
+    async with ctx.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT lease_expires_at - started_at AS lease FROM extension_schedule_run "
+            "WHERE tenant_id = 'acme' AND schedule_id = %s",
+            (uuid.UUID(s["id"]),),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row["lease"] >= timedelta(seconds=120)  # the default lease is far shorter
+    assert harness.handler.lease_seconds < 120
+    harness.runner.release.set()
+    await asyncio.gather(*harness.executor.in_flight.values())
+
+
 async def test_a_lost_last_attempt_fails_once_under_the_schedules_max_attempts(
     harness: Harness,
     sched,

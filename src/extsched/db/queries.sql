@@ -1084,9 +1084,10 @@ buffer AS (
 ),
 lease AS (
     -- A schedule's longer timeout stretches the run's lease (claimed with the default one).
+    -- Each run by its primary key only, as in runs_complete.
     UPDATE extension_schedule_run x SET lease_expires_at = s.p_until
     FROM s
-    WHERE x.tenant_id = ANY(%(tenants)b::text[]) AND x.tenant_id = s.tenant_id
+    WHERE x.tenant_id = s.tenant_id
       AND x.id = s.p_run_id AND x.status || '' = 'running' AND s.p_checks
       AND s.timeout_ms IS NOT NULL AND x.lease_expires_at < s.p_until
     RETURNING x.id
@@ -1137,7 +1138,7 @@ r AS (
     -- Each run by its primary key. No `tenant_id = ANY(tenants)` here: given that clause, a
     -- planner whose statistics have not seen a herd read every row of the batch's tenants
     -- through it (57,000 index entries for 64 runs, 23 -> 11 ms a batch). On Citus the run
-    -- update is therefore not pruned to one shard (see docs/data-model.md).
+    -- update is therefore not pruned to one shard (docs/data-model.md).
     FROM v
     WHERE x.tenant_id = v.tenant_id AND x.id = v.run_id AND x.status || '' = 'running'
       AND x.lease_owner = v.owner
