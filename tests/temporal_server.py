@@ -92,6 +92,13 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
             # Task queue fairness (the per-tenant fair share on Temporal, docs/temporal.md).
             "--dynamic-config-value",
             "matching.enableFairness=true",
+            # One partition per task queue (a production queue has 4): the server orders each
+            # partition on its own and a poll lands on any, so with 4 a test of the dispatch
+            # order would hold only statistically.
+            "--dynamic-config-value",
+            "matching.numTaskqueueReadPartitions=1",
+            "--dynamic-config-value",
+            "matching.numTaskqueueWritePartitions=1",
         ]
         with log_file.open("wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from extsched.jobs.temporal.types import AttemptInput, AttemptOutcome, RunInput
 from extsched.runner.client import RunnerClient
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
-from extsched.workers.temporal.activities import DONE, Activities
+from extsched.workers.temporal.activities import DONE, LEASE_MARGIN, Activities
 from tests.conftest import Actor, Clock
 from tests.fake_runner import FakeRunner
 
@@ -188,8 +189,13 @@ async def test_it_takes_over_a_run_whose_worker_was_lost(
         "temporal:dead",
         1,
     )
-    # Temporal retries the activity: while the lease holds, nothing runs twice ...
-    assert await activities.attempt(fire(s, at)) == AttemptOutcome(None)
+    # The next worker runs the attempt again (its workflow task timed out): while the lease
+    # holds, nothing runs twice, and it asks to be tried again when the lease ends (ending
+    # the workflow here would leave the run running for good) ...
+    with pytest.raises(ApplicationError) as leased:
+        await activities.attempt(fire(s, at))
+    assert not leased.value.non_retryable
+    assert leased.value.next_retry_delay == found["lease_expires_at"] - clock() + LEASE_MARGIN
     assert runner.calls == []
     # ... once it lapsed, the retry takes the run over.
     clock.set(clock() + timedelta(seconds=activities.handler.lease_seconds + 1))

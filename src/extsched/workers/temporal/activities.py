@@ -41,6 +41,8 @@ log = logging.getLogger("extsched.jobs")
 # A run-now workflow may start before the API's transaction that queued its run commits;
 # the activity waits (Temporal retries it with backoff) this many attempts for the row.
 MISSING_RUN_ATTEMPTS = 8
+# An attempt that finds the run leased by another tries again this long after the lease ends.
+LEASE_MARGIN = timedelta(seconds=1)
 DONE = AttemptOutcome(run_id=None)
 
 
@@ -309,21 +311,37 @@ class Activities:
             )
             if run is not None:
                 return run
-            await self._fail_if_lost(conn, tenant_id, run_id, now)
+            lease_ends = await self._fail_if_lost(conn, tenant_id, run_id, now)
+        if lease_ends is not None:
+            # Another attempt holds a live lease: a worker that died mid-attempt (its workflow
+            # task timed out and this is the next worker's try), or another delivery of the
+            # fire still running. Returning would end this workflow and leave a dead worker's
+            # run running for good, so it tries again when the lease lapses: then it takes
+            # the run over, or finds it finished and ends.
+            raise ApplicationError(
+                f"run {run_id} is leased by another attempt until {lease_ends.isoformat()}",
+                type="RunLeased",
+                next_retry_delay=max(lease_ends - now, timedelta(0)) + LEASE_MARGIN,
+            )
         return None
 
     async def _fail_if_lost(
         self, conn: Conn, tenant_id: str, run_id: uuid.UUID, now: datetime
-    ) -> None:
+    ) -> datetime | None:
         """A run whose last allowed attempt lost its worker fails once (as the postgres
-        backend's reaper does), instead of calling the Runner once more."""
+        backend's reaper does), instead of calling the Runner once more. Returns when the
+        lease of a run another attempt holds ends, else None."""
         db = self.ctx.db
         row = await db.fetch_one(conn, "run_get", {"tenant_id": tenant_id, "id": run_id})
         if row is None or row["status"] != RunStatus.RUNNING.value:
-            return
-        if row["lease_expires_at"] is None or row["lease_expires_at"] >= now:
-            return
+            return None
+        lease_ends: datetime | None = row["lease_expires_at"]
+        if lease_ends is None:
+            return None
+        if lease_ends >= now:
+            return lease_ends
         await self.handler.fail_lost(conn, tenant_id, run_id, now)
+        return None
 
     async def _may_appear(self, tenant_id: str, schedule_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Whether a run-now's missing row may still be committed: its schedule exists and

@@ -93,6 +93,13 @@ class TemporalWorker:
             task_queue=s.temporal_task_queue,
             workflows=[RunWorkflow],
             activities=[self.activities.attempt],
+            # The attempt is a local activity (workflows.py), and a workflow task holds its
+            # slot while its local activity runs: as many workflow task slots as attempts, so
+            # the worker polls a new fire only when it can run it at once, and the fairness
+            # keys order the server's backlog instead of a queue inside the worker. Regular
+            # activity slots serve workflows started before the change (a regular activity).
+            max_concurrent_workflow_tasks=s.worker_concurrency,
+            max_concurrent_local_activities=s.worker_concurrency,
             max_concurrent_activities=s.worker_concurrency,
             workflow_runner=WORKFLOW_RUNNER,
             workflow_task_poller_behavior=PollerBehaviorAutoscaling(maximum=MAX_POLLERS),
