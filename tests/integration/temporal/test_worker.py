@@ -154,3 +154,32 @@ async def test_it_fires_a_real_temporal_schedule_into_the_runner_once(
         c for c in runner.calls if c.envelope["context"]["scheduled_for"] == first["scheduled_for"]
     ]
     assert len(calls) == 1
+
+
+async def test_a_worker_stopped_mid_attempt_leaves_the_run_to_the_next_one(
+    temporal: TemporalBackend,
+    ctx: AppContext,
+    sched: Any,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    runner: FakeRunner,
+) -> None:
+    # The attempt is a local activity: it lives in the workflow task of the worker that
+    # stops. The run must neither be lost (left running) nor run twice at once.
+    runner.behaviour = {"/sync": "hang"}
+    s = await sched(enabled=False)
+    async with running_worker(ctx):
+        r = await client.post(f"/api/v1/schedules/{s['id']}/run-now", headers=alice.headers)
+        assert r.status_code == 202, r.text
+        await eventually(lambda: _call_count(runner), lambda n: n == 1)
+    runner.behaviour = {}
+    runner.release.set()
+    async with running_worker(ctx):
+        [run] = await eventually(lambda: runs_of(client, alice, s["id"]), finished, within=60)
+    assert run["status"] == "succeeded"
+    keys = [c.headers["x-idempotency-key"] for c in runner.calls]
+    assert keys == [f"{run['id']}:{n}" for n in range(1, run["attempts"] + 1)]
+
+
+async def _call_count(runner: FakeRunner) -> int:
+    return len(runner.calls)
