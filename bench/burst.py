@@ -281,6 +281,10 @@ def run_burst(
                     f"UPDATE {table} SET cron = %s, jitter_seconds = %s",
                     (daily, jitter),
                 )
+                # The schedules have existed for a while before a real herd: autovacuum has
+                # removed the old versions this bulk edit leaves and set their rows' hint bits
+                # (without it, every run's first look at its schedule paid for both).
+                conn.execute(f"VACUUM ANALYZE {table}")
         extra_env: dict[str, str] = {}
         processes = workers if serve_executors is None else serve_executors + 1
         fire_at = None

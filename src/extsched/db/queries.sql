@@ -1142,7 +1142,11 @@ r AS (
     FROM v
     WHERE x.tenant_id = v.tenant_id AND x.id = v.run_id AND x.status || '' = 'running'
       AND x.lease_owner = v.owner
-    RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for
+    -- The outcome comes along from v, so the schedule update below joins r alone: joining v
+    -- again was planned as a nested loop over two CTE scans (the planner guesses 1 and 10
+    -- rows), comparing every pair: 2,352 pairs and ~1.7 of 7.4 ms for a batch of 49.
+    RETURNING x.tenant_id, x.id, x.schedule_id, x.scheduled_for, v.status, v.finished_at,
+              v.http_status, v.error, v.last_error, v.notify_id
 ),
 -- The schedules as they were before this statement (every CTE sees the same snapshot).
 before AS (
@@ -1152,23 +1156,23 @@ before AS (
 ),
 u AS (
     UPDATE tenant_extension_schedule s SET
-        running_run_id = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_run_id END,
-        running_until = CASE WHEN s.running_run_id = v.run_id THEN NULL ELSE s.running_until END,
-        last_run_at = v.finished_at,
-        last_run_status = v.status,
-        last_error = v.last_error,
-        last_success_at = CASE WHEN v.status = 'succeeded' THEN v.finished_at
+        running_run_id = CASE WHEN s.running_run_id = r.id THEN NULL ELSE s.running_run_id END,
+        running_until = CASE WHEN s.running_run_id = r.id THEN NULL ELSE s.running_until END,
+        last_run_at = r.finished_at,
+        last_run_status = r.status,
+        last_error = r.last_error,
+        last_success_at = CASE WHEN r.status = 'succeeded' THEN r.finished_at
                                ELSE s.last_success_at END,
         consecutive_failures = CASE
-            WHEN v.status = 'succeeded' THEN 0
-            WHEN v.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
+            WHEN r.status = 'succeeded' THEN 0
+            WHEN r.status IN ('failed', 'timed_out') THEN s.consecutive_failures + 1
             ELSE s.consecutive_failures END
-    FROM r JOIN v ON v.tenant_id = r.tenant_id AND v.run_id = r.id
+    FROM r
     WHERE s.tenant_id = ANY(%(tenants)b::text[]) AND s.tenant_id = r.tenant_id
       AND s.id = r.schedule_id
-    RETURNING v.run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
-              s.consecutive_failures, s.name, v.status, v.finished_at, v.http_status, v.error,
-              v.notify_id, r.scheduled_for
+    RETURNING r.id AS run_id, s.tenant_id, s.id, s.install_id, s.extension_id, s.enabled,
+              s.consecutive_failures, s.name, r.status, r.finished_at, r.http_status, r.error,
+              r.notify_id, r.scheduled_for
 ),
 events AS (
     SELECT u.*, CASE
