@@ -120,7 +120,9 @@ class TemporalWorker:
         self.started.set()
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not running.done():
-            # Stop polling; in-flight activities get SHUTDOWN_GRACE, then are cancelled.
+            # Stop polling. An attempt in flight (a local activity) runs to its outcome: the
+            # stop waits for it, up to its Runner timeout; a regular activity of a workflow
+            # started before the local attempt gets SHUTDOWN_GRACE, then is cancelled.
             await worker.shutdown()
         stopping.cancel()
         try:
