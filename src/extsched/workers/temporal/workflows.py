@@ -7,7 +7,7 @@ worker restart neither loses nor repeats the retry.
 The attempt runs as a *local* activity: in the worker that holds the workflow task, with no
 activity task through the server. A fire then costs the server one workflow task instead of
 two workflow tasks and an activity task (scheduled, started, completed), which is most of the
-server's work per fire (docs/temporal.md, "The attempt as a local activity"). The workflow task
+server's work per fire (docs/temporal.md, "Execution"). The workflow task
 carries the tenant's fairness key (set on the start), so the fair share holds as before; a
 worker that dies mid-attempt loses the workflow task, and the next worker runs the attempt
 again after the workflow task timeout (the run's lease and state make that safe, as with a
