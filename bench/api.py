@@ -35,6 +35,7 @@ from extsched.server import create_app
 from extsched.services import tokens
 
 Lat = dict[str, list[float]]
+ROUTES = ("list (50)", "get", "create", "patch", "run-now")
 Cpu = dict[str, tuple[float, float]]
 KEY = base64.urlsafe_b64encode(b"a" * 32).decode()
 MANIFEST = {
@@ -145,12 +146,17 @@ class CpuMeter:
 
 
 async def load(
-    base: str, setups: list[TenantSetup], requests: int, clients: int, meter: CpuMeter | None = None
+    base: str,
+    setups: list[TenantSetup],
+    requests: int,
+    clients: int,
+    meter: CpuMeter | None = None,
+    routes: list[str] | None = None,
 ) -> tuple[Lat, Cpu]:
     """``clients`` concurrent keep-alive clients per operation, client k acting for tenant
     k mod len(setups). aiohttp, not httpx: on two cores shared with the server the client's
     own CPU must stay small (httpx costs ~3x more)."""
-    lat: Lat = {k: [] for k in ("list (50)", "get", "create", "patch", "run-now")}
+    lat: Lat = {k: [] for k in routes or ROUTES}
     cpu: Cpu = {}
     sessions = [
         aiohttp.ClientSession(
@@ -234,6 +240,9 @@ def main() -> None:
     ap.add_argument(
         "--tenants", type=int, default=1, help="spread the clients over this many tenants"
     )
+    ap.add_argument(
+        "--routes", nargs="+", choices=ROUTES, default=list(ROUTES), help="measure only these"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
         home = Path(tmp)
@@ -303,7 +312,9 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             lat, cpu = asyncio.run(
-                load(base, setups, args.requests, args.clients, CpuMeter(proc.pid, url))
+                load(
+                    base, setups, args.requests, args.clients, CpuMeter(proc.pid, url), args.routes
+                )
             )
         finally:
             proc.terminate()

@@ -401,15 +401,20 @@ WHERE t.tenant_id = %(tenant_id)s;
 
 -- name: install_for_change
 -- Create: the tenant's default zone and switches (a row even when the extension is not
--- installed) and what schedule validation needs of the install, in one round trip.
+-- installed), what schedule validation needs of the install and the requested endpoint (ep_*,
+-- whatever version it belongs to; the caller compares), in one round trip.
 SELECT t.scheduled_tasks_enabled AS t_enabled, t.kill_switch AS t_kill_switch,
        t.timezone AS t_timezone,
-       i.id, i.extension_id, i.version_id, i.enabled, e.name, v.version
+       i.id, i.extension_id, i.version_id, i.enabled, e.name, v.version,
+       ep.id AS ep_id, ep.version_id AS ep_version_id, ep.method AS ep_method,
+       ep.path AS ep_path, ep.handler AS ep_handler,
+       ep.unschedulable_reason AS ep_unschedulable_reason
 FROM tenant t
 LEFT JOIN (tenant_extension_install i
            JOIN extension e ON e.id = i.extension_id
            JOIN extension_version v ON v.id = i.version_id)
     ON i.tenant_id = t.tenant_id AND i.extension_id = %(extension_id)s
+LEFT JOIN extension_api_endpoint ep ON ep.id = %(endpoint_id)s::uuid
 WHERE t.tenant_id = %(tenant_id)s;
 
 -- name: schedule_for_change

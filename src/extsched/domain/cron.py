@@ -626,6 +626,17 @@ def validate_dst(expr: CronExpr | None, gap: object, repeat: object) -> dict[str
     return errors
 
 
+@lru_cache(maxsize=4096)
+def _gap_at_least(expr: CronExpr, zone: ZoneInfo, dst: DstChoice, day: date, seconds: int) -> bool:
+    """True when no two consecutive fires in the 5 years from the start of ``day`` (UTC) plus
+    one day are closer than ``seconds``. That window holds every window starting on ``day``,
+    so True holds for each of them; kept per day, as most schedules share a few crons (a
+    manifest's default schedules, one per install). False says only: check exactly."""
+    start = datetime.combine(day, datetime.min.time())
+    found = _min_gap(expr, zone, start, start + HORIZON + timedelta(days=1), dst)
+    return found is None or found[0].total_seconds() >= seconds
+
+
 def validate_schedule(
     cron: str,
     timezone: str,
@@ -658,7 +669,10 @@ def validate_schedule(
     if next_fire(expr, zone, now, dst=dst) is None:
         errors["cron"] = "cron: never fires in the next 5 years"
         return errors
-    found = _min_gap(expr, zone, _naive_utc(now), _naive_utc(now) + HORIZON, dst)
+    start = _naive_utc(now)
+    if _gap_at_least(expr, zone, dst, start.date(), min_interval_seconds):
+        return errors
+    found = _min_gap(expr, zone, start, start + HORIZON, dst)
     if found is not None and found[0].total_seconds() < min_interval_seconds:
         gap, dst_fire = int(found[0].total_seconds()), found[1]
         where = ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -106,7 +107,12 @@ class CronExpr:
 
 
 def parse_cron(expr: str) -> CronExpr:
-    """Parse ``expr`` into a :class:`CronExpr`; raises :class:`CronError` naming the field."""
+    """Parse ``expr`` into a :class:`CronExpr`; raises :class:`CronError` naming the field.
+    Parsed expressions are kept (they are immutable): schedules share a few common crons."""
+    return _parse_cached(expr) if isinstance(expr, str) else _parse(expr)
+
+
+def _parse(expr: str) -> CronExpr:
     text = expr.strip()
     if not text:
         raise CronError("cron: must not be empty")
@@ -320,3 +326,6 @@ def _ordinal(n: int) -> str:
 
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+_parse_cached = lru_cache(maxsize=4096)(_parse)  # errors are raised, not kept

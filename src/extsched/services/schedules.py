@@ -326,14 +326,18 @@ async def _check_endpoint(
     install: InstallRef,
     endpoint_id: Any,
     errors: dict[str, str],
+    fetched: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The endpoint row if it is a schedulable endpoint of the install's current version."""
-    try:
-        eid = uuid.UUID(str(endpoint_id))
-    except ValueError:
+    """The endpoint row if it is a schedulable endpoint of the install's current version;
+    ``fetched`` is that row when the caller has read it already (by the same id)."""
+    eid = _as_uuid(endpoint_id)
+    if eid is None:
         errors["endpoint_id"] = "must be a UUID"
         return None
-    row = await ctx.db.fetch_one(conn, "endpoint_get", {"id": eid})
+    if fetched is not None and fetched["id"] == eid:
+        row: dict[str, Any] | None = fetched
+    else:
+        row = await ctx.db.fetch_one(conn, "endpoint_get", {"id": eid})
     # Another version's or extension's endpoint reads as unknown: no leak of its details.
     if row is None or row["version_id"] != install.version_id:
         errors["endpoint_id"] = (
@@ -348,6 +352,13 @@ async def _check_endpoint(
         errors["endpoint_id"] = f"{row['path']} has path parameters and cannot be scheduled"
         return None
     return row
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _check_timing(
@@ -381,6 +392,7 @@ async def _validated(
     data: ScheduleInput,
     *,
     creating: bool,
+    endpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``base`` with ``data`` applied, for create (every field checked; a missing time zone or
     ``enabled`` takes its default) and PATCH (the given fields checked, ``null`` refused where
@@ -395,7 +407,7 @@ async def _validated(
         if wanted is None:
             errors["endpoint_id"] = "is required"
         else:
-            endpoint = await _check_endpoint(ctx, conn, install, wanted, errors)
+            endpoint = await _check_endpoint(ctx, conn, install, wanted, errors, endpoint)
             if endpoint is not None:
                 new["endpoint_id"] = endpoint["id"]
                 new["endpoint_method"] = endpoint["method"]
@@ -513,8 +525,12 @@ async def _create_on(
 ) -> Schedule:
     tenant_id = _tenant(principal)
     db = ctx.db
+    wanted = data.endpoint_id
+    endpoint_id = None if wanted is UNSET or wanted is None else _as_uuid(wanted)
     view = await db.fetch_one(
-        conn, "install_for_change", {"tenant_id": tenant_id, "extension_id": extension_id}
+        conn,
+        "install_for_change",
+        {"tenant_id": tenant_id, "extension_id": extension_id, "endpoint_id": endpoint_id},
     )
     if view is None or not view["t_enabled"]:
         raise FeatureDisabled()
@@ -546,6 +562,12 @@ async def _create_on(
         },
         data,
         creating=True,
+        endpoint=None
+        if view["ep_id"] is None
+        else {
+            f: view["ep_" + f]
+            for f in ("id", "version_id", "method", "path", "handler", "unschedulable_reason")
+        },
     )
     schedule_id = uuid7()
     # A taken name is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
