@@ -281,9 +281,36 @@ async def test_it_serves_the_api_from_several_processes(
                     assert time.monotonic() < deadline, "API did not start"
                     await asyncio.sleep(0.1)
                 children = psutil.Process(proc.pid).children(recursive=True)
-                assert len(children) >= 2  # the uvicorn worker processes
+                assert len(children) >= 2  # the API processes
                 replies = [await api.get(f"/api/v1/schedules/{sid}") for _ in range(10)]
                 assert {r.status_code for r in replies} == {200}
+                # Clients connecting at once are spread over the processes (each has its own
+                # SO_REUSEPORT socket; with one shared socket one process took all of them).
+                clients = [
+                    httpx.AsyncClient(base_url=base, headers=alice.headers) for _ in range(16)
+                ]
+                try:
+                    await asyncio.gather(*(c.get("/healthz") for c in clients))
+                    served = [
+                        sum(
+                            1
+                            for c in child.net_connections("tcp")
+                            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                        )
+                        for child in _api_processes(proc.pid)
+                    ]
+                finally:
+                    for c in clients:
+                        await c.aclose()
+                assert len(served) == 2 and sum(served) >= 16 and min(served) >= 1, served
+                # A process that dies is replaced.
+                victim = _api_processes(proc.pid)[0]
+                victim.kill()
+                victim.wait(timeout=10)
+                while len(_api_processes(proc.pid)) < 2 or not await answers():
+                    assert time.monotonic() < deadline + 60, "no replacement API process"
+                    await asyncio.sleep(0.1)
+                assert victim.pid not in {p.pid for p in _api_processes(proc.pid)}
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -311,6 +338,18 @@ def test_it_says_in_one_line_when_its_port_is_taken(db_url: str, tmp_path: Path)
     assert done.returncode == 3
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and "token" not in done.stdout
+
+
+def _api_processes(pid: int) -> list[psutil.Process]:
+    """The live API processes of an `api --workers N` process."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() != "zombie" and "resource_tracker" not in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 def _postgres_serving(pgdata: Path) -> list[psutil.Process]:

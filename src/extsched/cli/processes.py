@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ from extsched.services import tokens
 from extsched.workers.processes import ExecutorProcesses, stop_when_orphaned
 
 app = typer.Typer()
+log = logging.getLogger("extsched")
 
 
 @app.command()
@@ -101,17 +103,8 @@ def _serve(
         )
     try:
         if workers > 1:
-            # Several API processes on one port (the kernel spreads connections between them).
             os.environ["EXTSCHED_DATABASE_URL"] = url
-            uvicorn.run(
-                "extsched.server:api_app_from_env",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-            )
+            _serve_api_processes(host, port, workers)
         else:
             uvicorn.run(
                 create_service_app(s, url, roles, _executor_processes(s, url, roles, executors)),
@@ -123,6 +116,72 @@ def _serve(
     finally:
         # uvicorn runs at log level "warning": without this line a shutdown is silent.
         out.print(f"extsched stopped listening on {base}", highlight=False)
+
+
+def _serve_api_processes(host: str, port: int, workers: int) -> None:
+    """Several API processes on one port, each listening on its own ``SO_REUSEPORT`` socket,
+    so the kernel spreads new connections evenly over them. (uvicorn's own ``workers`` share
+    one socket, and whichever process wakes first accepts every waiting connection: eight
+    clients connecting at once all landed on one of two processes, leaving the other idle.)
+    A process that dies is started again; SIGTERM stops them all gracefully."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    spawn = multiprocessing.get_context("spawn")
+
+    def start() -> multiprocessing.process.BaseProcess:
+        child = spawn.Process(target=_api_process, args=(host, port, os.getpid()))
+        child.start()
+        return child
+
+    children = [start() for _ in range(workers)]
+    try:
+        while True:
+            wait([c.sentinel for c in children])
+            for i, child in enumerate(children):
+                if child.exitcode is not None:
+                    log.warning(
+                        "API process exited; starting another",
+                        extra={"pid": child.pid, "exit_code": child.exitcode},
+                    )
+                    children[i] = start()
+    finally:
+        for child in children:
+            child.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+        for child in children:
+            child.join(timeout=30)
+            if child.exitcode is None:
+                child.kill()
+
+
+def _api_process(host: str, port: int, parent_pid: int) -> None:
+    """One API process of ``extsched api --workers N`` (a spawned child): its own listening
+    socket on the shared port, its own app and pool; it stops when its parent is gone."""
+    import signal
+    import socket
+    import threading
+
+    import uvicorn
+
+    from extsched.config import load_settings
+
+    logs.setup(load_settings().log_level)
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # same user only (Linux)
+    sock.bind(address)
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    config = uvicorn.Config(
+        "extsched.server:api_app_from_env", factory=True, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _executor_processes(
