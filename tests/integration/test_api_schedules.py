@@ -377,7 +377,7 @@ async def test_it_answers_each_hot_route_in_a_fixed_number_of_queries(
     calls = [
         ("list", "GET", sched_url(ext), None, 3),
         ("get", "GET", one, None, 2),
-        ("create", "POST", sched_url(ext), body(ext), 7),
+        ("create", "POST", sched_url(ext), body(ext), 6),
         ("patch", "PATCH", one, {"payload": {"a": 1}}, 4),
         ("run-now", "POST", f"{one}/run-now", None, 5),
     ]

@@ -102,4 +102,4 @@ def test_it_calls_citus_only_when_present(conn: psycopg.Connection) -> None:
 def test_it_migrates_idempotently(db_url: str) -> None:
     migrate.upgrade(db_url)
     newest = max(p.name[:4] for p in (migrate.MIGRATIONS_DIR / "versions").glob("0*.py"))
-    assert migrate.current_revision(db_url) == newest == "0010"
+    assert migrate.current_revision(db_url) == newest == "0011"

@@ -461,6 +461,11 @@ SELECT count(*) FILTER (WHERE install_id = %(install_id)s) AS per_install, count
        (SELECT t.kill_switch FROM tenant t WHERE t.tenant_id = %(tenant_id)s) AS kill_switch
 FROM tenant_extension_schedule WHERE tenant_id = %(tenant_id)s;
 
+-- name: schedule_quota
+-- Create: the tenant's row lock (held to the commit), then the quota counts and the switches
+-- as schedule_counts reads them, in one round trip (migration 0011 says why a function).
+SELECT * FROM extension_schedule_quota(%(tenant_id)s, %(install_id)s);
+
 -- name: schedule_update
 -- Writes a changed schedule and bumps its revision.
 UPDATE tenant_extension_schedule SET

@@ -591,14 +591,13 @@ async def _create_on(
     # same transaction), so creates of one tenant wait for each other only for the count
     # and the backend handle; a create over quota rolls back with everything it wrote.
     # The backend handle comes after the check: on Temporal it is a call outside the
-    # database, which a rollback would not undo.
-    locked = await db.fetch_one(conn, "tenant_lock", {"tenant_id": tenant_id})
-    if locked is None or not locked["scheduled_tasks_enabled"]:
-        raise FeatureDisabled()  # switched off meanwhile
+    # database, which a rollback would not undo. Lock and count are one round trip
+    # (the function of migration 0011 runs them as two statements).
     counts = await db.fetch_one(
-        conn, "schedule_counts", {"tenant_id": tenant_id, "install_id": install.id}
+        conn, "schedule_quota", {"tenant_id": tenant_id, "install_id": install.id}
     )
-    assert counts is not None
+    if counts is None or not counts["scheduled_tasks_enabled"]:
+        raise FeatureDisabled()  # switched off meanwhile
     limits = ctx.settings
     if counts["per_install"] > limits.max_schedules_per_install:
         raise QuotaExceeded(
