@@ -104,8 +104,15 @@ class DstChoice:
 
     @classmethod
     def of(cls, gap: str | None, repeat: str | None) -> DstChoice:
-        """From stored or requested values, where None means the default."""
-        return cls(DstGap(gap or DstGap.SHIFT), DstRepeat(repeat or DstRepeat.FIRST))
+        """From stored or requested values, where None means the default (raises ValueError
+        for others). There are six choices: each is made once and shared."""
+        try:
+            return _DST_CHOICES[gap, repeat]
+        except (KeyError, TypeError):
+            choice = cls(DstGap(gap or DstGap.SHIFT), DstRepeat(repeat or DstRepeat.FIRST))
+        if isinstance(gap, str | None) and isinstance(repeat, str | None):
+            _DST_CHOICES[gap, repeat] = choice
+        return choice
 
     @property
     def is_default(self) -> bool:
@@ -113,6 +120,7 @@ class DstChoice:
 
 
 DEFAULT_DST = DstChoice()
+_DST_CHOICES: dict[tuple[str | None, str | None], DstChoice] = {}
 
 
 # --- time zones -----------------------------------------------------------------------------

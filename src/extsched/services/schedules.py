@@ -6,7 +6,7 @@ import enum
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -86,7 +86,7 @@ class Policies:
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Policies:
-        return cls(**{f: r.get(f) for f in POLICY_FIELDS})
+        return cls(*map(r.get, POLICY_FIELDS))  # positional: the fields are POLICY_FIELDS
 
     @property
     def dst(self) -> cron.DstChoice:
@@ -97,6 +97,10 @@ class Policies:
         """No fire before this instant: the later of ``starts_at`` and ``paused_until``."""
         bounds = [b for b in (self.starts_at, self.paused_until) if b is not None]
         return max(bounds) if bounds else None
+
+
+if tuple(f.name for f in fields(Policies)) != POLICY_FIELDS:
+    raise RuntimeError("Policies must declare POLICY_FIELDS, in order")
 
 
 @dataclass(frozen=True)
