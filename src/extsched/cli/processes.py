@@ -144,6 +144,7 @@ def _serve_api_processes(host: str, port: int, workers: int) -> None:
                         "API process exited; starting another",
                         extra={"pid": child.pid, "exit_code": child.exitcode},
                     )
+                    time.sleep(1.0)  # no hot loop when a process cannot start at all
                     children[i] = start()
     finally:
         for child in children:
