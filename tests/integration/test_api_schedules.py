@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -211,6 +212,44 @@ async def test_it_enforces_quotas_under_concurrency(
     async with ctx.db.connection() as conn:
         handles = await (await conn.execute("SELECT count(*) AS n FROM job_handle")).fetchone()
     assert handles is not None and handles["n"] == limit
+
+
+async def test_a_kill_switch_turned_on_while_a_create_waits_pauses_its_handle(
+    client: httpx.AsyncClient, alice: Actor, ext: dict[str, Any], ctx: AppContext
+) -> None:
+    # The postgres backend writes the new handle before the create takes the tenant lock;
+    # a kill switch committed while the create waits for that lock must still pause it.
+    async with ctx.db.transaction() as locker:
+        await locker.execute(
+            "SELECT 1 FROM tenant WHERE tenant_id = %s FOR UPDATE", (alice.tenant_id,)
+        )
+        create = asyncio.create_task(
+            client.post(sched_url(ext), json=body(ext, name="late"), headers=alice.headers)
+        )
+        async with ctx.db.connection() as watcher:
+            while not create.done():
+                cur = await watcher.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%%schedule_quota%%'"
+                )
+                waiting = await cur.fetchone()
+                if waiting is not None and waiting["n"] == 1:
+                    break
+                await asyncio.sleep(0.01)
+        assert not create.done(), (await create).text
+        await locker.execute(
+            "UPDATE tenant SET kill_switch = true WHERE tenant_id = %s", (alice.tenant_id,)
+        )
+    r = await create
+    assert r.status_code == 201, r.text
+    assert r.json()["next_run_at"] is None
+    async with ctx.db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT paused, note, next_fire_at FROM job_handle WHERE schedule_id = %s",
+            (uuid.UUID(r.json()["id"]),),
+        )
+        handle = await cur.fetchone()
+    assert handle == {"paused": True, "note": "tenant kill switch is on", "next_fire_at": None}
 
 
 @pytest.fixture

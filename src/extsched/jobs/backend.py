@@ -80,6 +80,10 @@ class BackendError(Exception):
 
 class JobBackend(Protocol):
     name: str
+    #: Whether ``put_handles`` and ``delete_handles`` write on the caller's connection, so a
+    #: rollback undoes them (postgres); otherwise they reach outside the database (Temporal)
+    #: and callers make them after every check that could still fail.
+    transactional: bool
 
     async def put_handles(self, conn: Conn, specs: Sequence[HandleSpec]) -> None:
         """Create or update handles to match ``specs`` (idempotent)."""

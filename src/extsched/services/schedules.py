@@ -589,14 +589,20 @@ async def _create_on(
         audit.Target.schedule(row),
         _audit_view(row),
     )
+    # The switches as read at the start; a transactional backend (postgres) writes the
+    # handle now, so the tenant lock below is held only for the count and the commit.
+    assumed = (install.enabled, bool(view["t_kill_switch"]))
+    early = ctx.backend.transactional
+    if early:
+        await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row], state=assumed)
     # Quotas hold under concurrency because every create counts under the tenant's row
     # lock, held to its commit: a create taking the lock sees every create that took it
-    # before. Taken last (the schedule and its audit entry are written without it, in this
-    # same transaction), so creates of one tenant wait for each other only for the count
-    # and the backend handle; a create over quota rolls back with everything it wrote.
-    # The backend handle comes after the check: on Temporal it is a call outside the
-    # database, which a rollback would not undo. Lock and count are one round trip
-    # (the function of migration 0011 runs them as two statements).
+    # before. Taken last (the schedule, its audit entry and a transactional handle are
+    # written without it, in this same transaction), so creates of one tenant wait for each
+    # other only for the count (and a remote backend's handle); a create over quota rolls
+    # back with everything it wrote. A remote backend's handle (Temporal) comes after the
+    # check: a rollback would not undo it. Lock and count are one round trip (the function
+    # of migration 0011 runs them as two statements).
     counts = await db.fetch_one(
         conn, "schedule_quota", {"tenant_id": tenant_id, "install_id": install.id}
     )
@@ -616,12 +622,13 @@ async def _create_on(
             details={"limit": limits.max_schedules_per_tenant, "scope": "tenant"},
         )
     # The switches as of the count, after the lock: a kill switch turned on meanwhile
-    # (it takes the same lock) pauses the new handle.
+    # (it takes the same lock) pauses the new handle, written again if it was written early.
     install_enabled = bool(counts["install_enabled"])
     kill_switch = bool(counts["kill_switch"])
-    await handles.sync_schedules(
-        ctx, conn, tenant_id, install.id, [row], state=(install_enabled, kill_switch)
-    )
+    if not early or (install_enabled, kill_switch) != assumed:
+        await handles.sync_schedules(
+            ctx, conn, tenant_id, install.id, [row], state=(install_enabled, kill_switch)
+        )
     return Schedule.from_row(
         row,
         active=_active(row, install_enabled, kill_switch),

@@ -17,6 +17,7 @@ from extsched.jobs.backend import HandleInfo, HandleSpec, RunRequest
 
 class PostgresBackend:
     name = "postgres"
+    transactional = True
 
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self.db = db

@@ -64,6 +64,7 @@ class _Undo:
 
 class TemporalBackend:
     name = "temporal"
+    transactional = False
 
     def __init__(
         self, settings: Settings, db: Database, clock: Callable[[], datetime] = utc_now
