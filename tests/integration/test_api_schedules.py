@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from extsched.errors import BackendUnavailable
+from extsched.errors import AlreadyInstalled, BackendUnavailable
 from extsched.jobs.backend import HandleSpec
 from extsched.services.context import AppContext
 from tests.conftest import Actor, Clock, endpoint_id, marked_settings
@@ -250,6 +250,32 @@ async def test_a_kill_switch_turned_on_while_a_create_waits_pauses_its_handle(
         )
         handle = await cur.fetchone()
     assert handle == {"paused": True, "note": "tenant kill switch is on", "next_fire_at": None}
+
+
+async def test_a_pipelined_statement_that_fails_is_translated_and_rolls_back(
+    ext: dict[str, Any], alice: Actor, ctx: AppContext
+) -> None:
+    # Database.pipeline queues statements; a failure among them (here a second install of the
+    # same extension) surfaces at the end of the block as the service's error, and the
+    # transaction rolls back with the statements queued before it.
+    db = ctx.db
+    params = {
+        "tenant_id": alice.tenant_id,
+        "extension_id": uuid.UUID(ext["extension_id"]),
+        "version_id": uuid.UUID(ext["version_id"]),
+        "config": "{}",
+        "secret_names": [],
+        "secrets_encrypted": None,
+        "providers": [],
+        "signing_secrets_encrypted": None,
+    }
+    async with db.transaction() as conn:
+        with pytest.raises(AlreadyInstalled):
+            async with db.pipeline(conn):
+                await db.execute(conn, "tenant_ensure", {"tenant_id": "t-pipeline"})
+                await db.execute(conn, "install_insert", {**params, "id": uuid.uuid4()})
+    async with db.connection() as conn:
+        assert await db.fetch_one(conn, "tenant_get", {"tenant_id": "t-pipeline"}) is None
 
 
 @pytest.fixture

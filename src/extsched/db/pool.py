@@ -74,6 +74,25 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    @contextlib.asynccontextmanager
+    async def pipeline(self, conn: Conn) -> AsyncIterator[None]:
+        """Send the statements run inside in one round trip (psycopg's pipeline mode):
+        ``execute`` and ``send`` only queue their statement, and the end of the block sends
+        everything and waits once; read a ``send`` cursor's rows after the block. A failed
+        statement's error is raised at the end of the block (or by a fetch inside it, which
+        costs a round trip of its own), translated like any other. For runs of statements on
+        a hot path whose results decide nothing until they have all run."""
+        with translate_errors():
+            async with conn.pipeline():
+                yield
+
+    async def send(
+        self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
+    ) -> psycopg.AsyncCursor[Row]:
+        """Run a named query and return its cursor; inside ``pipeline`` the query is only
+        queued, and its rows are there to fetch after the block."""
+        return await self._execute(conn, name, params)
+
     async def fetch_one(
         self, conn: Conn, name: str, params: Mapping[str, Any] | None = None
     ) -> Row | None:

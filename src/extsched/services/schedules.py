@@ -581,31 +581,32 @@ async def _create_on(
         insert_params(tenant_id, schedule_id, install, new, origin=origin),
     )
     assert row is not None
-    await audit.record(
-        db,
-        conn,
-        principal.actor,
-        audit.AuditAction.SCHEDULE_CREATE,
-        audit.Target.schedule(row),
-        _audit_view(row),
-    )
-    # The switches as read at the start; a transactional backend (postgres) writes the
-    # handle now, so the tenant lock below is held only for the count and the commit.
-    assumed = (install.enabled, bool(view["t_kill_switch"]))
-    early = ctx.backend.transactional
-    if early:
-        await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row], state=assumed)
     # Quotas hold under concurrency because every create counts under the tenant's row
     # lock, held to its commit: a create taking the lock sees every create that took it
-    # before. Taken last (the schedule, its audit entry and a transactional handle are
-    # written without it, in this same transaction), so creates of one tenant wait for each
-    # other only for the count (and a remote backend's handle); a create over quota rolls
-    # back with everything it wrote. A remote backend's handle (Temporal) comes after the
-    # check: a rollback would not undo it. Lock and count are one round trip (the function
-    # of migration 0011 runs them as two statements).
-    counts = await db.fetch_one(
-        conn, "schedule_quota", {"tenant_id": tenant_id, "install_id": install.id}
-    )
+    # before. Taken last (the schedule, its audit entry and a transactional backend's
+    # handle are written without it, in this same transaction), so creates of one tenant
+    # wait for each other only for the count and the commit (and a remote backend's
+    # handle); a create over quota rolls back with everything it wrote. A remote backend's
+    # handle (Temporal) comes after the check: a rollback would not undo it. Lock and count
+    # are one statement (the function of migration 0011), sent in one round trip with the
+    # audit entry and the handle before it.
+    assumed = (install.enabled, bool(view["t_kill_switch"]))  # the switches as read above
+    early = ctx.backend.transactional
+    async with db.pipeline(conn):
+        await audit.record(
+            db,
+            conn,
+            principal.actor,
+            audit.AuditAction.SCHEDULE_CREATE,
+            audit.Target.schedule(row),
+            _audit_view(row),
+        )
+        if early:
+            await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row], state=assumed)
+        quota = await db.send(
+            conn, "schedule_quota", {"tenant_id": tenant_id, "install_id": install.id}
+        )
+    counts = await quota.fetchone()
     if counts is None or not counts["scheduled_tasks_enabled"]:
         raise FeatureDisabled()  # switched off meanwhile
     limits = ctx.settings
