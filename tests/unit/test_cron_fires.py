@@ -7,11 +7,15 @@ import time
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import islice
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extsched.domain.cron import (
     CronError,
+    DstChoice,
     Fire,
     iter_fires,
     load_zone,
@@ -20,6 +24,8 @@ from extsched.domain.cron import (
     next_fires,
     parse_cron,
     preview,
+    upcoming,
+    upcoming_runs,
     validate_schedule,
 )
 
@@ -307,3 +313,31 @@ def test_it_computes_five_fires_in_well_under_a_millisecond() -> None:
     for _ in range(200):
         next_fires(expr, zone, NOW, 5)
     assert (time.perf_counter() - started) / 200 < 0.002  # typically ~0.1 ms
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["*/7 * * * *", "30 9 * * 1-5", "0 2 * * *", "30 2 * * 0", "0 0 29 2 *"]),
+    st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"]),
+    st.sampled_from([("shift", "first"), ("skip", "both"), ("shift", "last")]),
+    st.lists(st.integers(0, 3 * 366 * 86400 * 10**6), min_size=1, max_size=12),
+)
+def test_the_memoized_upcoming_fires_equal_a_fresh_computation(
+    text: str, zone_name: str, choice: tuple[str, str], offsets_us: list[int]
+) -> None:
+    # upcoming and upcoming_runs keep the last answer per schedule while it holds; asked in
+    # any order (forwards, backwards, within and across fires) they answer like the engine.
+    dst = DstChoice.of(*choice)
+    expr, zone = parse_cron(text), ZoneInfo(zone_name)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    asked: list[datetime] = []
+    for offset in offsets_us:
+        after = base + timedelta(microseconds=offset)
+        first = next_fire(expr, zone, after, dst=dst)
+        # and just before and exactly at the fire the answer was kept until
+        edges = [] if first is None else [first.at - timedelta(microseconds=1), first.at]
+        asked += [after, *edges]
+    for after in asked:
+        assert upcoming(text, zone_name, after, dst=dst) == next_fire(expr, zone, after, dst=dst)
+        fresh = next_fires(expr, zone, after, 5, dst=dst)
+        assert list(upcoming_runs(text, zone_name, after, 5, dst=dst)) == fresh

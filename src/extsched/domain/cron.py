@@ -450,6 +450,27 @@ def upcoming(
     return fire
 
 
+_UPCOMING_RUNS: dict[tuple[str, str, DstChoice, int], tuple[datetime, tuple[Fire, ...]]] = {}
+
+
+def upcoming_runs(
+    cron_text: str, timezone: str, after: datetime, count: int, *, dst: DstChoice = DEFAULT_DST
+) -> tuple[Fire, ...]:
+    """``next_fires`` of a stored schedule, memoized exactly like ``upcoming``: the first
+    ``count`` fires strictly after ``t0`` are also the first after any instant in
+    ``[t0, first fire)``."""
+    key = (cron_text, timezone, dst, count)
+    hit = _UPCOMING_RUNS.get(key)
+    if hit is not None and hit[0] <= after < hit[1][0].at:
+        return hit[1]
+    fires = tuple(next_fires(*compile_schedule(cron_text, timezone), after, count, dst=dst))
+    if fires:
+        if len(_UPCOMING_RUNS) >= _UPCOMING_MAX:
+            _UPCOMING_RUNS.clear()
+        _UPCOMING_RUNS[key] = (after, fires)
+    return fires
+
+
 # --- minimum gap ----------------------------------------------------------------------------
 
 

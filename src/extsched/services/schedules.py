@@ -8,7 +8,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from extsched.db.pool import Conn, Database
@@ -144,9 +143,8 @@ class Schedule:
         start = timing.window_start(now, policies.not_before)
         try:
             if with_next_runs:
-                expr, zone = cron.compile_schedule(r["cron"], r["timezone"])
-                fires = cron.iter_fires(expr, zone, start, dst=policies.dst)
-                next_runs = list(islice(timing.in_window(fires, policies.ends_at), 5))
+                fires = cron.upcoming_runs(r["cron"], r["timezone"], start, 5, dst=policies.dst)
+                next_runs = list(timing.in_window(fires, policies.ends_at))
                 if active and next_runs:
                     next_run_at = next_runs[0].at
             elif active:

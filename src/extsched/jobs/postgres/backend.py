@@ -95,7 +95,7 @@ def _next_fire(spec: HandleSpec, now: datetime) -> datetime | None:
     not_before = max((b for b in (spec.starts_at, spec.paused_until) if b), default=None)
     after = timing.window_start(now, not_before)
     dst = cron.DstChoice.of(spec.dst_gap, spec.dst_repeat)
-    fire = cron.next_fire(*cron.compile_schedule(spec.cron, spec.timezone), after, dst=dst)
+    fire = cron.upcoming(spec.cron, spec.timezone, after, dst=dst)
     if fire is None or (spec.ends_at is not None and fire.at >= spec.ends_at):
         return None
     return fire.at
