@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,6 +159,7 @@ async def load(
     own CPU must stay small (httpx costs ~3x more)."""
     lat: Lat = {k: [] for k in routes or ROUTES}
     cpu: Cpu = {}
+    created: list[tuple[int, str]] = []  # (client, schedule id) of each create
     sessions = [
         aiohttp.ClientSession(
             base,
@@ -188,6 +190,8 @@ async def load(
                 text = await r.read()
             lat[name].append(time.perf_counter() - started)
             assert r.status < 300, (name, r.status, text)
+            if name == "create":
+                created.append((k, json.loads(text)["id"]))
 
         for name in lat:
             queue = list(range(requests))
@@ -201,6 +205,15 @@ async def load(
             if meter and before:
                 api, pg = CpuMeter.spent(before, meter.snapshot())
                 cpu[name] = (api / requests, pg / requests)
+
+        async def delete(k: int) -> None:
+            while created:
+                owner, sid = created.pop()
+                async with sessions[owner].delete(f"/api/v1/schedules/{sid}") as r:
+                    assert r.status == 204, (r.status, await r.read())
+
+        # Leave the install as found (50 schedules), so a repeated run lists the same page.
+        await asyncio.gather(*(delete(k) for k in range(clients)))
     finally:
         for session in sessions:
             await session.close()
@@ -242,6 +255,13 @@ def main() -> None:
     )
     ap.add_argument(
         "--routes", nargs="+", choices=ROUTES, default=list(ROUTES), help="measure only these"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every route this many times on the same server; report the median and "
+        "the range of each figure (a shared two-core machine varies by a third from run to run)",
     )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, fresh_database() as url:
@@ -311,11 +331,11 @@ def main() -> None:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-            lat, cpu = asyncio.run(
-                load(
-                    base, setups, args.requests, args.clients, CpuMeter(proc.pid, url), args.routes
-                )
-            )
+            meter = CpuMeter(proc.pid, url)
+            runs = [
+                asyncio.run(load(base, setups, args.requests, args.clients, meter, args.routes))
+                for _ in range(args.repeat)
+            ]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -323,19 +343,28 @@ def main() -> None:
                 spy.wait(timeout=60)
     rows: list[tuple[str, Any]] = []
     result = {}
-    for name, values in lat.items():
-        p50, p95 = percentile(values, 50) * 1000, percentile(values, 95) * 1000
+    nan = (float("nan"), float("nan"))
+    for name in runs[0][0]:
+        p50s = [percentile(lat[name], 50) * 1000 for lat, _ in runs]
+        p95s = [percentile(lat[name], 95) * 1000 for lat, _ in runs]
+        api_ms = statistics.median(cpu.get(name, nan)[0] * 1000 for _, cpu in runs)
+        pg_ms = statistics.median(cpu.get(name, nan)[1] * 1000 for _, cpu in runs)
+        p50, p95 = statistics.median(p50s), statistics.median(p95s)
         rows.append((f"{name}: p50 / p95 ms", f"{p50:.1f} / {p95:.1f}"))
+        if len(runs) > 1:
+            rows.append((f"{name}: p95 range ms", f"{min(p95s):.1f} - {max(p95s):.1f}"))
         rows.append((f"{name}: queries", counts_50[name]))
-        api_ms, pg_ms = (v * 1000 for v in cpu.get(name, (float("nan"), float("nan"))))
         rows.append((f"{name}: CPU ms/request API / PG", f"{api_ms:.2f} / {pg_ms:.2f}"))
         result[name] = {
             "p50_ms": p50,
             "p95_ms": p95,
+            "p95_ms_runs": p95s,
             "queries": counts_50[name],
             "api_cpu_ms": api_ms,
             "pg_cpu_ms": pg_ms,
         }
+    if len(runs) > 1:
+        rows.insert(0, ("figures", f"median of {len(runs)} runs"))
     print_table(
         f"API under {args.clients} concurrent clients of {args.tenants} tenant(s) "
         f"({args.requests} requests each, {args.api_workers} API process(es))",
