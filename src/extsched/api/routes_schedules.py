@@ -87,8 +87,9 @@ async def disable_all_schedules(ctx: Ctx, p: Writer, extension_id: uuid.UUID) ->
 
 # Single-schedule routes answer both at /api/v1/schedules/{id} (the SPEC's form) and nested
 # under their extension (which must then match). The nested form is not documented, and its
-# extension id is read here so that the documented form shows no such parameter.
-def _nested_extension_id(request: Request) -> uuid.UUID | None:
+# extension id is read here so that the documented form shows no such parameter. (async: FastAPI
+# runs a plain function dependency in its thread pool, a thread hand-off on every request.)
+async def _nested_extension_id(request: Request) -> uuid.UUID | None:
     raw = request.path_params.get("extension_id")
     if raw is None:
         return None
