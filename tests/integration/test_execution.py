@@ -499,6 +499,13 @@ async def test_it_runs_now_idempotently_and_rate_limits(
     limited = await client.post(url, headers=alice.headers)
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "RATE_LIMITED"
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # The refused run-now wrote its run and audit entry before counting: both rolled back.
+    allowed = ctx.settings.run_now_per_schedule
+    assert len(await runs_of(client, alice, s["id"])) == allowed
+    entries = (
+        await client.get(f"/api/v1/extensions/{s['extension_id']}/audit", headers=alice.headers)
+    ).json()["items"]
+    assert [e["action"] for e in entries].count("schedule.run_now") == allowed
     harness.clock.set(harness.clock() + timedelta(minutes=1))
     assert (await client.post(url, headers=alice.headers)).status_code == 202
 

@@ -60,20 +60,21 @@ class RunNowResult:
     created: bool
 
 
-async def _take_rate(ctx: AppContext, conn: Conn, tenant_id: str, schedule_id: uuid.UUID) -> None:
-    """Count one hit for the schedule and one for its tenant in fixed one-minute windows
-    shared by every API process (one statement); over either limit rolls both back."""
-    now = ctx.clock()
-    window = now.replace(second=0, microsecond=0)
-    rows = await ctx.db.fetch_all(
-        conn,
-        "rate_limit_hits",
-        {
-            "tenant_id": tenant_id,
-            "schedule_bucket": f"schedule:{schedule_id}",
-            "window_start": window,
-        },
-    )
+def _rate_params(tenant_id: str, schedule_id: uuid.UUID, window: datetime) -> dict[str, Any]:
+    """``rate_limit_hits``: one hit for the schedule and one for its tenant in the fixed
+    one-minute window starting at ``window``, in counters shared by every API process."""
+    return {
+        "tenant_id": tenant_id,
+        "schedule_bucket": f"schedule:{schedule_id}",
+        "window_start": window,
+    }
+
+
+def _check_rate(
+    ctx: AppContext, rows: list[dict[str, Any]], now: datetime, window: datetime
+) -> None:
+    """Refuse a run-now over either limit (the caller's transaction then rolls both hits
+    back)."""
     hits = {r["bucket"].split(":", 1)[0]: r["hits"] for r in rows}
     limits = {
         "schedule": ctx.settings.run_now_per_schedule,
@@ -187,50 +188,59 @@ async def _start(
         if schedule["t_kill_switch"]:
             raise SchedulesPaused()
         run_id = uuid7()
-        # A concurrent use of the same Idempotency-Key is a field error, by the unique
-        # constraint (db.pool.UNIQUE_VIOLATIONS); no savepoint: a conflict ends it all anyway.
-        row = await db.fetch_one(
-            conn,
-            "run_insert_now",
-            {
-                "tenant_id": tenant_id,
-                "id": run_id,
-                "schedule_id": schedule_id,
-                "install_id": schedule["install_id"],
-                "trigger": trigger.value,
-                "scheduled_for": scheduled_for or now,
-                "now": now,
-                "idempotency_key": idempotency_key,
-                "payload_override": None
-                if payload_override is None
-                else json.dumps(payload_override),
-                "replay_of": replay_of,
-            },
-        )
-        assert row is not None
         changes: dict[str, Any] = {"run_id": str(run_id)}
         if replay_of is not None:
             changes["replay_of"] = str(replay_of)
         if payload_override is not None:
             changes["payload"] = payload_override
-        await audit.record(
-            db,
-            conn,
-            principal.actor,
-            audit.AuditAction.SCHEDULE_REPLAY
-            if trigger is Trigger.REPLAY
-            else audit.AuditAction.SCHEDULE_RUN_NOW,
-            audit.Target.schedule(schedule),
-            changes,
-        )
-        # The tenant's counter row is shared by all its run-nows, and held to the commit:
-        # taken last (the run and its audit entry are written without it, in this same
-        # transaction; over a limit, all of it rolls back), before only the backend call,
-        # which a rollback would not undo on Temporal.
-        await _take_rate(ctx, conn, tenant_id, schedule_id)
-        await ctx.backend.start_run(
-            conn, RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
-        )
+        request = RunRequest(tenant_id, schedule["install_id"], schedule_id, run_id)
+        window = now.replace(second=0, microsecond=0)
+        # The run, its audit entry, a transactional backend's start (postgres: a notification,
+        # sent at the commit) and the rate-limit hits go in one round trip. The tenant's counter
+        # row is shared by all its run-nows and held to the commit: taken last, so over a
+        # limit all of it rolls back. A remote backend (Temporal) starts the run only after
+        # the check, as a rollback would not undo it. A concurrent use of the same
+        # Idempotency-Key is a field error, by the unique constraint (db.pool.UNIQUE_VIOLATIONS).
+        early = ctx.backend.transactional
+        async with db.pipeline(conn):
+            inserted = await db.send(
+                conn,
+                "run_insert_now",
+                {
+                    "tenant_id": tenant_id,
+                    "id": run_id,
+                    "schedule_id": schedule_id,
+                    "install_id": schedule["install_id"],
+                    "trigger": trigger.value,
+                    "scheduled_for": scheduled_for or now,
+                    "now": now,
+                    "idempotency_key": idempotency_key,
+                    "payload_override": None
+                    if payload_override is None
+                    else json.dumps(payload_override),
+                    "replay_of": replay_of,
+                },
+            )
+            await audit.record(
+                db,
+                conn,
+                principal.actor,
+                audit.AuditAction.SCHEDULE_REPLAY
+                if trigger is Trigger.REPLAY
+                else audit.AuditAction.SCHEDULE_RUN_NOW,
+                audit.Target.schedule(schedule),
+                changes,
+            )
+            if early:
+                await ctx.backend.start_run(conn, request)
+            rates = await db.send(
+                conn, "rate_limit_hits", _rate_params(tenant_id, schedule_id, window)
+            )
+        row = await inserted.fetchone()
+        assert row is not None
+        _check_rate(ctx, await rates.fetchall(), now, window)
+        if not early:
+            await ctx.backend.start_run(conn, request)
         return RunNowResult(Run.from_row(row), created=True)
 
 
