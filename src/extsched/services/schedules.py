@@ -837,28 +837,26 @@ async def update(
             )
         params = {k: new[k] for k in UPDATE_COLUMNS}
         params["payload"] = None if new["payload"] is None else json.dumps(new["payload"])
-        # A taken name is a field error, by the unique constraint (no savepoint needed).
-        row = await db.fetch_one(conn, "schedule_update", params)
+        action = audit.AuditAction.SCHEDULE_UPDATE
+        if set(changes) == {"enabled"}:
+            action = (
+                audit.AuditAction.SCHEDULE_ENABLE
+                if new["enabled"]
+                else audit.AuditAction.SCHEDULE_DISABLE
+            )
+        # The update and its audit entry in one round trip. A taken name is a field error, by
+        # the unique constraint (no savepoint needed), raised at the end of the block.
+        async with db.pipeline(conn):
+            updated = await db.send(conn, "schedule_update", params)
+            await audit.record(
+                db, conn, principal.actor, action, audit.Target.schedule(new), changes
+            )
+        row = await updated.fetchone()
         assert row is not None  # the row is locked FOR UPDATE, so the revision still matches
         if HANDLE_FIELDS & changes.keys():
             # The switches are read again here: a concurrent kill switch or install change
             # may have committed since the first statement.
             await handles.sync_schedules(ctx, conn, tenant_id, install.id, [row])
-        action = audit.AuditAction.SCHEDULE_UPDATE
-        if set(changes) == {"enabled"}:
-            action = (
-                audit.AuditAction.SCHEDULE_ENABLE
-                if row["enabled"]
-                else audit.AuditAction.SCHEDULE_DISABLE
-            )
-        await audit.record(
-            db,
-            conn,
-            principal.actor,
-            action,
-            audit.Target.schedule(row),
-            changes,
-        )
         return Schedule.from_row(
             row,
             active=_active(row, install.enabled, kill_switch),
