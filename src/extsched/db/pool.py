@@ -49,7 +49,6 @@ class Database:
             kwargs={"row_factory": dict_row, "autocommit": True},
             configure=_configure,
             check=_check_if_idle,
-            reset=_mark_returned,
             # How long a request waits for a connection before answering 503.
             timeout=5.0,
             name="extsched",
@@ -66,7 +65,12 @@ class Database:
         """A pooled connection in autocommit mode; database outages become 503s."""
         with translate_errors():
             async with self.pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    # When it went back, for _check_if_idle. Not the pool's ``reset`` hook:
+                    # with one, the pool hands every returned connection to a worker task.
+                    conn._extsched_returned = time.monotonic()  # type: ignore[attr-defined]
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -168,10 +172,6 @@ def _json_loads(data: str | bytes) -> Any:
 
 async def _configure(conn: Conn) -> None:
     set_json_loads(_json_loads, conn)
-
-
-async def _mark_returned(conn: Conn) -> None:
-    conn._extsched_returned = time.monotonic()  # type: ignore[attr-defined]
 
 
 async def _check_if_idle(conn: Conn) -> None:
