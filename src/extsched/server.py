@@ -23,7 +23,7 @@ from extsched.crypto import install_aad, opened_envelope
 from extsched.runner.client import RunnerClient
 from extsched.runner.demo import create_demo_app
 from extsched.runner.server import SecretsOpener, SigningSecretsLookup, create_runner_app
-from extsched.runtime import open_context
+from extsched.runtime import open_context, tune_gc_after_start
 from extsched.services import registry, signing
 from extsched.services.context import AppContext
 from extsched.services.execution import InvocationHandler
@@ -115,10 +115,17 @@ def _runner_lookups(
 
 
 def create_service_app(
-    settings: Settings, url: str, roles: Roles, executors: ExecutorProcesses | None = None
+    settings: Settings,
+    url: str,
+    roles: Roles,
+    executors: ExecutorProcesses | None = None,
+    *,
+    tune_gc: bool = False,
 ) -> FastAPI:
     """The ASGI app for ``serve`` / ``api``; the lifespan opens the pool (and the worker).
-    With ``executors`` the worker's executor runs in those child processes instead."""
+    With ``executors`` the worker's executor runs in those child processes instead. A process
+    that serves only this app passes ``tune_gc`` (``runtime.tune_gc_after_start`` once the
+    pool is open; not for an app embedded in a test process)."""
     holder: dict[str, AppContext] = {}
     upstream = httpx.AsyncClient(timeout=None)
 
@@ -127,6 +134,8 @@ def create_service_app(
         async with open_context(settings, url) as ctx:
             holder["ctx"] = ctx
             app.state.ctx = ctx
+            if tune_gc:
+                tune_gc_after_start()
             try:
                 if roles.worker and executors is not None:
                     async with executors.running(), running_worker(ctx, executor=False):
@@ -201,4 +210,4 @@ def api_app_from_env() -> FastAPI:
 
     settings = load_settings()
     assert settings.database_url, "the parent process sets EXTSCHED_DATABASE_URL"
-    return create_service_app(settings, settings.database_url, Roles(api=True))
+    return create_service_app(settings, settings.database_url, Roles(api=True), tune_gc=True)

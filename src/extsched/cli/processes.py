@@ -13,7 +13,7 @@ import typer
 from extsched import logs
 from extsched.cli.common import Host, database, fail, out, require_runner_token, run, settings
 from extsched.config import Settings, write_private
-from extsched.runtime import bootstrap_token_file, open_context, tune_gc_for_worker
+from extsched.runtime import bootstrap_token_file, open_context, tune_gc_after_start
 from extsched.server import Roles
 from extsched.services import tokens
 from extsched.workers.processes import ExecutorProcesses, stop_when_orphaned
@@ -107,7 +107,13 @@ def _serve(
             _serve_api_processes(host, port, workers)
         else:
             uvicorn.run(
-                create_service_app(s, url, roles, _executor_processes(s, url, roles, executors)),
+                create_service_app(
+                    s,
+                    url,
+                    roles,
+                    _executor_processes(s, url, roles, executors),
+                    tune_gc=True,
+                ),
                 host=host,
                 port=port,
                 log_level="warning",
@@ -342,7 +348,7 @@ def worker(
             logging.getLogger("extsched").info(
                 "worker started", extra={"backend": s.job_backend.value}
             )
-            tune_gc_for_worker()
+            tune_gc_after_start()
             await stop.wait()
             logging.getLogger("extsched").info("worker stopping")
         for task in watch:
