@@ -309,8 +309,8 @@ def test_a_new_route_gets_its_function_name_as_id() -> None:
 
 def test_no_api_route_runs_a_dependency_or_handler_in_the_thread_pool() -> None:
     # FastAPI runs a plain ``def`` dependency or endpoint in its thread pool: a thread hand-off,
-    # queue and GIL contention on every request (one such dependency cost the get route ~8 %
-    # of its CPU). Everything on the API's request path is ``async``.
+    # queue and GIL contention on every request (one such dependency cost the get route a third
+    # of its CPU: 1.45 -> 0.94 ms). Everything on the request path is ``async``.
     def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
         for route in routes:
             if isinstance(route, APIRoute):
