@@ -15,6 +15,7 @@ from extsched.errors import AlreadyInstalled, BackendUnavailable
 from extsched.jobs.backend import HandleSpec
 from extsched.services.context import AppContext
 from tests.conftest import Actor, Clock, endpoint_id, marked_settings
+from tests.helpers.polling import eventually
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -226,16 +227,17 @@ async def test_a_kill_switch_turned_on_while_a_create_waits_pauses_its_handle(
         create = asyncio.create_task(
             client.post(sched_url(ext), json=body(ext, name="late"), headers=alice.headers)
         )
-        async with ctx.db.connection() as watcher:
-            while not create.done():
+
+        async def waiting_for_the_lock() -> int:
+            async with ctx.db.connection() as watcher:
                 cur = await watcher.execute(
                     "SELECT count(*) AS n FROM pg_stat_activity"
                     " WHERE wait_event_type = 'Lock' AND query LIKE '%%schedule_quota%%'"
                 )
-                waiting = await cur.fetchone()
-                if waiting is not None and waiting["n"] == 1:
-                    break
-                await asyncio.sleep(0.01)
+                row = await cur.fetchone()
+            return 0 if row is None else int(row["n"])
+
+        await eventually(waiting_for_the_lock, lambda n: n == 1 or create.done())
         assert not create.done(), (await create).text
         await locker.execute(
             "UPDATE tenant SET kill_switch = true WHERE tenant_id = %s", (alice.tenant_id,)

@@ -17,8 +17,8 @@ from extsched.services.context import AppContext
 from extsched.workers.postgres import Executor, Scheduler
 from tests.conftest import Actor, Clock
 from tests.fake_runner import fake_runner
+from tests.helpers.polling import eventually
 from tests.integration.test_execution import T0, Harness
-from tests.integration.test_reliability import eventually
 
 
 def _seed_due_runs(

@@ -705,7 +705,7 @@ async def test_the_postgres_worker_delivers_what_a_failed_run_queued(
     """End to end on the postgres backend: the worker (as ``serve`` runs it) executes a
     run-now that fails and its notification loop delivers the event."""
     from extsched.server import running_worker
-    from tests.integration.temporal.conftest import eventually
+    from tests.helpers.polling import eventually
 
     secret = await subscribe(client, alice, receiver.url, events=["run_failed"])
     s = await sched(name="Nightly CRM sync")

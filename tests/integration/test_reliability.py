@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psycopg
@@ -26,23 +26,9 @@ from extsched.services.supervision import LoopHealth, Supervisor
 from extsched.workers.postgres import PostgresWorker, Scheduler
 from tests.conftest import Actor, Clock, endpoint_id
 from tests.fake_runner import FakeRunner, fake_runner
+from tests.helpers.polling import eventually
 
 T0 = datetime(2026, 12, 1, 8, 59, 0, tzinfo=UTC)
-T = TypeVar("T")
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], within: float = 20.0
-) -> T:
-    """Poll ``probe`` until ``check`` accepts its value (the worker's loops run on their own)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within} s; last value: {value!r}")
-        await asyncio.sleep(0.05)  # polling interval, not a wait for an outcome
 
 
 def metric(name: str, **labels: str) -> float:

@@ -7,11 +7,10 @@ this folder only (``pytest_plugins`` is refused in a conftest below the rootdir)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -25,8 +24,6 @@ from tests.fake_runner import FakeRunner, fake_runner
 from tests.temporal_server import TemporalServer, temporal_server
 
 __all__ = ["temporal_server"]
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -86,25 +83,6 @@ async def backend(request: pytest.FixtureRequest, ctx: AppContext) -> AsyncItera
         return
     async with temporal_backend(ctx):
         yield "temporal"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    check: Callable[[T], bool],
-    *,
-    within: float = 15.0,
-    interval: float = 0.1,
-) -> T:
-    """Poll ``probe`` until ``check`` accepts its value (Temporal's listings and workers act
-    asynchronously); returns the accepted value or fails with the last one."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within} s; last value: {value!r}")
-        await asyncio.sleep(interval)
 
 
 async def handles_of(ctx: AppContext, tenant_id: str, install_id: str) -> dict[str, HandleInfo]:

@@ -20,7 +20,7 @@ from extsched.jobs.temporal.backend import TemporalBackend
 from extsched.services.context import AppContext
 from tests.conftest import Actor, Clock
 from tests.helpers.http_server import free_port
-from tests.integration.temporal.conftest import eventually
+from tests.helpers.polling import eventually
 
 
 def handle(tenant: str = "acme", **fields: Any) -> HandleSpec:

@@ -18,7 +18,7 @@ from extsched.server import running_worker
 from extsched.services.context import AppContext
 from tests.conftest import Actor
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually
+from tests.helpers.polling import eventually
 from tests.integration.test_fairness import _seed_due_runs
 
 

@@ -15,7 +15,7 @@ from extsched.server import running_worker
 from extsched.services.context import AppContext
 from tests.conftest import Actor
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually
+from tests.helpers.polling import eventually
 from tests.webhook_receiver import Receiver, webhook_receiver
 
 

@@ -34,7 +34,7 @@ from extsched.services.execution import InvocationHandler
 from extsched.workers.temporal.activities import Activities
 from tests.conftest import Actor, Clock
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually
+from tests.helpers.polling import eventually
 
 pytestmark = pytest.mark.settings(min_interval_seconds=60)
 

@@ -26,7 +26,8 @@ from extsched.services.reconcile import reconcile
 from extsched.workers.temporal.activities import Activities
 from tests.conftest import Actor
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually, handles_of
+from tests.helpers.polling import eventually
+from tests.integration.temporal.conftest import handles_of
 
 BOGUS_ZONE = "Mars/Olympus_Mons"
 

@@ -11,7 +11,8 @@ from extsched.server import running_worker
 from extsched.services.context import AppContext
 from tests.conftest import Actor
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually, handles_of
+from tests.helpers.polling import eventually
+from tests.integration.temporal.conftest import handles_of
 
 
 async def handle_states(ctx: AppContext, ext: dict[str, Any]) -> dict[str, Any]:

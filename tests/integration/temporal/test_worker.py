@@ -19,7 +19,7 @@ from extsched.server import running_worker
 from extsched.services.context import AppContext
 from tests.conftest import Actor
 from tests.fake_runner import FakeRunner
-from tests.integration.temporal.conftest import eventually
+from tests.helpers.polling import eventually
 
 
 @pytest.fixture
